@@ -1,0 +1,170 @@
+/**
+ * The connector catalog: the three AWS IoT Greengrass V1 Image Classification connectors as data.
+ *
+ * Facts from the connector documentation: names, platforms, ARNs (versions 1 and 2; version 2 adds the optional
+ * `MLFeedbackConnectorConfigId` parameter), which parameters apply to which connector (`GPUAcceleration` only on
+ * the Jetson TX2 one), and the system libraries each one needs with their minimum symbol versions.
+ *
+ * Everything else in icc (parameter schemas, `create-connector`, `doctor`, `serve`) reads this module; nothing
+ * else hard-codes a connector name, ARN or library.
+ */
+
+export type PlatformId = 'armv7' | 'jtx2' | 'x86_64'
+export type ConnectorVersion = 1 | 2
+
+export const PARAMETER_NAMES = [
+  'MLModelDestinationPath',
+  'MLModelResourceId',
+  'MLModelSageMakerJobArn',
+  'LocalInferenceServiceName',
+  'LocalInferenceServiceTimeoutSeconds',
+  'LocalInferenceServiceMemoryLimitKB',
+  'GPUAcceleration',
+  'MLFeedbackConnectorConfigId',
+] as const
+
+export type ParameterName = (typeof PARAMETER_NAMES)[number]
+
+/** One row of a "Required system libraries" table. */
+export interface RequiredLibrary {
+  /** Minimum symbol versions that the library must define (empty: "not applicable", only presence is checked). */
+  minimumVersions: string[]
+  soname: string
+}
+
+export interface ConnectorInfo {
+  /** Machine architecture as `uname -m` prints it on such a device. */
+  architectures: string[]
+  /** Display name, as in the AWS documentation. */
+  displayName: string
+  /** The name inside the ARN. */
+  name: string
+  platform: PlatformId
+  /** The dependency installer in `install-scripts/` for this platform. */
+  installScript: string
+  libraries: RequiredLibrary[]
+  supportsGpu: boolean
+  versions: ConnectorVersion[]
+}
+
+const lib = (soname: string, ...minimumVersions: string[]): RequiredLibrary => ({minimumVersions, soname})
+
+export const CONNECTORS: readonly ConnectorInfo[] = [
+  {
+    architectures: ['aarch64'],
+    displayName: 'Image Classification Aarch64 JTX2',
+    installScript: 'nvidiajtx2.sh',
+    libraries: [
+      lib('ld-linux-aarch64.so.1', 'GLIBC_2.17'),
+      lib('libc.so.6', 'GLIBC_2.17'),
+      lib('libcublas.so.9.0'),
+      lib('libcudart.so.9.0'),
+      lib('libcudnn.so.7'),
+      lib('libcufft.so.9.0'),
+      lib('libcurand.so.9.0'),
+      lib('libcusolver.so.9.0'),
+      lib('libgcc_s.so.1', 'GCC_4.2.0'),
+      lib('libgomp.so.1', 'GOMP_4.0', 'OMP_1.0'),
+      lib('libm.so.6', 'GLIBC_2.23'),
+      lib('libpthread.so.0', 'GLIBC_2.17'),
+      lib('librt.so.1', 'GLIBC_2.17'),
+      lib('libstdc++.so.6', 'GLIBCXX_3.4.21', 'CXXABI_1.3.8'),
+    ],
+    name: 'ImageClassificationAarch64JTX2',
+    platform: 'jtx2',
+    supportsGpu: true,
+    versions: [1, 2],
+  },
+  {
+    architectures: ['x86_64'],
+    displayName: 'Image Classification x86_64',
+    installScript: 'x86_64.sh',
+    libraries: [
+      lib('ld-linux-x86-64.so.2', 'GCC_4.0.0'),
+      lib('libc.so.6', 'GLIBC_2.4'),
+      lib('libgfortran.so.3', 'GFORTRAN_1.0'),
+      lib('libm.so.6', 'GLIBC_2.23'),
+      lib('libpthread.so.0', 'GLIBC_2.2.5'),
+      lib('librt.so.1', 'GLIBC_2.2.5'),
+      lib('libstdc++.so.6', 'CXXABI_1.3.8', 'GLIBCXX_3.4.21'),
+    ],
+    name: 'ImageClassificationx86-64',
+    platform: 'x86_64',
+    supportsGpu: false,
+    versions: [1, 2],
+  },
+  {
+    architectures: ['armv7l', 'armv7', 'armhf'],
+    displayName: 'Image Classification ARMv7',
+    installScript: 'armv7l.sh',
+    libraries: [
+      lib('ld-linux-armhf.so.3', 'GLIBC_2.4'),
+      lib('libc.so.6', 'GLIBC_2.7'),
+      lib('libgcc_s.so.1', 'GCC_4.0.0'),
+      lib('libgfortran.so.3', 'GFORTRAN_1.0'),
+      lib('libm.so.6', 'GLIBC_2.4'),
+      lib('libpthread.so.0', 'GLIBC_2.4'),
+      lib('librt.so.1', 'GLIBC_2.4'),
+      lib('libstdc++.so.6', 'CXXABI_1.3.8', 'CXXABI_ARM_1.3.3', 'GLIBCXX_3.4.20'),
+    ],
+    name: 'ImageClassificationARMv7',
+    platform: 'armv7',
+    supportsGpu: false,
+    versions: [1, 2],
+  },
+]
+
+/** The parameters a connector version accepts, and which of them are required. */
+export function parametersFor(
+  connector: ConnectorInfo,
+  version: ConnectorVersion,
+): {name: ParameterName; required: boolean}[] {
+  const out: {name: ParameterName; required: boolean}[] = [
+    {name: 'MLModelDestinationPath', required: true},
+    {name: 'MLModelResourceId', required: true},
+    {name: 'MLModelSageMakerJobArn', required: true},
+    {name: 'LocalInferenceServiceName', required: true},
+    {name: 'LocalInferenceServiceTimeoutSeconds', required: true},
+    {name: 'LocalInferenceServiceMemoryLimitKB', required: true},
+  ]
+  if (connector.supportsGpu) out.push({name: 'GPUAcceleration', required: true})
+  if (version >= 2) out.push({name: 'MLFeedbackConnectorConfigId', required: false})
+  return out
+}
+
+export function connectorArn(connector: ConnectorInfo, version: ConnectorVersion, region = 'region'): string {
+  return `arn:aws:greengrass:${region}::/connectors/${connector.name}/versions/${version}`
+}
+
+/** The connector for a platform id (`x86_64`, `armv7`, `jtx2`). */
+export function connectorForPlatform(platform: PlatformId): ConnectorInfo {
+  const found = CONNECTORS.find((c) => c.platform === platform)
+  if (!found) throw new Error(`unknown platform ${platform}`)
+  return found
+}
+
+export interface ParsedConnectorArn {
+  connector: ConnectorInfo
+  region: string
+  version: ConnectorVersion
+}
+
+const CONNECTOR_ARN = /^arn:aws[a-z-]*:greengrass:([a-z0-9-]*)::\/connectors\/([A-Za-z0-9-]+)\/versions\/(\d+)$/
+
+/**
+ * Parse a connector ARN. Returns undefined when the ARN is not one of the Image Classification connectors (the
+ * caller decides whether that is an error: a definition file may hold other connectors too).
+ */
+export function parseConnectorArn(arn: string): ParsedConnectorArn | undefined {
+  const m = CONNECTOR_ARN.exec(arn)
+  if (!m) return undefined
+  const connector = CONNECTORS.find((c) => c.name === m[2])
+  const version = Number(m[3])
+  if (!connector || !(connector.versions as number[]).includes(version)) return undefined
+  return {connector, region: m[1], version: version as ConnectorVersion}
+}
+
+/** Map `uname -m` output to a platform id (undefined when no connector exists for it). */
+export function platformForArchitecture(arch: string): PlatformId | undefined {
+  return CONNECTORS.find((c) => c.architectures.includes(arch))?.platform
+}
