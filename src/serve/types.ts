@@ -1,0 +1,72 @@
+/**
+ * Contracts between the parts of `icc serve`: the host (HTTP, admission, supervision), the protocol front ends
+ * (native HTTP routes, the Greengrass IPC endpoint) and the clients.
+ */
+
+/** One inference request, as every front end hands it to the host. */
+export interface InferenceRequest {
+  /** Value of the Accept header (`application/json`, `application/json; verbose`). */
+  accept?: string
+  body: Buffer
+  /** Declared content type: image/jpeg, image/png, application/x-image (sniffed). */
+  contentType?: string
+  /** Abort when the client went away. */
+  signal?: AbortSignal
+  /** Return the top-k classes too. */
+  topK?: number
+}
+
+export interface TopClass {
+  index: number
+  label?: string
+  probability: number
+}
+
+export interface InferenceResult {
+  /** The connector's exact body: `[p0,p1,...]`, no spaces, each value round-trips to the same float32. */
+  body: string
+  probabilities: Float32Array
+  /** Milliseconds spent queued, decoding, and in ONNX Runtime. */
+  timings: {decodeMs: number; inferenceMs: number; queueMs: number; totalMs: number}
+  top?: TopClass[]
+}
+
+/**
+ * Error codes every front end maps to its own protocol (HTTP status for the native API; Handled function error
+ * vs dependency error for the Greengrass IPC endpoint).
+ */
+export type ServeErrorCode =
+  | 'BAD_IMAGE'
+  | 'BODY_TOO_LARGE'
+  | 'INTERNAL'
+  | 'MEMORY_LIMIT'
+  | 'OVERLOADED'
+  | 'RUNNER_RESTARTING'
+  | 'SERVICE_NOT_READY'
+  | 'SHUTTING_DOWN'
+  | 'TIMEOUT'
+  | 'UNKNOWN_SERVICE'
+  | 'UNSUPPORTED_CONTENT_TYPE'
+
+export class ServeError extends Error {
+  readonly code: ServeErrorCode
+  /** Seconds the client should wait before retrying (503s). */
+  readonly retryAfter?: number
+
+  constructor(code: ServeErrorCode, message: string, retryAfter?: number) {
+    super(message)
+    this.name = 'ServeError'
+    this.code = code
+    this.retryAfter = retryAfter
+  }
+}
+
+/** What the host exposes to the protocol front ends. */
+export interface Dispatcher {
+  /** Run one inference on the named service; rejects with a {@link ServeError}. */
+  infer(serviceName: string, request: InferenceRequest): Promise<InferenceResult>
+  /** The names of the services the host runs. */
+  serviceNames(): string[]
+  /** Whether the named service exists and is ready (undefined: unknown service). */
+  status(serviceName: string): undefined | {ready: boolean; reason?: string}
+}
