@@ -54,6 +54,11 @@ export default [
     },
   },
   {
+    files: ['**/*.cjs'],
+    languageOptions: {globals: {module: 'writable', process: 'readonly', require: 'readonly'}, sourceType: 'commonjs'},
+    rules: {'@typescript-eslint/no-require-imports': 'off', 'unicorn/prefer-module': 'off'},
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       'no-promise-executor-return': 'off',
