@@ -27,6 +27,8 @@ export interface InstallDepsOptions {
   /** Ask the user; resolves true to go on. Default: a yes/no prompt on the terminal. */
   confirm?: (question: string) => Promise<boolean>
   dryRun?: boolean
+  /** Extra environment variables for the installer (e.g. PATH with stub package managers in tests). */
+  env?: Record<string, string>
   /** Run the libdc1394 workaround (`/dev/raw1394`). */
   fixLibdc1394?: boolean
   /** Raspberry Pi: temporarily raise the swap size while scipy installs (MB; true = 1024). */
@@ -199,7 +201,7 @@ async function runScript(
 
   try {
     log?.write(`# icc install-deps: bash ${[script, ...args].join(' ')} (${new Date().toISOString()})\n`)
-    const env: Record<string, string> = {}
+    const env: Record<string, string> = {...options.env}
     if (options.root) env.ICC_ROOT = options.root
     const r = await run('bash', [script, ...args], {
       env,
