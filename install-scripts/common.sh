@@ -12,6 +12,8 @@
 # Exit codes: 0 done, 1 a step failed, 2 usage error, 3 unsupported system, 4 not running as root.
 
 ICC_ROOT="${ICC_ROOT:-}"
+# icc install-deps reads one stream so that warnings stay under the step that printed them.
+if [ "${ICC_STDERR_TO_STDOUT:-}" = 1 ]; then exec 2>&1; fi
 DRY_RUN=0
 UPGRADE=0
 INCREASE_SWAP=""

@@ -576,18 +576,18 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
   )
   if (options.model) checks.push(await checkModel(options.model, options.memoryLimitKb))
 
+  const strict = Boolean(options.strict)
+  return {checks, connectorVersion, detected, platform, strict, ...summarizeChecks(checks, strict)}
+}
+
+/** Count the checks by status; ok when nothing failed (and, with `strict`, nothing warned). */
+export function summarizeChecks(
+  checks: readonly DoctorCheck[],
+  strict: boolean,
+): {ok: boolean; summary: Record<CheckStatus, number>} {
   const summary: Record<CheckStatus, number> = {fail: 0, pass: 0, skip: 0, warn: 0}
   for (const c of checks) summary[c.status]++
-  const strict = Boolean(options.strict)
-  return {
-    checks,
-    connectorVersion,
-    detected,
-    ok: summary.fail === 0 && (!strict || summary.warn === 0),
-    platform,
-    strict,
-    summary,
-  }
+  return {ok: summary.fail === 0 && (!strict || summary.warn === 0), summary}
 }
 
 const MARK: Record<CheckStatus, string> = {fail: '✗', pass: '✔', skip: '-', warn: '!'}

@@ -201,7 +201,8 @@ async function runScript(
 
   try {
     log?.write(`# icc install-deps: bash ${[script, ...args].join(' ')} (${new Date().toISOString()})\n`)
-    const env: Record<string, string> = {...options.env}
+    // One stream keeps each warning under the step that printed it.
+    const env: Record<string, string> = {...options.env, ICC_STDERR_TO_STDOUT: '1'}
     if (options.root) env.ICC_ROOT = options.root
     const r = await run('bash', [script, ...args], {
       env,

@@ -4,12 +4,7 @@ import {join} from 'node:path'
 
 import {readElf} from '../../src/device/elf.js'
 import {findLibrary} from '../../src/device/libraries.js'
-import {
-  compareVersionNames,
-  parseVersionName,
-  satisfiesVersion,
-  sortVersionNames,
-} from '../../src/device/versions.js'
+import {compareVersionNames, parseVersionName, satisfiesVersion, sortVersionNames} from '../../src/device/versions.js'
 import {buildBinary, buildVersionedLibrary, hasCommand, readelfFacts, synthesizeElf, tempDir} from './fixtures.js'
 
 describe('device: symbol version names', () => {
@@ -35,7 +30,11 @@ describe('device: symbol version names', () => {
 
   it('is satisfied by the same or a higher version of the same family only', () => {
     const libstdcxxArm = ['CXXABI_1.3', 'CXXABI_1.3.9', 'GLIBCXX_3.4.22']
-    assert.deepEqual(satisfiesVersion(libstdcxxArm, 'CXXABI_1.3.8'), {highest: 'CXXABI_1.3.9', ok: true, required: 'CXXABI_1.3.8'})
+    assert.deepEqual(satisfiesVersion(libstdcxxArm, 'CXXABI_1.3.8'), {
+      highest: 'CXXABI_1.3.9',
+      ok: true,
+      required: 'CXXABI_1.3.8',
+    })
     // CXXABI_1.3.9 must not count as CXXABI_ARM_1.3.3.
     assert.deepEqual(satisfiesVersion(libstdcxxArm, 'CXXABI_ARM_1.3.3'), {
       highest: undefined,
@@ -143,7 +142,15 @@ describe('device: ELF reader on real files', function () {
         soname: 'libstdc++.so.6',
       } as const
       const path = join(dir, `synthetic-${bits}-${endian}.so`)
-      await writeFile(path, synthesizeElf({...spec, defined: [...spec.defined], needed: [...spec.needed], needs: spec.needs.map((n) => ({...n, versions: [...n.versions]}))}))
+      await writeFile(
+        path,
+        synthesizeElf({
+          ...spec,
+          defined: [...spec.defined],
+          needed: [...spec.needed],
+          needs: spec.needs.map((n) => ({...n, versions: [...n.versions]})),
+        }),
+      )
       const elf = await readElf(path)
       assert.equal(elf.bits, bits)
       assert.equal(elf.endian, endian)
@@ -164,9 +171,17 @@ describe('device: ELF reader on real files', function () {
     const text = join(dir, 'not-elf.so')
     await writeFile(text, 'INPUT(-lfoo)\n'.repeat(10))
     await assert.rejects(readElf(text), (e: any) => e.code === 'BAD_ELF' && /no ELF magic/.test(e.message))
-    const good = synthesizeElf({bits: 64, defined: ['A_1'], endian: 'little', machine: 62, needed: [], needs: [], soname: 'x.so'})
+    const good = synthesizeElf({
+      bits: 64,
+      defined: ['A_1'],
+      endian: 'little',
+      machine: 62,
+      needed: [],
+      needs: [],
+      soname: 'x.so',
+    })
     const cut = join(dir, 'cut.so')
-    await writeFile(cut, good.subarray(0, good.length - 100))
+    await writeFile(cut, good.subarray(0, -100))
     await assert.rejects(readElf(cut), (e: any) => e.code === 'BAD_ELF' && /outside the file/.test(e.message))
   })
 })

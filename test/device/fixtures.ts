@@ -178,7 +178,10 @@ export function synthesizeElf(options: {
       ])
     }),
   )
-  const dynEntries: [number, number][] = [...options.needed.map((n) => [1, str(n)] as [number, number]), [14, str(options.soname)]]
+  const dynEntries: [number, number][] = [
+    ...options.needed.map((n) => [1, str(n)] as [number, number]),
+    [14, str(options.soname)],
+  ]
   dynEntries.push([0, 0])
   const dynamic = Buffer.concat(dynEntries.map(([t, v]) => Buffer.concat([word(t), word(v)])))
   const dynstr = Buffer.concat(strings.map((s) => Buffer.concat([Buffer.from(s, 'latin1'), Buffer.alloc(1)])))
@@ -201,8 +204,30 @@ export function synthesizeElf(options: {
   const shentsize = bits === 64 ? 64 : 40
   const sh = (name: number, type: number, offset: number, size: number, link: number, info: number, entsize: number) =>
     bits === 64
-      ? Buffer.concat([u32(name), u32(type), word(0), word(0), word(offset), word(size), u32(link), u32(info), word(8), word(entsize)])
-      : Buffer.concat([u32(name), u32(type), u32(0), u32(0), u32(offset), u32(size), u32(link), u32(info), u32(4), u32(entsize)])
+      ? Buffer.concat([
+          u32(name),
+          u32(type),
+          word(0),
+          word(0),
+          word(offset),
+          word(size),
+          u32(link),
+          u32(info),
+          word(8),
+          word(entsize),
+        ])
+      : Buffer.concat([
+          u32(name),
+          u32(type),
+          u32(0),
+          u32(0),
+          u32(offset),
+          u32(size),
+          u32(link),
+          u32(info),
+          u32(4),
+          u32(entsize),
+        ])
   const headers = Buffer.concat([
     Buffer.alloc(shentsize),
     sh(shName(1), 3, offsets[0], dynstr.length, 0, 0, 0),

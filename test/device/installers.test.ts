@@ -1,5 +1,5 @@
-import assert from 'node:assert/strict'
 import {execa} from 'execa'
+import assert from 'node:assert/strict'
 import {chmod, lstat, mkdir, readFile, readlink, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
@@ -10,12 +10,15 @@ import {mutatingCalls, tempDir, writeStubs} from './fixtures.js'
 const SCRIPTS = join(REPO_ROOT, 'install-scripts')
 
 const OS = {
-  amazon2: 'NAME="Amazon Linux"\nVERSION="2"\nID="amzn"\nID_LIKE="centos rhel fedora"\nVERSION_ID="2"\nPRETTY_NAME="Amazon Linux 2"\n',
+  amazon2:
+    'NAME="Amazon Linux"\nVERSION="2"\nID="amzn"\nID_LIKE="centos rhel fedora"\nVERSION_ID="2"\nPRETTY_NAME="Amazon Linux 2"\n',
   fedora: 'NAME="Fedora Linux"\nID=fedora\nVERSION_ID=39\nPRETTY_NAME="Fedora Linux 39"\n',
-  jetson: 'NAME="Ubuntu"\nVERSION="16.04.6 LTS (Xenial Xerus)"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="16.04"\nPRETTY_NAME="Ubuntu 16.04.6 LTS"\nVERSION_CODENAME=xenial\nUBUNTU_CODENAME=xenial\n',
+  jetson:
+    'NAME="Ubuntu"\nVERSION="16.04.6 LTS (Xenial Xerus)"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="16.04"\nPRETTY_NAME="Ubuntu 16.04.6 LTS"\nVERSION_CODENAME=xenial\nUBUNTU_CODENAME=xenial\n',
   // A derivative: NAME is neither "Ubuntu" nor "Amazon Linux"; only ID_LIKE says it is Debian-based.
   mint: 'NAME="Linux Mint"\nID=linuxmint\nID_LIKE="ubuntu debian"\nVERSION_ID="21.2"\nPRETTY_NAME="Linux Mint 21.2"\n',
-  raspbian: 'PRETTY_NAME="Raspbian GNU/Linux 10 (buster)"\nNAME="Raspbian GNU/Linux"\nVERSION_ID="10"\nID=raspbian\nID_LIKE=debian\n',
+  raspbian:
+    'PRETTY_NAME="Raspbian GNU/Linux 10 (buster)"\nNAME="Raspbian GNU/Linux"\nVERSION_ID="10"\nID=raspbian\nID_LIKE=debian\n',
   ubuntu1804: "NAME='Ubuntu'\nID=ubuntu\nID_LIKE=debian\nVERSION_ID='18.04'\nPRETTY_NAME='Ubuntu 18.04.6 LTS'\n",
 }
 
@@ -153,7 +156,10 @@ describe('device: installer scripts (real bash, stub package managers)', functio
     const r = await runInstaller('x86_64.sh', OS.ubuntu1804, [], {STUB_UID: '1000'})
     assert.equal(r.code, 4)
     assert.match(r.stderr, /must run as root: sudo bash/)
-    const dry = await runInstaller('x86_64.sh', OS.ubuntu1804, ['--dry-run'], {STUB_AVAILABLE: 'python-dev', STUB_UID: '1000'})
+    const dry = await runInstaller('x86_64.sh', OS.ubuntu1804, ['--dry-run'], {
+      STUB_AVAILABLE: 'python-dev',
+      STUB_UID: '1000',
+    })
     assert.equal(dry.code, 0, dry.stderr)
     assert.deepEqual(dry.calls, [])
     assert.match(dry.stdout, /\+ apt-get install -y libsm6 libxext6 libxrender1/)
@@ -236,7 +242,10 @@ describe('device: installer scripts (real bash, stub package managers)', functio
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stderr, /CUDA Toolkit 9\.0 was not found/)
     assert.match(r.stderr, /cuDNN 7 \(libcudnn\.so\.7\) was not found/)
-    const warned = r.stderr.split('\n').filter((l) => /^\s+warning:\s+deb/.test(l)).map((l) => l.replace(/^\s+warning:\s+/, ''))
+    const warned = r.stderr
+      .split('\n')
+      .filter((l) => /^\s+warning:\s+deb/.test(l))
+      .map((l) => l.replace(/^\s+warning:\s+/, ''))
     assert.deepEqual(warned, [
       'deb http://ports.ubuntu.com/ubuntu-ports/ xenial universe',
       'deb-src http://ports.ubuntu.com/ubuntu-ports/ xenial universe',
@@ -250,12 +259,18 @@ describe('device: installer scripts (real bash, stub package managers)', functio
       'pip install numpy==1.15.0 scipy',
     ])
 
-    const ready = await runInstaller('nvidiajtx2.sh', OS.jetson, ['--upgrade'], {STUB_AVAILABLE: 'python-dev', STUB_PIP2: '1'}, async (root) => {
-      await mkdir(join(root, 'etc/apt'), {recursive: true})
-      await writeFile(join(root, 'etc/apt/sources.list'), `${sources.replaceAll('# deb', 'deb')}\n`)
-      await mkdir(join(root, 'usr/local/cuda-9.0/lib64'), {recursive: true})
-      await writeFile(join(root, 'usr/local/cuda-9.0/lib64/libcudnn.so.7'), '')
-    })
+    const ready = await runInstaller(
+      'nvidiajtx2.sh',
+      OS.jetson,
+      ['--upgrade'],
+      {STUB_AVAILABLE: 'python-dev', STUB_PIP2: '1'},
+      async (root) => {
+        await mkdir(join(root, 'etc/apt'), {recursive: true})
+        await writeFile(join(root, 'etc/apt/sources.list'), `${sources.replaceAll('# deb', 'deb')}\n`)
+        await mkdir(join(root, 'usr/local/cuda-9.0/lib64'), {recursive: true})
+        await writeFile(join(root, 'usr/local/cuda-9.0/lib64/libcudnn.so.7'), '')
+      },
+    )
     assert.equal(ready.code, 0, ready.stderr)
     assert.match(ready.stdout, /universe repositories are enabled/)
     assert.match(ready.stdout, /CUDA 9\.0 found/)
@@ -276,7 +291,15 @@ describe('device: installDeps (plan, confirmation, failure naming the step)', fu
     await writeFile(join(root, 'etc/os-release'), os)
     const log = join(root, 'calls.log')
     await writeFile(log, '')
-    return {env: {PATH: `${join(root, 'stubs')}:/usr/bin:/bin`, STUB_AVAILABLE: 'python-dev python-pip libgfortran3', STUB_LOG: log}, log, root}
+    return {
+      env: {
+        PATH: `${join(root, 'stubs')}:/usr/bin:/bin`,
+        STUB_AVAILABLE: 'python-dev python-pip libgfortran3',
+        STUB_LOG: log,
+      },
+      log,
+      root,
+    }
   }
 
   it('runs the plan, then the installer, logging to the log file', async () => {
@@ -286,14 +309,14 @@ describe('device: installDeps (plan, confirmation, failure naming the step)', fu
     let planned: string[] = []
     let asked = ''
     const result = await installDeps({
-      confirm: async (q) => {
+      async confirm(q) {
         asked = q
         return true
       },
       env: f.env,
       logFile,
       onLine: (l) => lines.push(l),
-      onPlan: (p) => {
+      onPlan(p) {
         planned = p.steps.flatMap((s) => s.commands)
       },
       platform: 'x86_64',
@@ -319,7 +342,14 @@ describe('device: installDeps (plan, confirmation, failure naming the step)', fu
     const f = await fixture(OS.ubuntu1804)
     const logFile = join(f.root, 'fail.log')
     await assert.rejects(
-      installDeps({env: {...f.env, STUB_FAIL: 'pip install'}, logFile, platform: 'x86_64', root: f.root, uid: 0, yes: true}),
+      installDeps({
+        env: {...f.env, STUB_FAIL: 'pip install'},
+        logFile,
+        platform: 'x86_64',
+        root: f.root,
+        uid: 0,
+        yes: true,
+      }),
       (e: any) =>
         e.code === 'INSTALL_STEP_FAILED' &&
         e.exitCode === 5 &&
@@ -332,7 +362,10 @@ describe('device: installDeps (plan, confirmation, failure naming the step)', fu
 
   it('requires root (unless dry run), and --yes without a terminal', async () => {
     const f = await fixture(OS.ubuntu1804)
-    await assert.rejects(installDeps({env: f.env, platform: 'x86_64', root: f.root, uid: 1000, yes: true}), (e: any) => e.code === 'NEEDS_ROOT' && /sudo/.test(e.message))
+    await assert.rejects(
+      installDeps({env: f.env, platform: 'x86_64', root: f.root, uid: 1000, yes: true}),
+      (e: any) => e.code === 'NEEDS_ROOT' && /sudo/.test(e.message),
+    )
     await assert.rejects(
       installDeps({env: f.env, interactive: false, platform: 'x86_64', root: f.root, uid: 0}),
       (e: any) => e.code === 'CONFIRMATION_REQUIRED' && e.exitCode === 2 && /--yes/.test(e.suggestions.join(' ')),

@@ -54,7 +54,10 @@ describe('device: library checks on libraries built with gcc', function () {
   })
 
   it('reports a missing library with the directories searched', async () => {
-    const r = await checkLibrary({minimumVersions: ['GFORTRAN_1.0'], soname: 'libgfortran.so.3'}, only([newDir, oldDir]))
+    const r = await checkLibrary(
+      {minimumVersions: ['GFORTRAN_1.0'], soname: 'libgfortran.so.3'},
+      only([newDir, oldDir]),
+    )
     assert.equal(r.ok, false)
     assert.equal(r.path, undefined)
     assert.deepEqual(r.searched, [newDir, oldDir])
@@ -65,7 +68,15 @@ describe('device: library checks on libraries built with gcc', function () {
     await mkdir(armDir, {recursive: true})
     await writeFile(
       join(armDir, 'libfoo.so.1'),
-      synthesizeElf({bits: 32, defined: ['FOO_9.0'], endian: 'little', machine: 40, needed: [], needs: [], soname: 'libfoo.so.1'}),
+      synthesizeElf({
+        bits: 32,
+        defined: ['FOO_9.0'],
+        endian: 'little',
+        machine: 40,
+        needed: [],
+        needs: [],
+        soname: 'libfoo.so.1',
+      }),
     )
     const r = await findLibrary('libfoo.so.1', {...only([armDir, newDir]), platform: 'x86_64'})
     assert.equal(r.found?.path, join(newDir, 'libfoo.so.1'))
@@ -96,7 +107,7 @@ describe('device: library checks on libraries built with gcc', function () {
 describe('device: ldconfig and ldd output', () => {
   it('parses ldconfig -p lines', () => {
     const map = parseLdconfigCache(
-      '12 libs found in cache `/etc/ld.so.cache\'\n\tlibm.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libm.so.6\n\tlibm.so.6 (libc6) => /lib/i386-linux-gnu/libm.so.6\n',
+      "12 libs found in cache `/etc/ld.so.cache'\n\tlibm.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libm.so.6\n\tlibm.so.6 (libc6) => /lib/i386-linux-gnu/libm.so.6\n",
     )
     assert.deepEqual(map.get('libm.so.6'), [
       {flags: 'libc6,x86-64', path: '/lib/x86_64-linux-gnu/libm.so.6'},
