@@ -462,7 +462,8 @@ async function checkModel(path: string, memoryLimitKb?: number): Promise<DoctorC
     const rssBefore = process.memoryUsage().rss
     const started = Date.now()
     const model = await loadModel(path)
-    const session = await createSession(model)
+    // One thread is enough for a warm-up (and the options object is complete for every loader version).
+    const session = await createSession(model, {gpu: false, intraOpThreads: 1})
     try {
       const [c, h, w] = model.inputShape
       const image = await sharp({create: {background: {b: 128, g: 128, r: 128}, channels: 3, height: h, width: w}})
@@ -530,11 +531,16 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
   let detected: DetectedPlatform | undefined
   if (options.platform && options.platform !== 'auto') {
     platform = options.platform
+    detected = await detectPlatform({machine: options.machine, root})
+    const same = detected.platform === platform
     checks.push({
-      evidence: {given: platform},
+      evidence: {given: platform, machine: detected.machine, model: detected.model, platform: detected.platform},
+      fix: same ? undefined : `Run icc doctor on the ${platform} device itself (its libraries are checked here).`,
       id: 'platform',
-      message: `${platform} (given)`,
-      status: 'pass',
+      message: same
+        ? `${platform} (given, matches this device)`
+        : `${platform} (given; this device is ${detected.platform ?? detected.machine})`,
+      status: same ? 'pass' : 'warn',
       title: 'platform',
     })
   } else {

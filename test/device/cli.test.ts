@@ -6,7 +6,15 @@ import {join} from 'node:path'
 import {runDoctor, summarizeChecks} from '../../src/device/doctor.js'
 import {findLibrary} from '../../src/device/libraries.js'
 import {BIN, icc, iccJson} from '../helpers/cli.js'
-import {buildVersionedLibrary, hasCommand, readelfFacts, tempDir, writeStubs} from './fixtures.js'
+import {
+  buildVersionedLibrary,
+  hasCommand,
+  readelfFacts,
+  synthesizeElf,
+  tempDir,
+  writeStubs,
+  writeTinyOnnx,
+} from './fixtures.js'
 
 describe('device: icc install-deps through the real binary', function () {
   this.timeout(60_000)
@@ -207,6 +215,87 @@ describe('device: icc doctor', function () {
     const p = v2.checks.find((c) => c.id === 'python')!
     assert.equal(p.status, 'fail')
     assert.match(p.fix!, /Python 3\.7/)
+  })
+
+  it('--model: loads the model and answers a warm-up inference; a broken model fails with a fix', async () => {
+    const dir = await tempDir('doctor-model')
+    const good = join(dir, 'tiny.onnx')
+    await writeTinyOnnx(good)
+    const {json} = await iccJson(['doctor', '--platform', 'x86_64', '--model', good])
+    const m = json.checks.find((c: {id: string}) => c.id === 'model')
+    assert.equal(m.status, 'pass', JSON.stringify(m))
+    assert.deepEqual(m.evidence.inputShape, [3, 8, 8])
+    assert.equal(m.evidence.numClasses, 3)
+    assert.equal(m.evidence.outputLength, 3)
+
+    const tight = await iccJson(['doctor', '--platform', 'x86_64', '--model', good, '--memory-limit-kb', '1'])
+    const over = tight.json.checks.find((c: {id: string}) => c.id === 'model')
+    assert.equal(over.status, 'fail')
+    assert.match(over.fix, /LocalInferenceServiceMemoryLimitKB/)
+    assert.equal(tight.exitCode, 5)
+
+    const broken = join(dir, 'broken.onnx')
+    await writeFile(broken, 'not a model')
+    const bad = await iccJson(['doctor', '--platform', 'x86_64', '--model', broken])
+    const b = bad.json.checks.find((c: {id: string}) => c.id === 'model')
+    assert.equal(b.status, 'fail')
+    assert.ok(b.fix)
+    assert.equal(bad.exitCode, 5)
+  })
+
+  it('jtx2: the CUDA 9.0 / cuDNN 7 sonames and aarch64 libraries from a fixture directory', async () => {
+    const dir = await tempDir('jtx2-libs')
+    const aarch64 = (soname: string, defined: string[]) =>
+      writeFile(
+        join(dir, soname),
+        synthesizeElf({bits: 64, defined, endian: 'little', machine: 183, needed: [], needs: [], soname}),
+      )
+    await aarch64('libc.so.6', ['GLIBC_2.17', 'GLIBC_2.23'])
+    await aarch64('libm.so.6', ['GLIBC_2.17']) // the table needs GLIBC_2.23
+    await aarch64('libcudart.so.9.0', [])
+    await aarch64('libcudnn.so.7', [])
+    // An x86_64 libcublas.so.9.0 is not the Jetson's.
+    await writeFile(
+      join(dir, 'libcublas.so.9.0'),
+      synthesizeElf({
+        bits: 64,
+        defined: [],
+        endian: 'little',
+        machine: 62,
+        needed: [],
+        needs: [],
+        soname: 'libcublas.so.9.0',
+      }),
+    )
+    const r = await runDoctor({
+      libDirs: [dir],
+      libDirsOnly: true,
+      machine: 'aarch64',
+      platform: 'jtx2',
+      pythons: [],
+      root: dir,
+    })
+    const status = (soname: string) => r.checks.find((c) => c.id === `library:${soname}`)!
+    assert.equal(r.checks.find((c) => c.id === 'platform')!.status, 'pass')
+    assert.equal(status('libc.so.6').status, 'pass')
+    assert.equal(status('libm.so.6').status, 'fail')
+    assert.equal(status('libcudart.so.9.0').status, 'pass')
+    assert.equal(status('libcudart.so.9.0').evidence.path, join(dir, 'libcudart.so.9.0'))
+    assert.equal(status('libcudnn.so.7').status, 'pass')
+    assert.equal(status('libcufft.so.9.0').status, 'fail')
+    assert.match(status('libcufft.so.9.0').fix!, /CUDA Toolkit 9\.0 and cuDNN 7/)
+    assert.equal(status('libcublas.so.9.0').status, 'fail')
+    assert.match(status('libcublas.so.9.0').message, /built for x86_64 \(64-bit\), not jtx2/)
+    // Checking the jtx2 table on an x86_64 machine is allowed, with a warning.
+    const elsewhere = await runDoctor({
+      libDirs: [dir],
+      libDirsOnly: true,
+      machine: 'x86_64',
+      platform: 'jtx2',
+      pythons: [],
+      root: dir,
+    })
+    assert.equal(elsewhere.checks.find((c) => c.id === 'platform')!.status, 'warn')
   })
 
   it('--strict turns warnings into failures', async () => {

@@ -311,3 +311,31 @@ export function mutatingCalls(log: string): string[] {
         !/^(dpkg -s|apt-cache |rpm -q|yum -q list|pip3? show|pip3? --version|id )/.test(l) && !l.startsWith('  swap'),
     )
 }
+
+/** A tiny ONNX classifier (GlobalAveragePool -> Flatten -> Softmax): input [1,3,8,8], 3 classes. */
+export async function writeTinyOnnx(path: string): Promise<void> {
+  const {default: onnxProto} = await import('onnx-proto')
+  const {onnx} = onnxProto
+  const shape = (d: number[]) => ({shape: {dim: d.map((v) => ({dimValue: v}))}})
+  const model = onnx.ModelProto.create({
+    graph: {
+      input: [{name: 'data', type: {tensorType: {elemType: 1, ...shape([1, 3, 8, 8])}}}],
+      name: 'tiny',
+      node: [
+        {input: ['data'], opType: 'GlobalAveragePool', output: ['gap']},
+        {input: ['gap'], opType: 'Flatten', output: ['flat']},
+        {
+          attribute: [{i: 1, name: 'axis', type: onnx.AttributeProto.AttributeType.INT}],
+          input: ['flat'],
+          opType: 'Softmax',
+          output: ['prob'],
+        },
+      ],
+      output: [{name: 'prob', type: {tensorType: {elemType: 1, ...shape([1, 3])}}}],
+    },
+    irVersion: 7,
+    opsetImport: [{domain: '', version: 13}],
+    producerName: 'icc-test',
+  })
+  await writeFile(path, onnx.ModelProto.encode(model).finish())
+}
