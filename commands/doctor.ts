@@ -5,13 +5,12 @@ import {ExitCode} from '../src/errors.js'
 import {BaseCommand} from './_base.js'
 
 export default class Doctor extends BaseCommand {
-  static override description = `Check that this device has what the Image Classification connector and icc serve need.
-
-Checks the platform's required system libraries and their minimum symbol versions (from the connector catalog), CUDA 9.0
-and cuDNN 7 on the Jetson TX2, Python (2.7 for connector version 1, 3.7+ for version 2) with numpy, scipy and OpenCV,
-AWS IoT Greengrass core 1.7+, the memory cgroup, the ONNX Runtime binding and sharp, and optionally a model with a
-warm-up inference. Prints ✔ / ✗ / ! per check with the fix for each problem; --json adds the evidence.
-Exit codes: 0 all required checks pass, 5 a required check failed (or a warning with --strict), 2 usage.`
+  static override description = [
+    'Check that this device has what the Image Classification connector and icc serve need.',
+    "Checks the platform's required system libraries and their minimum symbol versions (from the connector catalog), CUDA 9.0 and cuDNN 7 on the Jetson TX2, Python (2.7 for connector version 1, 3.7+ for version 2) with numpy, scipy and OpenCV, AWS IoT Greengrass core 1.7+, the memory cgroup, the ONNX Runtime binding and sharp, and optionally a model with a warm-up inference.",
+    'Prints ✔ / ✗ / ! per check with the fix for each problem; --json lists every check with its evidence (paths found, versions seen).',
+    'Exit codes: 0 all required checks pass, 5 a required check failed (or a warning with --strict), 2 usage.',
+  ].join('\n\n')
   static override examples = [
     {command: '<%= config.bin %> <%= command.id %>', description: 'Check this device for its detected platform.'},
     {

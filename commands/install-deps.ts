@@ -4,12 +4,11 @@ import {installDeps, type InstallDepsResult} from '../src/device/installers.js'
 import {BaseCommand} from './_base.js'
 
 export default class InstallDeps extends BaseCommand {
-  static override description = `Install the MXNet dependencies of the Image Classification connector on this device.
-
-Runs the installer of the platform (install-scripts/x86_64.sh, armv7l.sh or nvidiajtx2.sh): shows the plan (a dry run
-of the script), asks for confirmation, then installs what is missing, with live output and a log file. Needs root
-(sudo) unless --dry-run. On failure, names the step that failed. Exit codes: 0 done, 1 failed/cancelled/not root,
-2 usage (e.g. no terminal and no --yes), 5 a step failed or the system is not supported.`
+  static override description = [
+    'Install the MXNet dependencies of the Image Classification connector on this device.',
+    'Runs the installer of the platform (install-scripts/x86_64.sh, armv7l.sh or nvidiajtx2.sh): shows the plan (a dry run of the script), asks for confirmation, then installs what is missing, with live output and a log file. Needs root (sudo) unless --dry-run. On failure, names the step that failed.',
+    'Exit codes: 0 done, 1 not root or cancelled, 2 usage (e.g. no terminal and no --yes), 5 a step failed or the system is not supported.',
+  ].join('\n\n')
   static override examples = [
     {command: '<%= config.bin %> <%= command.id %> --dry-run', description: 'Show what would be installed here.'},
     {command: 'sudo <%= config.bin %> <%= command.id %> --yes', description: 'Install without asking.'},

@@ -147,7 +147,15 @@ async function defaultConfirm(question: string): Promise<boolean> {
 }
 
 function scriptFailure(code: number | undefined, step: string | undefined, lines: string[], logFile?: string) {
-  const tail = lines.filter((l) => /error|warning|failed/i.test(l)).slice(-5)
+  // The output of the failing step (after its "==> step:" line), at most its last 8 lines.
+  let start = 0
+  lines.forEach((l, i) => {
+    if (l.startsWith('==> step: ')) start = i + 1
+  })
+  const tail = lines
+    .slice(start)
+    .filter((l) => l.trim() !== '')
+    .slice(-8)
   const where = logFile ? ` Full output: ${logFile}` : ''
   if (code === INSTALLER_EXIT.Unsupported) {
     return new DependencyError(
@@ -175,8 +183,8 @@ function scriptFailure(code: number | undefined, step: string | undefined, lines
     {
       details: {exitCode: code, logFile, step},
       suggestions: [
-        'Read the log for the failing command, fix its cause (network, disk space, a held package), and re-run:',
-        'the installer skips what is already installed.',
+        'Read the log for the failing command and fix its cause (network, disk space, a held package).',
+        'Then re-run icc install-deps: it skips what is already installed.',
       ],
     },
   )
