@@ -4,13 +4,24 @@
  * installer scripts.
  */
 import {execa} from 'execa'
+import {rmSync} from 'node:fs'
 import {chmod, mkdir, mkdtemp, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
+const created: string[] = []
+
+/** A fresh temporary directory, removed after the test run. */
 export async function tempDir(prefix: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), `icc-${prefix}-`))
+  const dir = await mkdtemp(join(tmpdir(), `icc-${prefix}-`))
+  created.push(dir)
+  return dir
 }
+
+// Remove this run's temporary directories when the test process ends.
+process.once('exit', () => {
+  for (const d of created.splice(0)) rmSync(d, {force: true, recursive: true})
+})
 
 export async function hasCommand(cmd: string): Promise<boolean> {
   const r = await execa('sh', ['-c', `command -v ${cmd}`], {reject: false})
