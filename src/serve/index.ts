@@ -1,0 +1,85 @@
+/**
+ * `icc serve` as a library call: build the services from flags/files (./config.ts), resolve the bundled default
+ * model when no model is given, start the host (./host.ts), announce readiness, and run until SIGTERM/SIGINT
+ * (or `options.signal`), then drain and stop. Resolves with a summary once everything has stopped.
+ */
+import {access} from 'node:fs/promises'
+
+import {ModelError, UsageError} from '../errors.js'
+import * as modelCore from '../model/index.js'
+import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
+import {type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
+
+export {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
+export {type Host, type HostAddresses, type HostOptions, httpStatus, startHost} from './host.js'
+export {defaultSocketPath} from './paths.js'
+export * from './types.js'
+
+export interface ServeOptions extends Omit<HostOptions, 'services'>, ServiceFlags {
+  /** Called once every service is ready and listening. */
+  onReady?: (info: ServeReadyInfo) => void
+  /** Stop when aborted (in addition to SIGTERM/SIGINT). */
+  signal?: AbortSignal
+}
+
+export interface ServeReadyInfo {
+  addresses: HostAddresses
+  services: StartedService[]
+  warnings: string[]
+}
+
+export interface ServeResult extends ServeReadyInfo {
+  stoppedBy: string
+}
+
+/** The bundled default model directory (from the model core), or a clear error while it is not available. */
+async function defaultModelPath(cacheDir?: string): Promise<string> {
+  const ensure = (modelCore as Record<string, unknown>).ensureDefaultModel as
+    | ((cacheDir?: string) => Promise<string>)
+    | undefined
+  if (typeof ensure !== 'function') {
+    throw new ModelError('NO_DEFAULT_MODEL', 'No --model given and this build has no bundled default model yet.', {
+      suggestions: ['Pass --model PATH (a SageMaker model directory, model.tar.gz or .onnx file).'],
+    })
+  }
+
+  return ensure(cacheDir)
+}
+
+async function resolveModels(services: ServiceConfig[], cacheDir?: string): Promise<(ServiceConfig & {modelPath: string})[]> {
+  const out: (ServiceConfig & {modelPath: string})[] = []
+  for (const s of services) {
+    // eslint-disable-next-line no-await-in-loop
+    const modelPath = s.modelPath ?? (await defaultModelPath(cacheDir))
+    try {
+      // eslint-disable-next-line no-await-in-loop
+      await access(modelPath)
+    } catch {
+      throw new UsageError('MODEL_NOT_FOUND', `The model of service "${s.name}" does not exist: ${modelPath}`, {
+        suggestions: ['Check MLModelDestinationPath / --model.'],
+      })
+    }
+
+    out.push({...s, modelPath})
+  }
+
+  return out
+}
+
+export async function serve(options: ServeOptions): Promise<ServeResult> {
+  const configs = await buildServiceConfigs(options)
+  const services = await resolveModels(configs, options.cacheDir)
+  const host = await startHost({...options, services})
+  const info: ServeReadyInfo = {addresses: host.addresses, services: host.started, warnings: host.warnings}
+  options.onReady?.(info)
+  const stoppedBy = await new Promise<string>((resolve) => {
+    const onSignal = (sig: string) => () => resolve(sig)
+    const term = onSignal('SIGTERM')
+    const int = onSignal('SIGINT')
+    process.once('SIGTERM', term)
+    process.once('SIGINT', int)
+    options.signal?.addEventListener('abort', () => resolve('abort'), {once: true})
+  })
+  await host.close()
+  return {...info, stoppedBy}
+}
