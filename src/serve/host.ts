@@ -158,6 +158,8 @@ function makeLogger(options: HostOptions, name: string): Logger {
 
 function sendError(reply: FastifyReply, error: ServeError): FastifyReply {
   if (error.retryAfter !== undefined) reply.header('Retry-After', String(error.retryAfter))
+  // the unread rest of an oversize body is not worth reading: close the connection after answering
+  if (error.code === 'BODY_TOO_LARGE') reply.header('Connection', 'close')
   return reply
     .code(httpStatus(error.code))
     .type('application/json')
@@ -169,6 +171,13 @@ function toServeError(error: unknown): ServeError {
   const e = error as {code?: string; message?: string; statusCode?: number}
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) {
     return new ServeError('BODY_TOO_LARGE', e.message ?? 'Request body is too large')
+  }
+
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.statusCode === 415) {
+    return new ServeError(
+      'UNSUPPORTED_CONTENT_TYPE',
+      'The Content-Type header is not valid; send image/jpeg, image/png or application/x-image.',
+    )
   }
 
   return new ServeError('INTERNAL', e.message ?? String(error))
@@ -284,7 +293,15 @@ export async function startHost(options: HostOptions): Promise<Host> {
   const app = Fastify({bodyLimit: maxBodyBytes, logger: false, return503OnClosing: true})
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', {bodyLimit: maxBodyBytes, parseAs: 'buffer'}, (_req, body, done) => done(null, body))
-  app.setErrorHandler((error, _req, reply) => sendError(reply, toServeError(error)))
+  app.setErrorHandler((error, _req, reply) => {
+    const e = error as {code?: string; message: string; statusCode?: number}
+    const mapped = toServeError(error)
+    if (mapped.code === 'INTERNAL' && e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      return reply.code(e.statusCode).send({error: {code: 'BAD_REQUEST', message: e.message}})
+    }
+
+    return sendError(reply, mapped)
+  })
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send({error: {code: 'NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}`}}),
   )
@@ -314,8 +331,9 @@ export async function startHost(options: HostOptions): Promise<Host> {
     const verbose = topK !== undefined || /application\/json\s*;\s*verbose/i.test(accept)
     if (verbose && topK === undefined) topK = 5
     const controller = new AbortController()
-    req.raw.once('close', () => {
-      if (!reply.sent) controller.abort()
+    // the response stream closes early only when the client went away before the answer
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) controller.abort()
     })
     const hook = req.headers['x-icc-test-hook']
     try {
@@ -482,8 +500,14 @@ export async function startHost(options: HostOptions): Promise<Host> {
         : Promise.resolve()
       const appClosed = app.close()
       await Promise.all([...services.values()].map((s) => s.stop(drainMs)))
-      await appClosed
+      // every request has its answer now; give the last responses a moment to flush, then drop connections
+      // that are still open (e.g. a client stuck mid-upload) so shutdown stays bounded
+      await new Promise((r) => {
+        setTimeout(r, 100)
+      })
+      app.server.closeAllConnections()
       tcpServer?.closeAllConnections()
+      await appClosed
       await tcpClosed
       if (addresses.socket) await unlink(addresses.socket).catch(() => {})
       logAll('info', {}, 'stopped')

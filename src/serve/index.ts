@@ -72,14 +72,21 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   const host = await startHost({...options, services})
   const info: ServeReadyInfo = {addresses: host.addresses, services: host.started, warnings: host.warnings}
   options.onReady?.(info)
+  // `on`, not `once`, and removed only after the shutdown: execa's exit hook (signal-exit) re-raises a signal
+  // when it finds itself the only listener, which would kill the host in the middle of draining
+  let onSignal: ((sig: NodeJS.Signals) => void) | undefined
   const stoppedBy = await new Promise<string>((resolve) => {
-    const onSignal = (sig: string) => () => resolve(sig)
-    const term = onSignal('SIGTERM')
-    const int = onSignal('SIGINT')
-    process.once('SIGTERM', term)
-    process.once('SIGINT', int)
+    onSignal = (sig) => resolve(sig)
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
     options.signal?.addEventListener('abort', () => resolve('abort'), {once: true})
   })
-  await host.close()
+  try {
+    await host.close()
+  } finally {
+    process.removeListener('SIGTERM', onSignal!)
+    process.removeListener('SIGINT', onSignal!)
+  }
+
   return {...info, stoppedBy}
 }
