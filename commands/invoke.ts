@@ -9,16 +9,22 @@ export default class Invoke extends BaseCommand {
   static override args = {
     image: Args.string({description: 'Image file (JPEG or PNG).', required: true}),
   }
-
   static override description =
     'Send an image to a running `icc serve` and print the probabilities in the connector format [p0,p1,...].'
-
   static override examples = [
-    {command: '<%= config.bin %> <%= command.id %> --service-name imageClassification cat.jpg', description: 'Print the connector body.'},
-    {command: '<%= config.bin %> <%= command.id %> --service-name imageClassification cat.jpg --top-k 3', description: 'The three most likely classes as JSON.'},
-    {command: '<%= config.bin %> <%= command.id %> --url http://127.0.0.1:8080 cat.png', description: 'Over TCP instead of the unix socket.'},
+    {
+      command: '<%= config.bin %> <%= command.id %> --service-name imageClassification cat.jpg',
+      description: 'Print the connector body.',
+    },
+    {
+      command: '<%= config.bin %> <%= command.id %> --service-name imageClassification cat.jpg --top-k 3',
+      description: 'The three most likely classes as JSON.',
+    },
+    {
+      command: '<%= config.bin %> <%= command.id %> --url http://127.0.0.1:8080 cat.png',
+      description: 'Over TCP instead of the unix socket.',
+    },
   ]
-
   static override flags = {
     'content-type': Flags.string({description: 'Content-Type to send (default: sniffed from the bytes).'}),
     'service-name': Flags.string({description: 'LocalInferenceServiceName (default: the first service).'}),

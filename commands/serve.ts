@@ -7,9 +7,11 @@ export default class Serve extends BaseCommand {
   static override description = `Run the local inference service(s) of the Image Classification connector.
 
 Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID/icc.sock) and optionally TCP. Each service runs its model in its own supervised runner process with the connector's timeout and memory limit. Prints "icc serve: ready on ..." once it answers; SIGTERM/SIGINT drain and stop it (exit 0).`
-
   static override examples = [
-    {command: '<%= config.bin %> <%= command.id %>', description: 'Serve the bundled default model as "imageClassification".'},
+    {
+      command: '<%= config.bin %> <%= command.id %>',
+      description: 'Serve the bundled default model as "imageClassification".',
+    },
     {
       command:
         '<%= config.bin %> <%= command.id %> --model /ml/model --service-name imageClassification --timeout-seconds 10 --memory-limit-kb 500000',
@@ -17,26 +19,50 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     },
     {
       command: '<%= config.bin %> <%= command.id %> --definition connectors.json --port 8080',
-      description: 'Every Image Classification connector of a definition version becomes a service; also on TCP 127.0.0.1:8080.',
+      description:
+        'Every Image Classification connector of a definition version becomes a service; also on TCP 127.0.0.1:8080.',
     },
-    {command: '<%= config.bin %> <%= command.id %> --parameters params.json --log-dir /var/log/icc', description: 'Parameters from a file, logs per service.'},
+    {
+      command: '<%= config.bin %> <%= command.id %> --parameters params.json --log-dir /var/log/icc',
+      description: 'Parameters from a file, logs per service.',
+    },
   ]
-
   static override flags = {
-    'allow-cpu-fallback': Flags.boolean({description: 'With GPUAcceleration GPU: run on the CPU (with a warning) when CUDA cannot be loaded.'}),
+    'allow-cpu-fallback': Flags.boolean({
+      description: 'With GPUAcceleration GPU: run on the CPU (with a warning) when CUDA cannot be loaded.',
+    }),
     'cache-dir': Flags.string({description: 'Model conversion cache directory.'}),
-    definition: Flags.string({description: 'Connector definition version JSON: one service per Image Classification connector.'}),
+    definition: Flags.string({
+      description: 'Connector definition version JSON: one service per Image Classification connector.',
+    }),
     'gpu-acceleration': Flags.string({description: 'GPUAcceleration: CPU or GPU (CUDA).', options: ['CPU', 'GPU']}),
-    host: Flags.string({description: 'TCP host for --port (default 127.0.0.1; a warning is printed for non-loopback).', dependsOn: ['port']}),
+    host: Flags.string({
+      description: 'TCP host for --port (default 127.0.0.1; a warning is printed for non-loopback).',
+      dependsOn: ['port'],
+    }),
     'intra-op-threads': Flags.integer({description: 'ONNX Runtime intra-op threads per runner.', min: 1}),
     'log-dir': Flags.string({description: 'Also write <dir>/<ServiceName>.log (JSON lines).'}),
-    'log-level': Flags.string({default: 'info', description: 'Log level.', options: ['debug', 'error', 'info', 'trace', 'warn']}),
-    'max-body-bytes': Flags.integer({default: 20 * 1024 * 1024, description: 'Largest image accepted (413 beyond).', min: 1}),
+    'log-level': Flags.string({
+      default: 'info',
+      description: 'Log level.',
+      options: ['debug', 'error', 'info', 'trace', 'warn'],
+    }),
+    'max-body-bytes': Flags.integer({
+      default: 20 * 1024 * 1024,
+      description: 'Largest image accepted (413 beyond).',
+      min: 1,
+    }),
     'memory-limit-kb': Flags.integer({description: 'LocalInferenceServiceMemoryLimitKB (default 500000).'}),
-    model: Flags.string({description: 'MLModelDestinationPath: model directory, model.tar.gz or .onnx (default: bundled model).'}),
+    model: Flags.string({
+      description: 'MLModelDestinationPath: model directory, model.tar.gz or .onnx (default: bundled model).',
+    }),
     parameters: Flags.string({description: 'Connector Parameters JSON file (as for create-connector).'}),
     port: Flags.integer({description: 'Also listen on TCP (0: any free port).', max: 65_535, min: 0}),
-    'queue-limit': Flags.integer({default: 64, description: 'Requests waiting per service before 503 OVERLOADED.', min: 1}),
+    'queue-limit': Flags.integer({
+      default: 64,
+      description: 'Requests waiting per service before 503 OVERLOADED.',
+      min: 1,
+    }),
     'service-name': Flags.string({description: 'LocalInferenceServiceName (default imageClassification).'}),
     socket: Flags.string({description: 'Unix socket path.'}),
     'timeout-seconds': Flags.integer({description: 'LocalInferenceServiceTimeoutSeconds (default 10).'}),
@@ -58,10 +84,16 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       memoryLimitKb: flags['memory-limit-kb'],
       model: flags.model,
       onReady: (info) => {
-        const where = [info.addresses.socket && `unix:${info.addresses.socket}`, info.addresses.tcp?.url].filter(Boolean)
+        const where = [info.addresses.socket && `unix:${info.addresses.socket}`, info.addresses.tcp?.url].filter(
+          Boolean,
+        )
         for (const w of info.warnings) this.warn(w)
-        if (json) this.log(JSON.stringify({event: 'ready', ...info}))
-        else this.log(`icc serve: ready on ${where.join(' and ')} (services: ${info.services.map((s) => s.name).join(', ')})`)
+        // one line, so scripts can wait for it (oclif's log is silent with --json)
+        if (json) process.stdout.write(JSON.stringify({event: 'ready', ...info}) + '\n')
+        else
+          this.log(
+            `icc serve: ready on ${where.join(' and ')} (services: ${info.services.map((s) => s.name).join(', ')})`,
+          )
       },
       parameters: flags.parameters,
       port: flags.port,

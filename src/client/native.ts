@@ -70,7 +70,9 @@ export async function nativeRequest(options: {
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve({body: Buffer.concat(chunks).toString('utf8'), headers: res.headers, status: res.statusCode ?? 0}))
+        res.on('end', () =>
+          resolve({body: Buffer.concat(chunks).toString('utf8'), headers: res.headers, status: res.statusCode ?? 0}),
+        )
         res.on('error', reject)
       },
     )

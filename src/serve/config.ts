@@ -145,13 +145,16 @@ export async function buildServiceConfigs(flags: ServiceFlags): Promise<ServiceC
     throw new UsageError('CONFLICTING_FLAGS', 'Use either --definition or --parameters, not both.')
   }
 
-  if (flags.serviceName !== undefined) checkParameters({LocalInferenceServiceName: flags.serviceName}, '--service-name', problems)
-  if (flags.gpuAcceleration !== undefined) checkParameters({GPUAcceleration: flags.gpuAcceleration}, '--gpu-acceleration', problems)
+  if (flags.serviceName !== undefined)
+    checkParameters({LocalInferenceServiceName: flags.serviceName}, '--service-name', problems)
+  if (flags.gpuAcceleration !== undefined)
+    checkParameters({GPUAcceleration: flags.gpuAcceleration}, '--gpu-acceleration', problems)
   for (const [flag, v] of [
     ['--timeout-seconds', flags.timeoutSeconds],
     ['--memory-limit-kb', flags.memoryLimitKb],
   ] as const) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 1)) problems.push({message: `must be an integer >= 1, got ${v}`, path: flag})
+    if (v !== undefined && (!Number.isInteger(v) || v < 1))
+      problems.push({message: `must be an integer >= 1, got ${v}`, path: flag})
   }
 
   if (problems.length > 0) throw new ValidationError('Invalid icc serve flags.', problems)
@@ -182,7 +185,8 @@ export async function buildServiceConfigs(flags: ServiceFlags): Promise<ServiceC
     for (const c of connectors) checkParameters(c.params, `/Connectors/${c.index}/Parameters`, problems)
     for (const c of connectors) {
       for (const k of ['MLModelDestinationPath', 'LocalInferenceServiceName']) {
-        if (c.params[k] === undefined) problems.push({message: `${k} is required`, path: `/Connectors/${c.index}/Parameters/${k}`})
+        if (c.params[k] === undefined)
+          problems.push({message: `${k} is required`, path: `/Connectors/${c.index}/Parameters/${k}`})
       }
     }
 
@@ -208,7 +212,11 @@ export async function buildServiceConfigs(flags: ServiceFlags): Promise<ServiceC
   for (const s of services) {
     if (seen.has(s.name)) {
       throw new ValidationError('Two services have the same LocalInferenceServiceName.', [
-        {message: `"${s.name}" is used more than once`, path: '/Connectors', suggestion: 'give each connector its own name'},
+        {
+          message: `"${s.name}" is used more than once`,
+          path: '/Connectors',
+          suggestion: 'give each connector its own name',
+        },
       ])
     }
 

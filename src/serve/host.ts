@@ -13,14 +13,15 @@
  * endpoint plugs into `dispatcher` (the `Dispatcher` interface of ./types.ts).
  */
 import Fastify, {type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
+import {chmod, lstat, mkdir, unlink} from 'node:fs/promises'
 import {createServer, type Server} from 'node:http'
 import {connect} from 'node:net'
-import {chmod, lstat, mkdir, unlink} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 import pino, {type Logger} from 'pino'
 
-import {IccError, UsageError} from '../errors.js'
 import type {ServiceConfig} from './config.js'
+
+import {IccError, UsageError} from '../errors.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath} from './paths.js'
 import {Service, type ServiceRequest} from './service.js'
@@ -225,6 +226,10 @@ export async function startHost(options: HostOptions): Promise<Host> {
     await Promise.all([...services.values()].map((s) => s.stop(0)))
   }
 
+  // a socket already served by someone else fails fast, before any runner starts
+  const socketPath = options.socket === false ? undefined : (options.socket ?? defaultSocketPath())
+  if (socketPath) await prepareSocket(socketPath, options.socket === undefined)
+
   // start the runners in parallel; any failure fails start-up
   const started: StartedService[] = []
   const results = await Promise.allSettled([...services.values()].map(async (s) => s.start()))
@@ -279,7 +284,8 @@ export async function startHost(options: HostOptions): Promise<Host> {
       }
 
       if (closing) throw new ServeError('SHUTTING_DOWN', 'icc serve is shutting down.', 5)
-      if (!request.body || request.body.length === 0) throw new ServeError('BAD_IMAGE', 'The request body is empty; send the image bytes.')
+      if (!request.body || request.body.length === 0)
+        throw new ServeError('BAD_IMAGE', 'The request body is empty; send the image bytes.')
       return s.infer(request)
     },
     serviceNames: () => [...services.keys()],
@@ -324,7 +330,9 @@ export async function startHost(options: HostOptions): Promise<Host> {
     if (query.top_k !== undefined) {
       topK = Number(query.top_k)
       if (!Number.isInteger(topK) || topK < 1) {
-        return reply.code(400).send({error: {code: 'BAD_REQUEST', message: `top_k must be a positive integer, got "${query.top_k}"`}})
+        return reply
+          .code(400)
+          .send({error: {code: 'BAD_REQUEST', message: `top_k must be a positive integer, got "${query.top_k}"`}})
       }
     }
 
@@ -362,9 +370,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
 
   const firstName = options.services[0].name
   app.post('/invocations', async (req, reply) => invoke(firstName, req, reply))
-  app.post('/services/:name/invocations', async (req, reply) =>
-    invoke((req.params as {name: string}).name, req, reply),
-  )
+  app.post('/services/:name/invocations', async (req, reply) => invoke((req.params as {name: string}).name, req, reply))
 
   const readiness = () => {
     const out: Record<string, unknown> = {}
@@ -422,15 +428,19 @@ export async function startHost(options: HostOptions): Promise<Host> {
   app.get('/metrics', async (_req, reply) =>
     reply
       .type('text/plain; version=0.0.4')
-      .send(metrics.render([...services.values()].map((s) => ({name: s.name, queueDepth: s.queued, ready: s.state === 'ready'})))),
+      .send(
+        metrics.render(
+          [...services.values()].map((s) => ({name: s.name, queueDepth: s.queued, ready: s.state === 'ready'})),
+        ),
+      ),
   )
 
   const addresses: HostAddresses = {}
   let tcpServer: Server | undefined
   try {
     await app.ready()
-    if (options.socket !== false) {
-      const path = options.socket ?? defaultSocketPath()
+    if (socketPath) {
+      const path = socketPath
       await prepareSocket(path, options.socket === undefined)
       await app.listen({path})
       await chmod(path, 0o660)
@@ -440,7 +450,9 @@ export async function startHost(options: HostOptions): Promise<Host> {
     if (options.port !== undefined) {
       const host = options.host ?? '127.0.0.1'
       if (!isLoopback(host)) {
-        warnings.push(`TCP listener on ${host} is reachable from other machines; icc serve has no authentication on this port.`)
+        warnings.push(
+          `TCP listener on ${host} is reachable from other machines; icc serve has no authentication on this port.`,
+        )
       }
 
       const server = createServer((req, res) => app.routing(req, res))

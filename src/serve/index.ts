@@ -35,8 +35,7 @@ export interface ServeResult extends ServeReadyInfo {
 /** The bundled default model directory (from the model core), or a clear error while it is not available. */
 async function defaultModelPath(cacheDir?: string): Promise<string> {
   const ensure = (modelCore as Record<string, unknown>).ensureDefaultModel as
-    | ((cacheDir?: string) => Promise<string>)
-    | undefined
+    ((cacheDir?: string) => Promise<string>) | undefined
   if (typeof ensure !== 'function') {
     throw new ModelError('NO_DEFAULT_MODEL', 'No --model given and this build has no bundled default model yet.', {
       suggestions: ['Pass --model PATH (a SageMaker model directory, model.tar.gz or .onnx file).'],
@@ -46,13 +45,14 @@ async function defaultModelPath(cacheDir?: string): Promise<string> {
   return ensure(cacheDir)
 }
 
-async function resolveModels(services: ServiceConfig[], cacheDir?: string): Promise<(ServiceConfig & {modelPath: string})[]> {
+async function resolveModels(
+  services: ServiceConfig[],
+  cacheDir?: string,
+): Promise<(ServiceConfig & {modelPath: string})[]> {
   const out: (ServiceConfig & {modelPath: string})[] = []
   for (const s of services) {
-    // eslint-disable-next-line no-await-in-loop
     const modelPath = s.modelPath ?? (await defaultModelPath(cacheDir))
     try {
-      // eslint-disable-next-line no-await-in-loop
       await access(modelPath)
     } catch {
       throw new UsageError('MODEL_NOT_FOUND', `The model of service "${s.name}" does not exist: ${modelPath}`, {

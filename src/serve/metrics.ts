@@ -31,7 +31,12 @@ export class Metrics {
     const key = `${service}\u0000${outcome}`
     this.outcomes.set(key, (this.outcomes.get(key) ?? 0) + 1)
     if (!timings) return
-    const ms = {decode: timings.decodeMs, inference: timings.inferenceMs, queue: timings.queueMs, total: timings.totalMs}
+    const ms = {
+      decode: timings.decodeMs,
+      inference: timings.inferenceMs,
+      queue: timings.queueMs,
+      total: timings.totalMs,
+    }
     for (const phase of PHASES) this.observe(`${service}\u0000${phase}`, ms[phase] / 1000)
   }
 
@@ -63,13 +68,19 @@ export class Metrics {
       )
     }
 
-    lines.push('# HELP icc_runner_restarts_total Runner restarts by reason.', '# TYPE icc_runner_restarts_total counter')
+    lines.push(
+      '# HELP icc_runner_restarts_total Runner restarts by reason.',
+      '# TYPE icc_runner_restarts_total counter',
+    )
     for (const [key, n] of this.restarts) {
       const [service, reason] = key.split('\u0000')
       lines.push(`icc_runner_restarts_total{service="${esc(service)}",reason="${reason}"} ${n}`)
     }
 
-    lines.push('# HELP icc_runner_rss_bytes Resident memory of the runner process.', '# TYPE icc_runner_rss_bytes gauge')
+    lines.push(
+      '# HELP icc_runner_rss_bytes Resident memory of the runner process.',
+      '# TYPE icc_runner_rss_bytes gauge',
+    )
     for (const [service, kb] of this.rssKb) lines.push(`icc_runner_rss_bytes{service="${esc(service)}"} ${kb * 1024}`)
     lines.push('# HELP icc_service_ready 1 when the service answers requests.', '# TYPE icc_service_ready gauge')
     for (const g of gauges) lines.push(`icc_service_ready{service="${esc(g.name)}"} ${g.ready ? 1 : 0}`)

@@ -78,7 +78,10 @@ async function openSession(
     try {
       return {
         provider: 'cuda',
-        session: await modelCore.createSession(model, {gpu: true, intraOpThreads: config.intraOpThreads ?? availableParallelism()}),
+        session: await modelCore.createSession(model, {
+          gpu: true,
+          intraOpThreads: config.intraOpThreads ?? availableParallelism(),
+        }),
       }
     } catch (error) {
       const missing = missingCudaPieces()
@@ -203,7 +206,7 @@ async function main(): Promise<void> {
     busy = true
     while (queue.length > 0) {
       const next = queue.shift()!
-      // eslint-disable-next-line no-await-in-loop
+
       await handle(next.header, next.payload)
     }
 

@@ -19,19 +19,14 @@ import type {Logger} from 'pino'
 
 import {fileURLToPath} from 'node:url'
 
+import type {Metrics} from './metrics.js'
+import type {RunnerConfig} from './runner-main.js'
+
 import {DependencyError, IccError, ModelError} from '../errors.js'
 import {type ChildProcess, spawn, terminate} from '../system.js'
 import {formatConnectorBody, topClasses} from './format.js'
 import {type MemoryCap, readRssKb, tryCgroupCap} from './memory.js'
-import type {Metrics} from './metrics.js'
-import {
-  FrameDecoder,
-  payloadToFloat32,
-  type RunnerMessage,
-  type RunnerReadyInfo,
-  writeFrame,
-} from './protocol.js'
-import type {RunnerConfig} from './runner-main.js'
+import {FrameDecoder, payloadToFloat32, type RunnerMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {type InferenceRequest, type InferenceResult, ServeError} from './types.js'
 
 export interface ServiceOptions {
@@ -84,7 +79,6 @@ export class Service {
   reason?: string
   restarts = 0
   state: ServiceState = 'starting'
-
   private cap?: MemoryCap
   private child?: ChildProcess
   private crashTimes: number[] = []
@@ -122,7 +116,8 @@ export class Service {
 
   /** Queue one request; resolves with the result or rejects with a ServeError. */
   async infer(request: ServiceRequest): Promise<InferenceResult> {
-    if (this.state === 'stopped') throw new ServeError('SHUTTING_DOWN', `The service "${this.name}" is shutting down.`, 5)
+    if (this.state === 'stopped')
+      throw new ServeError('SHUTTING_DOWN', `The service "${this.name}" is shutting down.`, 5)
     if (this.state === 'failed') {
       throw new ServeError('SERVICE_NOT_READY', `The service "${this.name}" is not ready: ${this.reason}`, 10)
     }
@@ -161,7 +156,6 @@ export class Service {
   async stop(drainMs: number): Promise<void> {
     const until = Date.now() + drainMs
     while ((this.queue.length > 0 || this.inflight) && Date.now() < until && this.state !== 'failed') {
-      // eslint-disable-next-line no-await-in-loop
       await new Promise((r) => {
         setTimeout(r, 20)
       })
@@ -170,7 +164,10 @@ export class Service {
     this.state = 'stopped'
     clearTimeout(this.restartTimer)
     for (const p of [...this.queue, ...(this.inflight ? [this.inflight] : [])]) {
-      this.settle(p, new ServeError('SHUTTING_DOWN', `The service "${this.name}" shut down before this request ran.`, 5))
+      this.settle(
+        p,
+        new ServeError('SHUTTING_DOWN', `The service "${this.name}" shut down before this request ran.`, 5),
+      )
     }
 
     if (this.child) {
@@ -273,7 +270,7 @@ export class Service {
     const reason: KillReason | 'crash' = e.oom ? 'memory' : (this.killReason ?? 'crash')
     const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`
     const peakKb = this.cap?.peakKb() ?? 0
-    void this.cap?.release()
+    this.cap?.release().catch(() => {})
     this.cap = undefined
     if (reason === 'stop' || this.state === 'stopped') return
 
@@ -333,8 +330,11 @@ export class Service {
         `the runner crashed ${this.crashTimes.length} times within ${Math.round(windowMs / 1000)} s ` +
         `(last: ${e.fatal ? e.fatal.message : how}); next attempt in ${Math.round(cooldown / 1000)} s`
       log.error({reason: this.reason}, 'crash loop: service not ready')
-      for (const q of [...this.queue]) {
-        this.settle(q, new ServeError('SERVICE_NOT_READY', `The service "${this.name}" is not ready: ${this.reason}`, 10))
+      for (const q of this.queue) {
+        this.settle(
+          q,
+          new ServeError('SERVICE_NOT_READY', `The service "${this.name}" is not ready: ${this.reason}`, 10),
+        )
       }
 
       this.restartTimer = setTimeout(() => {
@@ -364,25 +364,32 @@ export class Service {
         `the runner needed at least ${needKb} KB (measured) while loading it.`,
       {
         details: {limitKb: this.options.memoryLimitKb, measuredKb: needKb},
-        suggestions: [`Raise --memory-limit-kb (LocalInferenceServiceMemoryLimitKB) to at least ${Math.ceil(needKb * 1.25)}.`],
+        suggestions: [
+          `Raise --memory-limit-kb (LocalInferenceServiceMemoryLimitKB) to at least ${Math.ceil(needKb * 1.25)}.`,
+        ],
       },
     )
   }
 
   private startMemoryGuard(child: ChildProcess, onStartupOver?: (needKb: number) => void): void {
     const o = this.options
-    const pid = child.pid
+    const {pid} = child
     if (!pid) return
     this.cap = undefined
-    void tryCgroupCap(pid, o.name, o.memoryLimitKb).then(({cap, reason}) => {
-      if (cap && this.child === child) {
-        this.cap = cap
-        this.memoryMode = 'cgroup-v2'
-      } else {
-        if (this.memoryMode === undefined) o.logger.info({reason}, 'memory limit enforced by an RSS watchdog')
-        this.memoryMode = 'rss-watchdog'
-      }
-    })
+    tryCgroupCap(pid, o.name, o.memoryLimitKb).then(
+      ({cap, reason}) => {
+        if (cap && this.child === child) {
+          this.cap = cap
+          this.memoryMode = 'cgroup-v2'
+        } else if (cap) {
+          cap.release().catch(() => {})
+        } else {
+          if (this.memoryMode === undefined) o.logger.info({reason}, 'memory limit enforced by an RSS watchdog')
+          this.memoryMode = 'rss-watchdog'
+        }
+      },
+      () => {},
+    )
     this.watchdog = setInterval(() => {
       const {hwmKb, rssKb} = readRssKb(pid)
       if (rssKb === undefined) return

@@ -1,3 +1,4 @@
+import {writeFile} from 'node:fs/promises'
 /**
  * Test fixture: a tiny image classifier written as an ONNX file with onnx-proto, so the serve tests have a real
  * model for ONNX Runtime without waiting for the MXNet converter. It is NOT a product model.
@@ -7,7 +8,6 @@
  * the image's mean colour and tests can compare them with ONNX Runtime run in-process.
  */
 import onnxProto from 'onnx-proto'
-import {writeFile} from 'node:fs/promises'
 
 const {onnx} = onnxProto
 

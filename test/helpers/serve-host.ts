@@ -39,7 +39,10 @@ export async function startServe(
   })
   const exited = proc.then((r) => ({exitCode: r.exitCode, signal: r.signal}))
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`icc serve not ready in time:\n${out}\n${err}`)), options.timeoutMs ?? 30_000)
+    const timer = setTimeout(
+      () => reject(new Error(`icc serve not ready in time:\n${out}\n${err}`)),
+      options.timeoutMs ?? 30_000,
+    )
     const check = setInterval(() => {
       if (/icc serve: ready on|"event":"ready"/.test(out)) {
         clearInterval(check)
@@ -138,9 +141,8 @@ export async function noiseImage(format: 'jpeg' | 'png', width = 64, height = 48
 export async function waitFor(pred: () => Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
   const until = Date.now() + timeoutMs
   while (Date.now() < until) {
-    // eslint-disable-next-line no-await-in-loop
     if (await pred()) return
-    // eslint-disable-next-line no-await-in-loop
+
     await new Promise((r) => {
       setTimeout(r, 50)
     })

@@ -13,15 +13,7 @@ import * as ort from 'onnxruntime-node'
 import {preprocessImage} from '../../src/model/preprocess.js'
 import {icc} from '../helpers/cli.js'
 import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
-import {
-  http,
-  noiseImage,
-  parseConnectorBody,
-  type RunningHost,
-  solidImage,
-  startServe,
-  waitFor,
-} from '../helpers/serve-host.js'
+import {http, noiseImage, parseConnectorBody, type RunningHost, startServe, waitFor} from '../helpers/serve-host.js'
 
 const NAME = 'imageClassification'
 
@@ -96,11 +88,16 @@ describe('icc serve (one service, real runner)', function () {
 
   it('serves PNG, application/x-image and a missing Content-Type (sniffed), on /invocations too', async () => {
     const want = [...(await expected(png))]
-    for (const headers of [{'content-type': 'image/png'}, {'content-type': 'application/x-image'}, {}] as Record<string, string>[]) {
-      // eslint-disable-next-line no-await-in-loop
+    for (const headers of [{'content-type': 'image/png'}, {'content-type': 'application/x-image'}, {}] as Record<
+      string,
+      string
+    >[]) {
       const res = await http(sock, 'POST', '/invocations', png, headers)
       assert.equal(res.status, 200, JSON.stringify(headers) + res.body)
-      assert.deepEqual(parseConnectorBody(res.body).map((v) => Math.fround(v)), want)
+      assert.deepEqual(
+        parseConnectorBody(res.body).map((v) => Math.fround(v)),
+        want,
+      )
     }
   })
 
@@ -108,7 +105,10 @@ describe('icc serve (one service, real runner)', function () {
     assert.match(String(host.tcpUrl), /^http:\/\/127\.0\.0\.1:\d+$/)
     const res = await http({url: host.tcpUrl}, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg'})
     assert.equal(res.status, 200)
-    assert.deepEqual(parseConnectorBody(res.body).map((v) => Math.fround(v)), [...(await expected(jpeg))])
+    assert.deepEqual(
+      parseConnectorBody(res.body).map((v) => Math.fround(v)),
+      [...(await expected(jpeg))],
+    )
   })
 
   it('returns verbose JSON with Accept: application/json; verbose and with ?top_k=N', async () => {
@@ -118,7 +118,10 @@ describe('icc serve (one service, real runner)', function () {
     assert.equal(verbose.status, 200)
     const v = verbose.json()
     assert.equal(v.probabilities.length, 4)
-    assert.deepEqual(v.top.map((t: {index: number}) => t.index), best)
+    assert.deepEqual(
+      v.top.map((t: {index: number}) => t.index),
+      best,
+    )
     const top2 = (await invoke(jpeg, {}, `/services/${NAME}/invocations?top_k=2`)).json()
     assert.equal(top2.top.length, 2)
     assert.equal(top2.top[0].index, best[0])
@@ -127,7 +130,10 @@ describe('icc serve (one service, real runner)', function () {
 
   it('sends a Server-Timing header with queue, decode and inference times', async () => {
     const res = await invoke(jpeg)
-    assert.match(String(res.headers['server-timing']), /queue;dur=[\d.]+, decode;dur=[\d.]+, inference;dur=[\d.]+, total;dur=[\d.]+/)
+    assert.match(
+      String(res.headers['server-timing']),
+      /queue;dur=[\d.]+, decode;dur=[\d.]+, inference;dur=[\d.]+, total;dur=[\d.]+/,
+    )
   })
 
   it('reports health, readiness, the model and Prometheus metrics', async () => {
@@ -211,12 +217,22 @@ describe('icc serve (one service, real runner)', function () {
     assert.equal(s.mode & 0o777, 0o660)
   })
 
+  it('refuses to start on a socket another server is listening on (exit 2)', async () => {
+    const r = await icc(['serve', '--model', model, '--socket', sock.socket])
+    assert.equal(r.exitCode, 2, r.stderr)
+    assert.match(r.stderr, /already listening/)
+    assert.equal((await http(sock, 'GET', '/ping')).status, 200)
+  })
+
   it('icc invoke prints the connector body, JSON with --top-k, and exits 8 with the error code on failure', async () => {
     const img = join(dir, 'noise.jpg')
     await writeFile(img, jpeg)
     const r = await icc(['invoke', '--service-name', NAME, '--socket', sock.socket, img])
     assert.equal(r.exitCode, 0, r.stderr)
-    assert.deepEqual(parseConnectorBody(r.stdout.trim()).map((v) => Math.fround(v)), [...(await expected(jpeg))])
+    assert.deepEqual(
+      parseConnectorBody(r.stdout.trim()).map((v) => Math.fround(v)),
+      [...(await expected(jpeg))],
+    )
     const top = await icc(['invoke', '--socket', sock.socket, img, '--top-k', '1', '--json'])
     assert.equal(top.exitCode, 0, top.stderr)
     assert.equal(JSON.parse(top.stdout).top.length, 1)
@@ -255,14 +271,18 @@ describe('icc serve (one service, real runner)', function () {
     assert.equal(res.json().error.code, 'TIMEOUT')
     assert.ok(Date.now() - started < 8000)
     // the hung process really is gone (SIGKILL), and a new one serves
-    await waitFor(async () => {
-      try {
-        process.kill(before.runnerPid, 0)
-        return false
-      } catch {
-        return true
-      }
-    }, 5000, 'the hung runner to die')
+    await waitFor(
+      async () => {
+        try {
+          process.kill(before.runnerPid, 0)
+          return false
+        } catch {
+          return true
+        }
+      },
+      5000,
+      'the hung runner to die',
+    )
     await waitFor(async () => (await ready()).ready, 15_000, 'the runner to come back')
     const after = await ready()
     assert.notEqual(after.runnerPid, before.runnerPid)
@@ -297,7 +317,10 @@ describe('icc serve (one service, real runner)', function () {
 
   it('writes <log-dir>/<ServiceName>.log as JSON lines, each tagged with the service name', async () => {
     const text = await readFile(join(dir, 'logs', `${NAME}.log`), 'utf8')
-    const lines = text.trim().split('\n').map((l) => JSON.parse(l))
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     assert.ok(lines.length > 2)
     for (const l of lines) assert.equal(l.service, NAME)
     const start = lines.find((l) => /service ready on/.test(l.msg))
@@ -306,7 +329,10 @@ describe('icc serve (one service, real runner)', function () {
     assert.equal(typeof start.loadMs, 'number')
     assert.equal(typeof start.warmupMs, 'number')
     assert.equal(start.model.classes, 4)
-    assert.equal(lines.some((l) => /killing it/.test(l.msg)), true)
+    assert.equal(
+      lines.some((l) => /killing it/.test(l.msg)),
+      true,
+    )
     assert.doesNotMatch(readFileSync(join(dir, 'logs', `${NAME}.log`), 'utf8'), /AWS_SECRET/)
   })
 })

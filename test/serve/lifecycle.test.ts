@@ -63,7 +63,11 @@ describe('icc serve life cycle', function () {
       JSON.stringify({
         Connectors: [
           connector('A', 'serviceA', modelA),
-          {ConnectorArn: 'arn:aws:greengrass:us-west-2::/connectors/TwilioNotifications/versions/5', Id: 'other', Parameters: {}},
+          {
+            ConnectorArn: 'arn:aws:greengrass:us-west-2::/connectors/TwilioNotifications/versions/5',
+            Id: 'other',
+            Parameters: {},
+          },
           connector('B', 'serviceB', modelB),
         ],
       }),
@@ -92,12 +96,15 @@ describe('icc serve life cycle', function () {
 
       // crash A five times: it is reported not ready, the host stays up and B keeps answering
       for (let i = 0; i < 5; i++) {
-        // eslint-disable-next-line no-await-in-loop
-        await waitFor(async () => {
-          const s = (await http(sock, 'GET', '/v2/health/ready')).json().services.serviceA
-          return s.ready || s.state === 'failed'
-        }, 20_000, 'serviceA to restart')
-        // eslint-disable-next-line no-await-in-loop
+        await waitFor(
+          async () => {
+            const s = (await http(sock, 'GET', '/v2/health/ready')).json().services.serviceA
+            return s.ready || s.state === 'failed'
+          },
+          20_000,
+          'serviceA to restart',
+        )
+
         const r = await http(sock, 'POST', '/services/serviceA/invocations', jpeg, {
           'content-type': 'image/jpeg',
           'x-icc-test-hook': 'crash',
@@ -128,7 +135,11 @@ describe('icc serve life cycle', function () {
 
   it('on SIGTERM finishes the requests in flight, stops the runner and exits 0', async () => {
     const socket = join(dir, 'term', 'icc.sock')
-    const host = await startServe(['--model', modelA, '--timeout-seconds', '10'], {socket})
+    const host = await startServe(['--model', modelA, '--timeout-seconds', '10', '--json'], {socket})
+    const readyLine = JSON.parse(host.stdout().split('\n')[0])
+    assert.equal(readyLine.event, 'ready')
+    assert.equal(readyLine.addresses.socket, socket)
+    assert.equal(readyLine.services[0].name, 'imageClassification')
     const sock = {socket}
     const {runnerPid} = (await http(sock, 'GET', '/v2/health/ready')).json().services.imageClassification
     const inflight = [1, 2].map(async () =>
@@ -150,12 +161,16 @@ describe('icc serve life cycle', function () {
     assert.equal(r.exitCode, 0, host.stderr())
     assert.equal(alive(runnerPid), false, 'runner stopped')
     assert.match(host.stderr(), /shutting down/)
+    assert.match(host.stdout(), /"stoppedBy": "SIGTERM"/)
   })
 
   it('fails start-up with the measured need when the model cannot load within --memory-limit-kb (exit 4)', async () => {
-    const r = await icc(['serve', '--model', modelA, '--memory-limit-kb', '60000', '--socket', join(dir, 'mem', 'icc.sock')], {
-      env: {ICC_TEST_HOOKS: '1'},
-    })
+    const r = await icc(
+      ['serve', '--model', modelA, '--memory-limit-kb', '60000', '--socket', join(dir, 'mem', 'icc.sock')],
+      {
+        env: {ICC_TEST_HOOKS: '1'},
+      },
+    )
     assert.equal(r.exitCode, 4, r.stderr)
     assert.match(r.stderr, /MEMORY_LIMIT_TOO_SMALL/)
     const measured = Number(/needed (?:at least )?(\d+) KB/.exec(r.stderr.replaceAll(/\s+›\s+/g, ' '))?.[1])
@@ -163,7 +178,16 @@ describe('icc serve life cycle', function () {
   })
 
   it('fails start-up with a dependency error naming what is missing for GPU; --allow-cpu-fallback runs on the CPU', async () => {
-    const r = await icc(['serve', '--model', modelA, '--gpu-acceleration', 'GPU', '--socket', join(dir, 'gpu', 'icc.sock'), '--json'])
+    const r = await icc([
+      'serve',
+      '--model',
+      modelA,
+      '--gpu-acceleration',
+      'GPU',
+      '--socket',
+      join(dir, 'gpu', 'icc.sock'),
+      '--json',
+    ])
     assert.equal(r.exitCode, 5, r.stderr)
     const err = JSON.parse(r.stdout).error
     assert.equal(err.code, 'CUDA_PROVIDER_UNAVAILABLE')
@@ -184,14 +208,27 @@ describe('icc serve life cycle', function () {
   })
 
   it('refuses bad configuration with usage errors (exit 2) before starting anything', async () => {
-    const badName = await icc(['serve', '--model', modelA, '--service-name', 'bad name!', '--socket', join(dir, 'x.sock')])
+    const badName = await icc([
+      'serve',
+      '--model',
+      modelA,
+      '--service-name',
+      'bad name!',
+      '--socket',
+      join(dir, 'x.sock'),
+    ])
     assert.equal(badName.exitCode, 2)
     assert.match(badName.stderr, /--service-name/)
     const noModel = await icc(['serve', '--model', join(dir, 'missing.onnx'), '--socket', join(dir, 'x.sock')])
     assert.equal(noModel.exitCode, 2)
     assert.match(noModel.stderr, /does not exist/)
     const def = join(dir, 'empty-def.json')
-    await writeFile(def, JSON.stringify({Connectors: [{ConnectorArn: 'arn:aws:greengrass:us-west-2::/connectors/Other/versions/1', Id: 'x'}]}))
+    await writeFile(
+      def,
+      JSON.stringify({
+        Connectors: [{ConnectorArn: 'arn:aws:greengrass:us-west-2::/connectors/Other/versions/1', Id: 'x'}],
+      }),
+    )
     const noIc = await icc(['serve', '--definition', def, '--socket', join(dir, 'x.sock')])
     assert.equal(noIc.exitCode, 2)
     assert.match(noIc.stderr, /no connector has an Image Classification ConnectorArn/)

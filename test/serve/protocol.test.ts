@@ -56,7 +56,7 @@ describe('serve protocol and format', () => {
     assert.equal(formatFloat32(0.5), '0.5')
     for (const [i, s] of body.slice(1, -1).split(',').entries()) {
       // one digit fewer would not round-trip
-      const digits = s.replace(/^0\.0*|e.*$|\./g, '').length
+      const digits = s.replaceAll(/^0\.0*|e.*$|\./g, '').length
       if (digits > 1) assert.notEqual(Math.fround(Number(Number(s).toPrecision(digits - 1))), values[i], s)
     }
   })
