@@ -8,16 +8,25 @@ import {access} from 'node:fs/promises'
 import {ModelError, UsageError} from '../errors.js'
 import * as modelCore from '../model/index.js'
 import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
-import {type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
+import {type Host, type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
 
 export {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
 export {type Host, type HostAddresses, type HostOptions, httpStatus, startHost} from './host.js'
 export {defaultSocketPath} from './paths.js'
 export * from './types.js'
 
+/**
+ * A front end started on top of the host once it is ready (e.g. the Greengrass IPC endpoint on --ipc-port):
+ * gets the host (its `dispatcher`, `logger`), returns something to close at shutdown (stop accepting, finish
+ * in-flight requests); closed at the same time as the host drains.
+ */
+export type ServePlugin = (host: Host) => Promise<void | {close(): Promise<void>; warnings?: string[]}>
+
 export interface ServeOptions extends Omit<HostOptions, 'services'>, ServiceFlags {
   /** Called once every service is ready and listening. */
   onReady?: (info: ServeReadyInfo) => void
+  /** Front ends to start on the host (see {@link ServePlugin}). */
+  plugins?: ServePlugin[]
   /** Stop when aborted (in addition to SIGTERM/SIGINT). */
   signal?: AbortSignal
 }
@@ -70,6 +79,20 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   const configs = await buildServiceConfigs(options)
   const services = await resolveModels(configs, options.cacheDir)
   const host = await startHost({...options, services})
+  const closers: {close(): Promise<void>}[] = []
+  try {
+    for (const plugin of options.plugins ?? []) {
+      const started = await plugin(host)
+      if (started) {
+        closers.push(started)
+        host.warnings.push(...(started.warnings ?? []))
+      }
+    }
+  } catch (error) {
+    await Promise.all([...closers.map(async (c) => c.close()), host.close()])
+    throw error
+  }
+
   const info: ServeReadyInfo = {addresses: host.addresses, services: host.started, warnings: host.warnings}
   options.onReady?.(info)
   // `on`, not `once`, and removed only after the shutdown: execa's exit hook (signal-exit) re-raises a signal
@@ -82,7 +105,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
     options.signal?.addEventListener('abort', () => resolve('abort'), {once: true})
   })
   try {
-    await host.close()
+    await Promise.all([...closers.map(async (c) => c.close()), host.close()])
   } finally {
     process.removeListener('SIGTERM', onSignal!)
     process.removeListener('SIGINT', onSignal!)

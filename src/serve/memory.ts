@@ -34,8 +34,18 @@ export interface MemoryCap {
 
 const CGROUP_ROOT = '/sys/fs/cgroup'
 
-/** The cgroup v2 directory of this process, when cgroup v2 with the memory controller is usable. */
+let baseCgroup: null | string | undefined
+
+/**
+ * The cgroup v2 directory of this process as it was at first use (the host may move itself into a leaf below
+ * it), when cgroup v2 with the memory controller is mounted.
+ */
 function ownCgroupV2(): string | undefined {
+  if (baseCgroup === undefined) baseCgroup = findCgroupV2() ?? null
+  return baseCgroup ?? undefined
+}
+
+function findCgroupV2(): string | undefined {
   try {
     if (!existsSync(join(CGROUP_ROOT, 'cgroup.controllers'))) return undefined
     const controllers = readFileSync(join(CGROUP_ROOT, 'cgroup.controllers'), 'utf8')
@@ -47,6 +57,38 @@ function ownCgroupV2(): string | undefined {
     return join(CGROUP_ROOT, line.slice(3))
   } catch {
     return undefined
+  }
+}
+
+let enabling: Promise<void> | undefined
+
+/**
+ * Enable the memory controller for children of `cg`. cgroup v2 refuses that while `cg` itself holds processes
+ * ("no internal processes"), which is the usual case for a delegated service cgroup: then the host moves itself
+ * into a leaf `cg/icc-host` first (once).
+ */
+async function enableMemoryController(cg: string): Promise<void> {
+  enabling ??= (async () => {
+    const control = join(cg, 'cgroup.subtree_control')
+    const enabled = await readFile(control, 'utf8').catch(() => '')
+    if (/\bmemory\b/.test(enabled)) return
+    try {
+      await writeFile(control, '+memory')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EBUSY') throw error
+      const leaf = join(cg, 'icc-host')
+      await mkdir(leaf).catch((error_: NodeJS.ErrnoException) => {
+        if (error_.code !== 'EEXIST') throw error_
+      })
+      await writeFile(join(leaf, 'cgroup.procs'), String(process.pid))
+      await writeFile(control, '+memory')
+    }
+  })()
+  try {
+    await enabling
+  } catch (error) {
+    enabling = undefined
+    throw error
   }
 }
 
@@ -63,8 +105,7 @@ export async function tryCgroupCap(
   if (!parent) return {reason: 'cgroup v2 with the memory controller is not mounted'}
   const dir = join(parent, `icc-${name}-${pid}`)
   try {
-    const enabled = await readFile(join(parent, 'cgroup.subtree_control'), 'utf8').catch(() => '')
-    if (!/\bmemory\b/.test(enabled)) await writeFile(join(parent, 'cgroup.subtree_control'), '+memory')
+    await enableMemoryController(parent)
     await mkdir(dir)
     await writeFile(join(dir, 'memory.max'), String(limitKb * 1024))
     await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => {})

@@ -140,7 +140,7 @@ export class Service {
         const onAbort = () => {
           // a client that went away: drop it if still queued; a running request finishes in the runner
           if (!p.settled && this.queue.includes(p)) {
-            this.settle(p, new ServeError('INTERNAL', 'The client closed the connection.'))
+            this.settle(p, new ServeError('INTERNAL', 'The client closed the connection.'), 'CLIENT_CLOSED')
           }
         }
 
@@ -484,14 +484,14 @@ export class Service {
     this.pump()
   }
 
-  private settle(p: Pending, outcome: InferenceResult | ServeError): void {
+  private settle(p: Pending, outcome: InferenceResult | ServeError, metricsLabel?: string): void {
     if (p.settled) return
     p.settled = true
     clearTimeout(p.timer)
     const i = this.queue.indexOf(p)
     if (i !== -1) this.queue.splice(i, 1)
     if (outcome instanceof ServeError) {
-      this.options.metrics.outcome(this.name, outcome.code)
+      this.options.metrics.outcome(this.name, metricsLabel ?? outcome.code)
       p.reject(outcome)
     } else {
       this.options.metrics.outcome(this.name, 'OK', outcome.timings)

@@ -207,7 +207,7 @@ describe('icc serve life cycle', function () {
     }
   })
 
-  it('refuses bad configuration with usage errors (exit 2) before starting anything', async () => {
+  it('refuses bad configuration (exit 2) and a model that cannot be loaded (exit 4)', async () => {
     const badName = await icc([
       'serve',
       '--model',
@@ -232,6 +232,11 @@ describe('icc serve life cycle', function () {
     const noIc = await icc(['serve', '--definition', def, '--socket', join(dir, 'x.sock')])
     assert.equal(noIc.exitCode, 2)
     assert.match(noIc.stderr, /no connector has an Image Classification ConnectorArn/)
+    const corrupt = join(dir, 'corrupt.onnx')
+    await writeFile(corrupt, 'definitely not protobuf')
+    const badModel = await icc(['serve', '--model', corrupt, '--socket', join(dir, 'x.sock'), '--json'])
+    assert.equal(badModel.exitCode, 4, badModel.stderr)
+    assert.match(JSON.parse(badModel.stdout).error.message, /could not be loaded/)
     const params = join(dir, 'params.json')
     await writeFile(params, JSON.stringify({LocalInferenceServiceTimeoutSeconds: '0', MLModelDestinationPath: modelA}))
     const badParams = await icc(['serve', '--parameters', params, '--socket', join(dir, 'x.sock')])
