@@ -286,7 +286,7 @@ export class Service {
             `The runner of "${this.name}" went over its memory limit of ${this.options.memoryLimitKb} KB (LocalInferenceServiceMemoryLimitKB) while running this request (${Math.max(peakKb, this.lastRssKb)} KB); it was killed and is being restarted.`,
           ),
         )
-      } else if (reason === 'crash') {
+      } else {
         this.settle(
           p,
           new ServeError(
@@ -398,6 +398,7 @@ export class Service {
       if (this.memoryMode !== 'cgroup-v2' && rssKb > o.memoryLimitKb && this.child === child) {
         o.logger.warn({limitKb: o.memoryLimitKb, rssKb}, 'runner over its memory limit; killing it')
         this.killReason = 'memory'
+        if (this.state === 'ready') this.state = 'restarting'
         this.lastRssKb = rssKb
         child.kill('SIGKILL')
         this.stopWatchdog()
@@ -441,6 +442,7 @@ export class Service {
       )
       this.inflight = undefined
       this.killReason = 'timeout'
+      this.state = 'restarting' // nothing more goes to the dying runner
       this.options.logger.warn({timeoutSeconds: secs}, 'request timed out in the runner; killing it')
       this.child.kill('SIGKILL')
       return

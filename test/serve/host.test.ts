@@ -263,10 +263,17 @@ describe('icc serve (one service, real runner)', function () {
     }
   })
 
-  it('times out a hung runner with 504 TIMEOUT, kills and restarts it, and answers the next request', async () => {
+  it('times out a hung runner with 504 TIMEOUT, kills and restarts it; queued requests run on the new runner', async () => {
     const before = await ready()
     const started = Date.now()
-    const res = await invoke(jpeg, {'x-icc-test-hook': 'hang'})
+    const hung = invoke(jpeg, {'x-icc-test-hook': 'hang'})
+    // a request queued behind the hung one is not lost: it runs on the new runner within its own deadline
+    await new Promise((r) => {
+      setTimeout(r, 1500)
+    })
+    const queued = invoke(jpeg)
+    const res = await hung
+    assert.equal((await queued).status, 200)
     assert.equal(res.status, 504)
     assert.equal(res.json().error.code, 'TIMEOUT')
     assert.ok(Date.now() - started < 8000)
