@@ -296,7 +296,9 @@ export async function startHost(options: HostOptions): Promise<Host> {
     },
   }
 
-  const app = Fastify({bodyLimit: maxBodyBytes, logger: false, return503OnClosing: true})
+  // slow clients: a whole request (headers + body) must arrive within 30 s plus the longest service timeout
+  const requestTimeout = 30_000 + Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000
+  const app = Fastify({bodyLimit: maxBodyBytes, logger: false, requestTimeout, return503OnClosing: true})
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', {bodyLimit: maxBodyBytes, parseAs: 'buffer'}, (_req, body, done) => done(null, body))
   app.setErrorHandler((error, _req, reply) => {
@@ -455,7 +457,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
         )
       }
 
-      const server = createServer((req, res) => app.routing(req, res))
+      const server = createServer({headersTimeout: 30_000, requestTimeout}, (req, res) => app.routing(req, res))
       tcpServer = server
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
