@@ -133,20 +133,25 @@ describe('icc serve life cycle', function () {
     }
   })
 
-  it('on SIGTERM finishes the requests in flight, stops the runner and exits 0', async () => {
+  it('serves a --parameters file; on SIGTERM finishes the requests in flight, stops the runner and exits 0', async () => {
     const socket = join(dir, 'term', 'icc.sock')
-    const host = await startServe(['--model', modelA, '--timeout-seconds', '10', '--json'], {socket})
+    const params = join(dir, 'term-params.json')
+    await writeFile(
+      params,
+      JSON.stringify(connector('T', 'fromParams', modelA, {LocalInferenceServiceTimeoutSeconds: '10'}).Parameters),
+    )
+    const host = await startServe(['--parameters', params, '--json'], {socket})
     const readyLine = JSON.parse(host.stdout().split('\n')[0])
     assert.equal(readyLine.event, 'ready')
     assert.equal(readyLine.addresses.socket, socket)
-    assert.equal(readyLine.services[0].name, 'imageClassification')
+    assert.equal(readyLine.services[0].name, 'fromParams')
     const sock = {socket}
-    const {runnerPid} = (await http(sock, 'GET', '/v2/health/ready')).json().services.imageClassification
+    const {runnerPid} = (await http(sock, 'GET', '/v2/health/ready')).json().services.fromParams
     const inflight = [1, 2].map(async () =>
       http(sock, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg', 'x-icc-test-hook': 'sleep:700'}),
     )
     await waitFor(
-      async () => (await http(sock, 'GET', '/v2/health/ready')).json().services.imageClassification.queueDepth === 2,
+      async () => (await http(sock, 'GET', '/v2/health/ready')).json().services.fromParams.queueDepth === 2,
       5000,
       'both requests admitted',
     )
