@@ -6,7 +6,6 @@
 import {access} from 'node:fs/promises'
 
 import {ModelError, UsageError} from '../errors.js'
-import * as modelCore from '../model/index.js'
 import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
 import {type Host, type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
 
@@ -43,7 +42,9 @@ export interface ServeResult extends ServeReadyInfo {
 
 /** The bundled default model directory (from the model core), or a clear error while it is not available. */
 async function defaultModelPath(cacheDir?: string): Promise<string> {
-  const ensure = (modelCore as Record<string, unknown>).ensureDefaultModel as
+  // imported here, not at the top: the host process itself never needs ONNX Runtime in memory
+  const modelCore = (await import('../model/index.js')) as Record<string, unknown>
+  const ensure = modelCore.ensureDefaultModel as
     ((cacheDir?: string) => Promise<string>) | undefined
   if (typeof ensure !== 'function') {
     throw new ModelError('NO_DEFAULT_MODEL', 'No --model given and this build has no bundled default model yet.', {
