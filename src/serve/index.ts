@@ -44,8 +44,7 @@ export interface ServeResult extends ServeReadyInfo {
 async function defaultModelPath(cacheDir?: string): Promise<string> {
   // imported here, not at the top: the host process itself never needs ONNX Runtime in memory
   const modelCore = (await import('../model/index.js')) as Record<string, unknown>
-  const ensure = modelCore.ensureDefaultModel as
-    ((cacheDir?: string) => Promise<string>) | undefined
+  const ensure = modelCore.ensureDefaultModel as ((cacheDir?: string) => Promise<string>) | undefined
   if (typeof ensure !== 'function') {
     throw new ModelError('NO_DEFAULT_MODEL', 'No --model given and this build has no bundled default model yet.', {
       suggestions: ['Pass --model PATH (a SageMaker model directory, model.tar.gz or .onnx file).'],
