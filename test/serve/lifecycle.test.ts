@@ -83,6 +83,17 @@ describe('icc serve life cycle', function () {
       const ready = (await http(sock, 'GET', '/v2/health/ready')).json().services
       assert.notEqual(ready.serviceA.runnerPid, ready.serviceB.runnerPid)
 
+      // a burst of concurrent requests to both services: every one gets exactly one, correct answer
+      const burst = await Promise.all(
+        Array.from({length: 40}, async (_, i) =>
+          http(sock, 'POST', `/services/service${i % 2 ? 'B' : 'A'}/invocations`, jpeg, {'content-type': 'image/jpeg'}),
+        ),
+      )
+      for (const [i, r] of burst.entries()) {
+        assert.equal(r.status, 200, r.body)
+        assert.equal(r.body, i % 2 ? b.body : a.body)
+      }
+
       // A busy (sleeping) does not hold B up
       const slowA = http(sock, 'POST', '/services/serviceA/invocations', jpeg, {
         'content-type': 'image/jpeg',
