@@ -57,6 +57,12 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       description: 'MLModelDestinationPath: model directory, model.tar.gz or .onnx (default: bundled model).',
     }),
     parameters: Flags.string({description: 'Connector Parameters JSON file (as for create-connector).'}),
+    'pipeline-depth': Flags.integer({
+      default: 1,
+      description: 'Requests sent to a runner ahead of time (2: decode the next image during an inference).',
+      max: 8,
+      min: 1,
+    }),
     port: Flags.integer({description: 'Also listen on TCP (0: any free port).', max: 65_535, min: 0}),
     'queue-limit': Flags.integer({
       default: 64,
@@ -96,6 +102,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
           )
       },
       parameters: flags.parameters,
+      pipelineDepth: flags['pipeline-depth'],
       port: flags.port,
       queueLimit: flags['queue-limit'],
       serviceName: flags['service-name'],

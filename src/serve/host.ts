@@ -44,6 +44,11 @@ export interface HostOptions {
   logStream?: NodeJS.WritableStream
   /** Largest accepted request body (default 20 MiB). */
   maxBodyBytes?: number
+  /**
+   * Requests sent to each runner ahead of time (default 1): with 2, the runner decodes the next image while ONNX
+   * Runtime runs the current one. On a runner kill, the requests sent behind the one running are re-queued.
+   */
+  pipelineDepth?: number
   /** TCP port (0: any free port); undefined: no TCP listener. */
   port?: number
   /** Bounded queue per service (default 64). */
@@ -210,6 +215,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
         metrics,
         modelPath: s.modelPath,
         name: s.name,
+        pipelineDepth: options.pipelineDepth,
         queueLimit: options.queueLimit ?? 64,
         runnerEnv: options.runnerEnv,
         timeoutSeconds: s.timeoutSeconds,

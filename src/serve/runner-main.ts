@@ -172,10 +172,11 @@ async function main(): Promise<void> {
   }
 
   const [c, h, w] = model.inputShape
-  const queue: {header: HostMessage; payload: Buffer}[] = []
-  let busy = false
+  type Decoded = {decodeMs: number; tensor: Float32Array} | {error: unknown}
 
-  const handle = async (header: HostMessage, payload: Buffer): Promise<void> => {
+  // stage 1, started as soon as a frame arrives: hooks + decode/resize (sharp works on its own threads, so with
+  // pipelining the next image is decoded while ONNX Runtime runs the current one)
+  const decode = async (header: HostMessage, payload: Buffer): Promise<Decoded> => {
     try {
       if (hooksEnabled && header.hook) await runHook(header.hook)
       const t0 = performance.now()
@@ -186,37 +187,43 @@ async function main(): Promise<void> {
         preprocessing: model.preprocessing,
         width: w,
       })
-      const t1 = performance.now()
-      const out = await session.run({[info.inputName]: new ort.Tensor('float32', tensor, [1, c, h, w])})
-      const t2 = performance.now()
-      const data = out[info.outputName].data as Float32Array
-      writeFrame(
-        channel,
-        {decodeMs: t1 - t0, id: header.id, inferenceMs: t2 - t1, t: 'result'},
-        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-      )
+      return {decodeMs: performance.now() - t0, tensor}
     } catch (error) {
-      const code = error instanceof IccError ? error.code : 'INTERNAL'
-      writeFrame(channel, {code, id: header.id, message: (error as Error).message, t: 'error'})
+      return {error}
     }
   }
 
-  const pump = async (): Promise<void> => {
-    if (busy) return
-    busy = true
-    while (queue.length > 0) {
-      const next = queue.shift()!
-
-      await handle(next.header, next.payload)
-    }
-
-    busy = false
+  const sendError = (id: number, error: unknown): void => {
+    const code = error instanceof IccError ? error.code : 'INTERNAL'
+    writeFrame(channel, {code, id, message: (error as Error).message, t: 'error'})
   }
 
+  // stage 2, strictly one at a time and in arrival order: inference
+  let chain: Promise<void> = Promise.resolve()
   const decoder = new FrameDecoder<HostMessage>(({header, payload}) => {
     if (header.t !== 'infer') return
-    queue.push({header, payload})
-    pump()
+    const decoded = decode(header, payload)
+    chain = chain.then(async () => {
+      const d = await decoded
+      if ('error' in d) {
+        sendError(header.id, d.error)
+        return
+      }
+
+      try {
+        const t1 = performance.now()
+        const out = await session.run({[info.inputName]: new ort.Tensor('float32', d.tensor, [1, c, h, w])})
+        const inferenceMs = performance.now() - t1
+        const data = out[info.outputName].data as Float32Array
+        writeFrame(
+          channel,
+          {decodeMs: d.decodeMs, id: header.id, inferenceMs, t: 'result'},
+          new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+        )
+      } catch (error) {
+        sendError(header.id, error)
+      }
+    })
   })
   channel.on('data', (chunk: Buffer) => decoder.push(chunk))
   writeFrame(channel, {info, t: 'ready'})

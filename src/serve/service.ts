@@ -42,6 +42,8 @@ export interface ServiceOptions {
   metrics: Metrics
   modelPath: string
   name: string
+  /** Requests sent to the runner ahead of time, so it decodes the next image during an inference (default 1). */
+  pipelineDepth?: number
   queueLimit: number
   /** Extra environment for the runner (tests). */
   runnerEnv?: Record<string, string>
@@ -82,7 +84,8 @@ export class Service {
   private cap?: MemoryCap
   private child?: ChildProcess
   private crashTimes: number[] = []
-  private inflight?: Pending
+  /** Requests sent to the runner, oldest first (it answers in order); at most `pipelineDepth`. */
+  private inflight: Pending[] = []
   private killReason?: KillReason
   private lastRssKb = 0
   private latencyEwmaMs = 0
@@ -100,7 +103,7 @@ export class Service {
   }
 
   get queued(): number {
-    return this.queue.length + (this.inflight ? 1 : 0)
+    return this.queue.length + this.inflight.length
   }
 
   get rssKb(): number {
@@ -155,7 +158,7 @@ export class Service {
   /** Wait (bounded) for queued and running requests, then stop the runner. */
   async stop(drainMs: number): Promise<void> {
     const until = Date.now() + drainMs
-    while ((this.queue.length > 0 || this.inflight) && Date.now() < until && this.state !== 'failed') {
+    while ((this.queue.length > 0 || this.inflight.length > 0) && Date.now() < until && this.state !== 'failed') {
       await new Promise((r) => {
         setTimeout(r, 20)
       })
@@ -163,7 +166,7 @@ export class Service {
 
     this.state = 'stopped'
     clearTimeout(this.restartTimer)
-    for (const p of [...this.queue, ...(this.inflight ? [this.inflight] : [])]) {
+    for (const p of [...this.queue, ...this.inflight]) {
       this.settle(
         p,
         new ServeError('SHUTTING_DOWN', `The service "${this.name}" shut down before this request ran.`, 5),
@@ -274,9 +277,10 @@ export class Service {
     this.cap = undefined
     if (reason === 'stop' || this.state === 'stopped') return
 
-    // in-flight request: exactly one answer
-    const p = this.inflight
-    this.inflight = undefined
+    // the request the runner was working on gets exactly one answer; the ones sent behind it (pipelining) had
+    // not started their inference: they go back to the front of the queue for the next runner
+    const [p, ...behind] = this.inflight
+    this.requeue(behind)
     if (p) {
       if (reason === 'memory') {
         this.settle(
@@ -416,23 +420,29 @@ export class Service {
   // --- requests ------------------------------------------------------------------------------------------------
 
   private pump(): void {
-    if (this.state !== 'ready' || this.inflight || !this.child) return
+    if (this.state !== 'ready' || !this.child) return
     const channel = this.child.stdio[3] as NodeJS.WritableStream
-    while (this.queue.length > 0) {
+    const depth = this.options.pipelineDepth ?? 1
+    while (this.queue.length > 0 && this.inflight.length < depth) {
       const p = this.queue.shift()!
       if (p.settled) continue
       p.sentAt = performance.now()
-      this.inflight = p
+      this.inflight.push(p)
       const hook = process.env.ICC_TEST_HOOKS === '1' ? p.request.testHook : undefined
       writeFrame(channel as never, {contentType: p.request.contentType, hook, id: p.id, t: 'infer'}, p.request.body)
-      return
     }
+  }
+
+  private requeue(requests: Pending[]): void {
+    for (const r of requests) r.sentAt = undefined
+    this.queue.unshift(...requests.filter((r) => !r.settled))
+    this.inflight = []
   }
 
   private onDeadline(p: Pending): void {
     if (p.settled) return
     const secs = this.options.timeoutSeconds
-    if (this.inflight === p && this.child) {
+    if (this.inflight.includes(p) && this.child) {
       this.settle(
         p,
         new ServeError(
@@ -440,7 +450,7 @@ export class Service {
           `The service "${this.name}" did not answer within ${secs} s (LocalInferenceServiceTimeoutSeconds); the runner was stopped and is being restarted.`,
         ),
       )
-      this.inflight = undefined
+      this.requeue(this.inflight.filter((r) => r !== p))
       this.killReason = 'timeout'
       this.state = 'restarting' // nothing more goes to the dying runner
       this.options.logger.warn({timeoutSeconds: secs}, 'request timed out in the runner; killing it')
@@ -457,10 +467,15 @@ export class Service {
     )
   }
 
+  /** Take the in-flight request with this id (the runner answers in order, so normally the oldest). */
+  private takeInflight(id: number): Pending | undefined {
+    const i = this.inflight.findIndex((r) => r.id === id)
+    return i === -1 ? undefined : this.inflight.splice(i, 1)[0]
+  }
+
   private onResult(id: number, decodeMs: number, inferenceMs: number, payload: Buffer): void {
-    const p = this.inflight
-    if (!p || p.id !== id) return
-    this.inflight = undefined
+    const p = this.takeInflight(id)
+    if (!p) return
     const probabilities = payloadToFloat32(payload)
     const now = performance.now()
     const totalMs = now - p.enqueuedAt
@@ -478,9 +493,8 @@ export class Service {
   }
 
   private onRunnerError(id: number, code: string, message: string): void {
-    const p = this.inflight
-    if (!p || p.id !== id) return
-    this.inflight = undefined
+    const p = this.takeInflight(id)
+    if (!p) return
     const known = ['BAD_IMAGE', 'UNSUPPORTED_CONTENT_TYPE'].includes(code)
     this.settle(p, new ServeError(known ? (code as 'BAD_IMAGE') : 'INTERNAL', message))
     this.pump()

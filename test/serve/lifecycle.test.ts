@@ -73,7 +73,7 @@ describe('icc serve life cycle', function () {
       }),
     )
     const socket = join(dir, 'def', 'icc.sock')
-    const host = await startServe(['--definition', def], {socket})
+    const host = await startServe(['--definition', def, '--pipeline-depth', '2'], {socket})
     try {
       const sock = {socket}
       const a = await http(sock, 'POST', '/services/serviceA/invocations', jpeg, {'content-type': 'image/jpeg'})
@@ -105,8 +105,32 @@ describe('icc serve life cycle', function () {
       assert.ok(Date.now() - t0 < 1400, 'B answered while A was busy')
       assert.equal((await slowA).status, 200)
 
-      // crash A five times: it is reported not ready, the host stays up and B keeps answering
-      for (let i = 0; i < 5; i++) {
+      // pipelining: a request sent behind the one that was running when the runner died is not lost
+      const pidA = (await http(sock, 'GET', '/v2/health/ready')).json().services.serviceA.runnerPid
+      const running = http(sock, 'POST', '/services/serviceA/invocations', jpeg, {
+        'content-type': 'image/jpeg',
+        'x-icc-test-hook': 'sleep:1500',
+      })
+      await waitFor(
+        async () => (await http(sock, 'GET', '/v2/health/ready')).json().services.serviceA.queueDepth === 1,
+        5000,
+        'the slow request to be admitted',
+      )
+      const behind = http(sock, 'POST', '/services/serviceA/invocations', jpeg, {'content-type': 'image/jpeg'})
+      await waitFor(
+        async () => (await http(sock, 'GET', '/v2/health/ready')).json().services.serviceA.queueDepth === 2,
+        5000,
+        'the second request to be admitted',
+      )
+      process.kill(pidA, 'SIGKILL')
+      assert.equal((await running).json().error.code, 'RUNNER_RESTARTING')
+      const second = await behind
+      assert.equal(second.status, 200, second.body)
+      assert.equal(second.body, a.body)
+
+      // crash A four more times (the SIGKILL above was the first crash): five crashes within a minute make it
+      // not ready, the host stays up and B keeps answering
+      for (let i = 0; i < 4; i++) {
         await waitFor(
           async () => {
             const s = (await http(sock, 'GET', '/v2/health/ready')).json().services.serviceA
