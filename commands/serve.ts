@@ -58,8 +58,8 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     }),
     parameters: Flags.string({description: 'Connector Parameters JSON file (as for create-connector).'}),
     'pipeline-depth': Flags.integer({
-      default: 1,
-      description: 'Requests sent to a runner ahead of time (2: decode the next image during an inference).',
+      default: 2,
+      description: 'Requests sent to a runner ahead of time (2: it decodes the next image during an inference).',
       max: 8,
       min: 1,
     }),

@@ -45,7 +45,7 @@ export interface HostOptions {
   /** Largest accepted request body (default 20 MiB). */
   maxBodyBytes?: number
   /**
-   * Requests sent to each runner ahead of time (default 1): with 2, the runner decodes the next image while ONNX
+   * Requests sent to each runner ahead of time (default 2): with 2, the runner decodes the next image while ONNX
    * Runtime runs the current one. On a runner kill, the requests sent behind the one running are re-queued.
    */
   pipelineDepth?: number

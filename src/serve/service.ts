@@ -2,13 +2,16 @@
  * One inference service of `icc serve`: its runner process, its request queue, and their supervision.
  *
  * - Admission: a bounded queue (`queueLimit`); beyond it requests get OVERLOADED with a Retry-After estimate.
- * - Dispatch: one request at a time goes to the runner (the runner is single-threaded; ONNX Runtime uses the
- *   cores); each request has a deadline of `timeoutSeconds` from its arrival.
+ * - Dispatch: up to `pipelineDepth` requests (default 2) are sent to the runner, which decodes the next image
+ *   while ONNX Runtime runs the current one, and runs inferences strictly one at a time, in order; each request
+ *   has a deadline of `timeoutSeconds` from its arrival.
  * - Timeout: a queued request past its deadline gets TIMEOUT; a request still running in the runner at its
  *   deadline gets TIMEOUT and the runner is killed (SIGKILL) and restarted, so the work really stops. Queued
  *   requests wait for the new runner (within their own deadlines).
  * - Memory: the runner is capped (cgroup v2 or RSS watchdog, see ./memory.ts); over the cap it is killed and the
  *   request it was running gets MEMORY_LIMIT.
+ * - Requests sent behind the one running when a runner dies (pipelining) had not started their inference: they
+ *   go back to the front of the queue for the next runner.
  * - Crashes: the request in the runner gets RUNNER_RESTARTING (it is not retried: it may be what crashed it);
  *   the runner is restarted with exponential backoff; `crashLoopLimit` crashes within `crashLoopWindowMs` make
  *   the service not ready (queued requests get SERVICE_NOT_READY), and a new attempt is made after a cool-down.
@@ -42,7 +45,7 @@ export interface ServiceOptions {
   metrics: Metrics
   modelPath: string
   name: string
-  /** Requests sent to the runner ahead of time, so it decodes the next image during an inference (default 1). */
+  /** Requests sent to the runner ahead of time, so it decodes the next image during an inference (default 2). */
   pipelineDepth?: number
   queueLimit: number
   /** Extra environment for the runner (tests). */
@@ -422,7 +425,7 @@ export class Service {
   private pump(): void {
     if (this.state !== 'ready' || !this.child) return
     const channel = this.child.stdio[3] as NodeJS.WritableStream
-    const depth = this.options.pipelineDepth ?? 1
+    const depth = this.options.pipelineDepth ?? 2
     while (this.queue.length > 0 && this.inflight.length < depth) {
       const p = this.queue.shift()!
       if (p.settled) continue

@@ -58,6 +58,9 @@ describe('icc serve (one service, real runner)', function () {
         '250000',
         '--queue-limit',
         '2',
+        // one request at a time in the runner, so the backpressure test can count exactly
+        '--pipeline-depth',
+        '1',
         '--max-body-bytes',
         '200000',
         '--port',
