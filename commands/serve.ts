@@ -1,0 +1,113 @@
+import {Flags} from '@oclif/core'
+
+import {serve, type ServeResult} from '../src/serve/index.js'
+import {BaseCommand} from './_base.js'
+
+export default class Serve extends BaseCommand {
+  static override description = `Run the local inference service(s) of the Image Classification connector.
+
+Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID/icc.sock) and optionally TCP. Each service runs its model in its own supervised runner process with the connector's timeout and memory limit. Prints "icc serve: ready on ..." once it answers; SIGTERM/SIGINT drain and stop it (exit 0).`
+  static override examples = [
+    {
+      command: '<%= config.bin %> <%= command.id %>',
+      description: 'Serve the bundled default model as "imageClassification".',
+    },
+    {
+      command:
+        '<%= config.bin %> <%= command.id %> --model /ml/model --service-name imageClassification --timeout-seconds 10 --memory-limit-kb 500000',
+      description: 'Serve a SageMaker model with the connector parameters as flags.',
+    },
+    {
+      command: '<%= config.bin %> <%= command.id %> --definition connectors.json --port 8080',
+      description:
+        'Every Image Classification connector of a definition version becomes a service; also on TCP 127.0.0.1:8080.',
+    },
+    {
+      command: '<%= config.bin %> <%= command.id %> --parameters params.json --log-dir /var/log/icc',
+      description: 'Parameters from a file, logs per service.',
+    },
+  ]
+  static override flags = {
+    'allow-cpu-fallback': Flags.boolean({
+      description: 'With GPUAcceleration GPU: run on the CPU (with a warning) when CUDA cannot be loaded.',
+    }),
+    'cache-dir': Flags.string({description: 'Model conversion cache directory.'}),
+    definition: Flags.string({
+      description: 'Connector definition version JSON: one service per Image Classification connector.',
+    }),
+    'gpu-acceleration': Flags.string({description: 'GPUAcceleration: CPU or GPU (CUDA).', options: ['CPU', 'GPU']}),
+    host: Flags.string({
+      description: 'TCP host for --port (default 127.0.0.1; a warning is printed for non-loopback).',
+      dependsOn: ['port'],
+    }),
+    'intra-op-threads': Flags.integer({description: 'ONNX Runtime intra-op threads per runner.', min: 1}),
+    'log-dir': Flags.string({description: 'Also write <dir>/<ServiceName>.log (JSON lines).'}),
+    'log-level': Flags.string({
+      default: 'info',
+      description: 'Log level.',
+      options: ['debug', 'error', 'info', 'trace', 'warn'],
+    }),
+    'max-body-bytes': Flags.integer({
+      default: 20 * 1024 * 1024,
+      description: 'Largest image accepted (413 beyond).',
+      min: 1,
+    }),
+    'memory-limit-kb': Flags.integer({description: 'LocalInferenceServiceMemoryLimitKB (default 500000).'}),
+    model: Flags.string({
+      description: 'MLModelDestinationPath: model directory, model.tar.gz or .onnx (default: bundled model).',
+    }),
+    parameters: Flags.string({description: 'Connector Parameters JSON file (as for create-connector).'}),
+    'pipeline-depth': Flags.integer({
+      default: 2,
+      description: 'Requests sent to a runner ahead of time (2: it decodes the next image during an inference).',
+      max: 8,
+      min: 1,
+    }),
+    port: Flags.integer({description: 'Also listen on TCP (0: any free port).', max: 65_535, min: 0}),
+    'queue-limit': Flags.integer({
+      default: 64,
+      description: 'Requests waiting per service before 503 OVERLOADED.',
+      min: 1,
+    }),
+    'service-name': Flags.string({description: 'LocalInferenceServiceName (default imageClassification).'}),
+    socket: Flags.string({description: 'Unix socket path.'}),
+    'timeout-seconds': Flags.integer({description: 'LocalInferenceServiceTimeoutSeconds (default 10).'}),
+  }
+
+  async run(): Promise<ServeResult> {
+    const {flags} = await this.parse(Serve)
+    const json = this.jsonEnabled()
+    return serve({
+      allowCpuFallback: flags['allow-cpu-fallback'],
+      cacheDir: flags['cache-dir'],
+      definition: flags.definition,
+      gpuAcceleration: flags['gpu-acceleration'],
+      host: flags.host,
+      intraOpThreads: flags['intra-op-threads'],
+      logDir: flags['log-dir'],
+      logLevel: flags['log-level'],
+      maxBodyBytes: flags['max-body-bytes'],
+      memoryLimitKb: flags['memory-limit-kb'],
+      model: flags.model,
+      onReady: (info) => {
+        const where = [info.addresses.socket && `unix:${info.addresses.socket}`, info.addresses.tcp?.url].filter(
+          Boolean,
+        )
+        for (const w of info.warnings) this.warn(w)
+        // one line, so scripts can wait for it (oclif's log is silent with --json)
+        if (json) process.stdout.write(JSON.stringify({event: 'ready', ...info}) + '\n')
+        else
+          this.log(
+            `icc serve: ready on ${where.join(' and ')} (services: ${info.services.map((s) => s.name).join(', ')})`,
+          )
+      },
+      parameters: flags.parameters,
+      pipelineDepth: flags['pipeline-depth'],
+      port: flags.port,
+      queueLimit: flags['queue-limit'],
+      serviceName: flags['service-name'],
+      socket: flags.socket,
+      timeoutSeconds: flags['timeout-seconds'],
+    })
+  }
+}

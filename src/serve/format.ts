@@ -1,0 +1,40 @@
+/**
+ * The connector's response body: `[p0,p1,...]` with no spaces, where each value is the shortest decimal that
+ * parses back to the same float32 (so clients lose nothing, and bodies stay short).
+ *
+ * NOTE for the lead: the model core plans `formatProbabilities` in src/model; when it lands, this module should
+ * re-export it instead (the tests in test/serve check the property, not this implementation).
+ */
+
+/** Shortest decimal string that round-trips to the same float32 value. */
+export function formatFloat32(value: number): string {
+  const f = Math.fround(value)
+  if (!Number.isFinite(f)) return Number.isNaN(f) ? 'NaN' : f > 0 ? 'Infinity' : '-Infinity'
+  if (f === 0) return '0'
+  for (let digits = 1; digits <= 9; digits++) {
+    const s = f.toPrecision(digits)
+    if (Math.fround(Number(s)) === f) return String(Number(s))
+  }
+
+  return String(f)
+}
+
+export function formatConnectorBody(probabilities: ArrayLike<number>): string {
+  const parts: string[] = Array.from({length: probabilities.length})
+  for (let i = 0; i < probabilities.length; i++) parts[i] = formatFloat32(probabilities[i])
+  return `[${parts.join(',')}]`
+}
+
+/** The k most probable classes, highest first. */
+export function topClasses(
+  probabilities: Float32Array,
+  k: number,
+  labels?: string[],
+): {index: number; label?: string; probability: number}[] {
+  const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a] || a - b)
+  return order.slice(0, Math.max(0, Math.min(k, probabilities.length))).map((index) => ({
+    index,
+    ...(labels?.[index] === undefined ? {} : {label: labels[index]}),
+    probability: Number(formatFloat32(probabilities[index])),
+  }))
+}

@@ -1,0 +1,539 @@
+/**
+ * The inference host of `icc serve`: starts one supervised runner per service (./service.ts), then answers HTTP
+ * on a unix socket (default) and optionally TCP.
+ *
+ * Routes: POST /services/{ServiceName}/invocations and POST /invocations (the first service; SageMaker container
+ * contract), GET /ping, /v2/health/live, /v2/health/ready, /v2/models/{name}, /metrics. Invocation bodies are
+ * the image bytes (Content-Type image/jpeg, image/png, application/x-image or none: sniffed); success returns
+ * the connector's body `[p0,...]` (or JSON with `Accept: application/json; verbose` / `?top_k=N`) and a
+ * Server-Timing header. Errors are `{"error":{"code","message"}}` with the status of `httpStatus`.
+ *
+ * Programmatic API: `startHost(options)` resolves once every service is ready (or rejects with the typed start-up
+ * error after stopping what it started) to `{addresses, close(), dispatcher, app, services}`; the Greengrass IPC
+ * endpoint plugs into `dispatcher` (the `Dispatcher` interface of ./types.ts).
+ */
+import Fastify, {type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
+import {chmod, lstat, mkdir, unlink} from 'node:fs/promises'
+import {createServer, type Server} from 'node:http'
+import {connect} from 'node:net'
+import {dirname, join} from 'node:path'
+import pino, {type Logger} from 'pino'
+
+import type {ServiceConfig} from './config.js'
+
+import {IccError, UsageError} from '../errors.js'
+import {Metrics} from './metrics.js'
+import {defaultSocketPath} from './paths.js'
+import {Service, type ServiceRequest} from './service.js'
+import {type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} from './types.js'
+
+export interface HostOptions {
+  cacheDir?: string
+  /** Crash-loop detection (default 5 crashes within 60 s, then a 60 s cool-down). */
+  crashLoop?: {cooldownMs?: number; limit?: number; windowMs?: number}
+  /** Bounded wait for in-flight requests at shutdown (default: the longest service timeout + 1 s). */
+  drainMs?: number
+  /** TCP host; default 127.0.0.1. */
+  host?: string
+  intraOpThreads?: number
+  /** pino level (default info). */
+  logLevel?: string
+  /** Write `<dir>/<ServiceName>.log` per service (as well as the main log stream). */
+  logDir?: string
+  /** Main log stream (default: stderr). */
+  logStream?: NodeJS.WritableStream
+  /** Largest accepted request body (default 20 MiB). */
+  maxBodyBytes?: number
+  /**
+   * Requests sent to each runner ahead of time (default 2): with 2, the runner decodes the next image while ONNX
+   * Runtime runs the current one. On a runner kill, the requests sent behind the one running are re-queued.
+   */
+  pipelineDepth?: number
+  /** TCP port (0: any free port); undefined: no TCP listener. */
+  port?: number
+  /** Bounded queue per service (default 64). */
+  queueLimit?: number
+  /** Extra environment for the runners (tests). */
+  runnerEnv?: Record<string, string>
+  services: (ServiceConfig & {modelPath: string})[]
+  /** Unix socket path (default: $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID/icc.sock); false: none. */
+  socket?: false | string
+}
+
+export interface HostAddresses {
+  socket?: string
+  tcp?: {host: string; port: number; url: string}
+}
+
+export interface StartedService {
+  loadMs: number
+  memoryMode?: string
+  modelHash: string
+  name: string
+  numClasses: number
+  provider: string
+  rssKb: number
+  warmupMs: number
+}
+
+export interface Host {
+  addresses: HostAddresses
+  app: FastifyInstance
+  /** Stop accepting, drain (bounded), stop the runners. */
+  close(): Promise<void>
+  dispatcher: Dispatcher & {infer(serviceName: string, request: ServiceRequest): Promise<InferenceResult>}
+  logger: Logger
+  services: Map<string, Service>
+  started: StartedService[]
+  /** Warnings worth showing to the user at start-up (non-loopback TCP, CPU fallback...). */
+  warnings: string[]
+}
+
+const STATUS: Record<ServeErrorCode, number> = {
+  BAD_IMAGE: 400,
+  BODY_TOO_LARGE: 413,
+  INTERNAL: 500,
+  MEMORY_LIMIT: 500,
+  OVERLOADED: 503,
+  RUNNER_RESTARTING: 503,
+  SERVICE_NOT_READY: 503,
+  SHUTTING_DOWN: 503,
+  TIMEOUT: 504,
+  UNKNOWN_SERVICE: 404,
+  UNSUPPORTED_CONTENT_TYPE: 415,
+}
+
+/** HTTP status of a serve error code on the native API. */
+export function httpStatus(code: ServeErrorCode): number {
+  return STATUS[code] ?? 500
+}
+
+const IMAGE_TYPES = new Set(['application/x-image', 'image/jpeg', 'image/jpg', 'image/png'])
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host)
+}
+
+async function prepareSocket(path: string, isDefault: boolean): Promise<void> {
+  const dir = dirname(path)
+  let created = false
+  try {
+    await lstat(dir)
+  } catch {
+    await mkdir(dir, {mode: 0o700, recursive: true})
+    created = true
+  }
+
+  if (created || isDefault) await chmod(dir, 0o700)
+  try {
+    await lstat(path)
+  } catch {
+    return
+  }
+
+  // something is there: refuse if a server answers, else remove the stale socket
+  const live = await new Promise<boolean>((resolve) => {
+    const s = connect(path)
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+  if (live) {
+    throw new UsageError('SOCKET_IN_USE', `Another server is already listening on ${path}.`, {
+      suggestions: ['Stop it, or pass --socket with another path.'],
+    })
+  }
+
+  await unlink(path)
+}
+
+function makeLogger(options: HostOptions, name: string): Logger {
+  const level = options.logLevel ?? 'info'
+  const streams: pino.StreamEntry[] = [{level: level as pino.Level, stream: options.logStream ?? process.stderr}]
+  if (options.logDir) {
+    streams.push({
+      level: level as pino.Level,
+      stream: pino.destination({dest: join(options.logDir, `${name}.log`), mkdir: true, sync: true}),
+    })
+  }
+
+  return pino({base: {service: name}, level, timestamp: pino.stdTimeFunctions.isoTime}, pino.multistream(streams))
+}
+
+function sendError(reply: FastifyReply, error: ServeError): FastifyReply {
+  if (error.retryAfter !== undefined) reply.header('Retry-After', String(error.retryAfter))
+  // the unread rest of an oversize body is not worth reading: close the connection after answering
+  if (error.code === 'BODY_TOO_LARGE') reply.header('Connection', 'close')
+  return reply
+    .code(httpStatus(error.code))
+    .type('application/json')
+    .send({error: {code: error.code, message: error.message}})
+}
+
+function toServeError(error: unknown): ServeError {
+  if (error instanceof ServeError) return error
+  const e = error as {code?: string; message?: string; statusCode?: number}
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) {
+    return new ServeError('BODY_TOO_LARGE', e.message ?? 'Request body is too large')
+  }
+
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.statusCode === 415) {
+    return new ServeError(
+      'UNSUPPORTED_CONTENT_TYPE',
+      'The Content-Type header is not valid; send image/jpeg, image/png or application/x-image.',
+    )
+  }
+
+  return new ServeError('INTERNAL', e.message ?? String(error))
+}
+
+/** Start the services and the HTTP listeners. */
+export async function startHost(options: HostOptions): Promise<Host> {
+  if (options.services.length === 0) throw new UsageError('NO_SERVICES', 'No service to run.')
+  const metrics = new Metrics()
+  const services = new Map<string, Service>()
+  const loggers = new Map<string, Logger>()
+  const warnings: string[] = []
+  const maxBodyBytes = options.maxBodyBytes ?? 20 * 1024 * 1024
+  for (const s of options.services) {
+    const logger = makeLogger(options, s.name)
+    loggers.set(s.name, logger)
+    services.set(
+      s.name,
+      new Service({
+        allowCpuFallback: s.allowCpuFallback,
+        cacheDir: options.cacheDir,
+        crashLoopCooldownMs: options.crashLoop?.cooldownMs,
+        crashLoopLimit: options.crashLoop?.limit,
+        crashLoopWindowMs: options.crashLoop?.windowMs,
+        gpu: s.gpu,
+        intraOpThreads: options.intraOpThreads,
+        logger,
+        memoryLimitKb: s.memoryLimitKb,
+        metrics,
+        modelPath: s.modelPath,
+        name: s.name,
+        pipelineDepth: options.pipelineDepth,
+        queueLimit: options.queueLimit ?? 64,
+        runnerEnv: options.runnerEnv,
+        timeoutSeconds: s.timeoutSeconds,
+      }),
+    )
+  }
+
+  const firstLogger = loggers.values().next().value as Logger
+  const logAll = (level: 'error' | 'info' | 'warn', obj: object, msg: string) => {
+    for (const l of loggers.values()) l[level](obj, msg)
+  }
+
+  const stopAll = async () => {
+    await Promise.all([...services.values()].map((s) => s.stop(0)))
+  }
+
+  // a socket already served by someone else fails fast, before any runner starts
+  const socketPath = options.socket === false ? undefined : (options.socket ?? defaultSocketPath())
+  if (socketPath) await prepareSocket(socketPath, options.socket === undefined)
+
+  // start the runners in parallel; any failure fails start-up
+  const started: StartedService[] = []
+  const results = await Promise.allSettled([...services.values()].map(async (s) => s.start()))
+  const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined
+  if (failed) {
+    await stopAll()
+    const err = failed.reason as Error
+    throw err instanceof IccError ? err : new IccError('START_FAILED', err.message)
+  }
+
+  for (const s of services.values()) {
+    const info = s.info!
+    for (const w of info.warnings) warnings.push(`${s.name}: ${w}`)
+    started.push({
+      loadMs: info.loadMs,
+      memoryMode: s.memoryMode,
+      modelHash: info.modelHash,
+      name: s.name,
+      numClasses: info.numClasses,
+      provider: info.provider,
+      rssKb: info.rssKb,
+      warmupMs: info.warmupMs,
+    })
+  }
+
+  // over the memory cap already after load (the watchdog may not have seen the peak)
+  for (const s of services.values()) {
+    const cfg = options.services.find((c) => c.name === s.name)!
+    if (s.info!.peakRssKb > cfg.memoryLimitKb && s.memoryMode !== 'cgroup-v2') {
+      await stopAll()
+      throw new IccError(
+        'MEMORY_LIMIT_TOO_SMALL',
+        `The model of service "${s.name}" cannot be loaded within LocalInferenceServiceMemoryLimitKB=${cfg.memoryLimitKb}: the runner needed ${s.info!.peakRssKb} KB (measured peak) while loading it.`,
+        {
+          details: {limitKb: cfg.memoryLimitKb, measuredKb: s.info!.peakRssKb},
+          exitCode: 4,
+          suggestions: [`Raise --memory-limit-kb to at least ${Math.ceil(s.info!.peakRssKb * 1.25)}.`],
+        },
+      )
+    }
+  }
+
+  let closing = false
+  const dispatcher: Host['dispatcher'] = {
+    async infer(serviceName, request) {
+      const s = services.get(serviceName)
+      if (!s) {
+        throw new ServeError(
+          'UNKNOWN_SERVICE',
+          `No service named "${serviceName}"; this host runs: ${[...services.keys()].join(', ')}.`,
+        )
+      }
+
+      if (closing) throw new ServeError('SHUTTING_DOWN', 'icc serve is shutting down.', 5)
+      if (!request.body || request.body.length === 0)
+        throw new ServeError('BAD_IMAGE', 'The request body is empty; send the image bytes.')
+      return s.infer(request)
+    },
+    serviceNames: () => [...services.keys()],
+    status(serviceName) {
+      const s = services.get(serviceName)
+      if (!s) return undefined
+      return {ready: s.state === 'ready', reason: s.state === 'ready' ? undefined : (s.reason ?? `runner ${s.state}`)}
+    },
+  }
+
+  // slow clients: a whole request (headers + body) must arrive within 30 s plus the longest service timeout
+  const requestTimeout = 30_000 + Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000
+  const app = Fastify({bodyLimit: maxBodyBytes, logger: false, requestTimeout, return503OnClosing: true})
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', {bodyLimit: maxBodyBytes, parseAs: 'buffer'}, (_req, body, done) => done(null, body))
+  app.setErrorHandler((error, _req, reply) => {
+    const e = error as {code?: string; message: string; statusCode?: number}
+    const mapped = toServeError(error)
+    if (mapped.code === 'INTERNAL' && e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      return reply.code(e.statusCode).send({error: {code: 'BAD_REQUEST', message: e.message}})
+    }
+
+    return sendError(reply, mapped)
+  })
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({error: {code: 'NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}`}}),
+  )
+
+  const invoke = async (name: string, req: FastifyRequest, reply: FastifyReply) => {
+    const declared = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
+    if (declared && !IMAGE_TYPES.has(declared)) {
+      return sendError(
+        reply,
+        new ServeError(
+          'UNSUPPORTED_CONTENT_TYPE',
+          `Content-Type "${declared}" is not supported; send image/jpeg, image/png or application/x-image.`,
+        ),
+      )
+    }
+
+    const accept = req.headers.accept ?? ''
+    const query = req.query as {top_k?: string}
+    let topK: number | undefined
+    if (query.top_k !== undefined) {
+      topK = Number(query.top_k)
+      if (!Number.isInteger(topK) || topK < 1) {
+        return reply
+          .code(400)
+          .send({error: {code: 'BAD_REQUEST', message: `top_k must be a positive integer, got "${query.top_k}"`}})
+      }
+    }
+
+    const verbose = topK !== undefined || /application\/json\s*;\s*verbose/i.test(accept)
+    if (verbose && topK === undefined) topK = 5
+    const controller = new AbortController()
+    // the response stream closes early only when the client went away before the answer
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) controller.abort()
+    })
+    const hook = req.headers['x-icc-test-hook']
+    try {
+      const result = await dispatcher.infer(name, {
+        accept,
+        body: req.body as Buffer,
+        contentType: declared || undefined,
+        signal: controller.signal,
+        testHook: process.env.ICC_TEST_HOOKS === '1' && typeof hook === 'string' ? hook : undefined,
+        topK,
+      })
+      const t = result.timings
+      reply.header(
+        'Server-Timing',
+        `queue;dur=${t.queueMs.toFixed(2)}, decode;dur=${t.decodeMs.toFixed(2)}, inference;dur=${t.inferenceMs.toFixed(2)}, total;dur=${t.totalMs.toFixed(2)}`,
+      )
+      reply.type('application/json')
+      if (!verbose) return reply.send(result.body)
+      return reply.send(`{"probabilities":${result.body},"top":${JSON.stringify(result.top ?? [])}}`)
+    } catch (error) {
+      const e = toServeError(error)
+      if (e.code === 'INTERNAL') loggers.get(name)?.error({err: e.message}, 'request failed')
+      return sendError(reply, e)
+    }
+  }
+
+  const firstName = options.services[0].name
+  app.post('/invocations', async (req, reply) => invoke(firstName, req, reply))
+  app.post('/services/:name/invocations', async (req, reply) => invoke((req.params as {name: string}).name, req, reply))
+
+  const readiness = () => {
+    const out: Record<string, unknown> = {}
+    let all = true
+    for (const s of services.values()) {
+      const ready = s.state === 'ready'
+      all &&= ready
+      out[s.name] = {
+        queueDepth: s.queued,
+        ready,
+        ...(ready ? {} : {reason: s.reason ?? `runner ${s.state}`}),
+        restarts: s.restarts,
+        runnerPid: s.pid,
+        state: s.state,
+      }
+    }
+
+    return {all, services: out}
+  }
+
+  app.get('/ping', async (_req, reply) => {
+    const r = readiness()
+    return reply.code(r.all && !closing ? 200 : 503).send({ready: r.all && !closing, services: r.services})
+  })
+  app.get('/v2/health/live', async () => ({live: true}))
+  app.get('/v2/health/ready', async (_req, reply) => {
+    const r = readiness()
+    return reply.code(r.all && !closing ? 200 : 503).send({ready: r.all && !closing, services: r.services})
+  })
+  app.get('/v2/models/:name', async (req, reply) => {
+    const {name} = req.params as {name: string}
+    const s = services.get(name)
+    if (!s?.info) {
+      return sendError(reply, new ServeError('UNKNOWN_SERVICE', `No service named "${name}".`))
+    }
+
+    const i = s.info
+    const cfg = options.services.find((c) => c.name === name)!
+    return {
+      classes: i.numClasses,
+      hash: i.modelHash,
+      inputs: [{datatype: 'FP32', name: i.inputName, shape: [-1, ...i.inputShape]}],
+      labels: i.labels ?? null,
+      memoryLimitKb: cfg.memoryLimitKb,
+      modelPath: cfg.modelPath,
+      name,
+      outputs: [{datatype: 'FP32', name: i.outputName, shape: [-1, i.numClasses]}],
+      platform: 'onnxruntime',
+      provider: i.provider,
+      ready: s.state === 'ready',
+      summary: i.summary,
+      timeoutSeconds: cfg.timeoutSeconds,
+    }
+  })
+  app.get('/metrics', async (_req, reply) =>
+    reply
+      .type('text/plain; version=0.0.4')
+      .send(
+        metrics.render(
+          [...services.values()].map((s) => ({name: s.name, queueDepth: s.queued, ready: s.state === 'ready'})),
+        ),
+      ),
+  )
+
+  const addresses: HostAddresses = {}
+  let tcpServer: Server | undefined
+  try {
+    await app.ready()
+    if (socketPath) {
+      const path = socketPath
+      await prepareSocket(path, options.socket === undefined)
+      await app.listen({path})
+      await chmod(path, 0o660)
+      addresses.socket = path
+    }
+
+    if (options.port !== undefined) {
+      const host = options.host ?? '127.0.0.1'
+      if (!isLoopback(host)) {
+        warnings.push(
+          `TCP listener on ${host} is reachable from other machines; icc serve has no authentication on this port.`,
+        )
+      }
+
+      const server = createServer({headersTimeout: 30_000, requestTimeout}, (req, res) => app.routing(req, res))
+      tcpServer = server
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(options.port, host, () => resolve())
+      })
+      const addr = server.address() as {port: number}
+      const urlHost = host.includes(':') ? `[${host}]` : host
+      addresses.tcp = {host, port: addr.port, url: `http://${urlHost}:${addr.port}`}
+    }
+  } catch (error) {
+    await stopAll()
+    await app.close().catch(() => {})
+    tcpServer?.close()
+    const e = error as NodeJS.ErrnoException
+    if (error instanceof IccError) throw error
+    throw new UsageError('LISTEN_FAILED', `icc serve cannot listen: ${e.message}`, {
+      suggestions: ['Pick another --socket path or --port.'],
+    })
+  }
+
+  for (const w of warnings) firstLogger.warn(w)
+  for (const s of started) {
+    loggers.get(s.name)!.info(
+      {
+        listen: addresses,
+        loadMs: s.loadMs,
+        memoryLimit: {kb: options.services.find((c) => c.name === s.name)!.memoryLimitKb, mode: s.memoryMode},
+        model: {
+          classes: s.numClasses,
+          hash: s.modelHash,
+          inputShape: services.get(s.name)!.info!.inputShape,
+          path: options.services.find((c) => c.name === s.name)!.modelPath,
+          summary: services.get(s.name)!.info!.summary,
+        },
+        provider: s.provider,
+        runnerRssKb: s.rssKb,
+        warmupMs: s.warmupMs,
+      },
+      `service ready on ${[addresses.socket && `unix:${addresses.socket}`, addresses.tcp?.url].filter(Boolean).join(' and ')}`,
+    )
+  }
+
+  let closed: Promise<void> | undefined
+  const close = async (): Promise<void> => {
+    closed ??= (async () => {
+      closing = true
+      logAll('info', {}, 'shutting down: draining in-flight requests')
+      const drainMs = options.drainMs ?? Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000 + 1000
+      const tcpClosed = tcpServer
+        ? new Promise<void>((resolve) => {
+            tcpServer!.close(() => resolve())
+            tcpServer!.closeIdleConnections()
+          })
+        : Promise.resolve()
+      const appClosed = app.close()
+      await Promise.all([...services.values()].map((s) => s.stop(drainMs)))
+      // every request has its answer now; give the last responses a moment to flush, then drop connections
+      // that are still open (e.g. a client stuck mid-upload) so shutdown stays bounded
+      await new Promise((r) => {
+        setTimeout(r, 100)
+      })
+      app.server.closeAllConnections()
+      tcpServer?.closeAllConnections()
+      await appClosed
+      await tcpClosed
+      if (addresses.socket) await unlink(addresses.socket).catch(() => {})
+      logAll('info', {}, 'stopped')
+    })()
+    return closed
+  }
+
+  return {addresses, app, close, dispatcher, logger: firstLogger, services, started, warnings}
+}

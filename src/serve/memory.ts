@@ -1,0 +1,141 @@
+/**
+ * Memory capping of runner processes (LocalInferenceServiceMemoryLimitKB).
+ *
+ * Where cgroup v2 is mounted at /sys/fs/cgroup with the memory controller and our cgroup is writable, each runner
+ * goes into its own child cgroup with `memory.max` = the limit (and no swap), so the kernel enforces it; the
+ * host learns of an OOM kill from `memory.events`. Elsewhere (cgroup v1, containers without delegation) an RSS
+ * watchdog polls /proc/<pid>/status (VmRSS) and kills the runner with SIGKILL when it goes over the limit.
+ * Either way the RSS is polled for the metrics.
+ */
+import {existsSync, readFileSync} from 'node:fs'
+import {mkdir, readFile, rmdir, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+export function readRssKb(pid: number): {hwmKb?: number; rssKb?: number} {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const rss = /^VmRSS:\s+(\d+) kB/m.exec(text)
+    const hwm = /^VmHWM:\s+(\d+) kB/m.exec(text)
+    return {hwmKb: hwm ? Number(hwm[1]) : undefined, rssKb: rss ? Number(rss[1]) : undefined}
+  } catch {
+    return {}
+  }
+}
+
+export interface MemoryCap {
+  /** How the cap is enforced. */
+  readonly mode: 'cgroup-v2' | 'rss-watchdog'
+  /** Whether the kernel OOM-killed the runner (cgroup mode). */
+  oomKilled(): Promise<boolean>
+  /** Peak memory seen, in KiB. */
+  peakKb(): number
+  release(): Promise<void>
+}
+
+const CGROUP_ROOT = '/sys/fs/cgroup'
+
+let baseCgroup: null | string | undefined
+
+/**
+ * The cgroup v2 directory of this process as it was at first use (the host may move itself into a leaf below
+ * it), when cgroup v2 with the memory controller is mounted.
+ */
+function ownCgroupV2(): string | undefined {
+  if (baseCgroup === undefined) baseCgroup = findCgroupV2() ?? null
+  return baseCgroup ?? undefined
+}
+
+function findCgroupV2(): string | undefined {
+  try {
+    if (!existsSync(join(CGROUP_ROOT, 'cgroup.controllers'))) return undefined
+    const controllers = readFileSync(join(CGROUP_ROOT, 'cgroup.controllers'), 'utf8')
+    if (!/\bmemory\b/.test(controllers)) return undefined
+    const line = readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'))
+    if (!line) return undefined
+    return join(CGROUP_ROOT, line.slice(3))
+  } catch {
+    return undefined
+  }
+}
+
+let enabling: Promise<void> | undefined
+
+/**
+ * Enable the memory controller for children of `cg`. cgroup v2 refuses that while `cg` itself holds processes
+ * ("no internal processes"), which is the usual case for a delegated service cgroup: then the host moves itself
+ * into a leaf `cg/icc-host` first (once).
+ */
+async function enableMemoryController(cg: string): Promise<void> {
+  enabling ??= (async () => {
+    const control = join(cg, 'cgroup.subtree_control')
+    const enabled = await readFile(control, 'utf8').catch(() => '')
+    if (/\bmemory\b/.test(enabled)) return
+    try {
+      await writeFile(control, '+memory')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EBUSY') throw error
+      const leaf = join(cg, 'icc-host')
+      await mkdir(leaf).catch((error_: NodeJS.ErrnoException) => {
+        if (error_.code !== 'EEXIST') throw error_
+      })
+      await writeFile(join(leaf, 'cgroup.procs'), String(process.pid))
+      await writeFile(control, '+memory')
+    }
+  })()
+  try {
+    await enabling
+  } catch (error) {
+    enabling = undefined
+    throw error
+  }
+}
+
+/**
+ * Try to put `pid` into a fresh child cgroup with memory.max = limitKb. Returns undefined (and the reason) when
+ * the cgroup is not usable, so the caller falls back to the watchdog.
+ */
+export async function tryCgroupCap(
+  pid: number,
+  name: string,
+  limitKb: number,
+): Promise<{cap?: MemoryCap; reason?: string}> {
+  const parent = ownCgroupV2()
+  if (!parent) return {reason: 'cgroup v2 with the memory controller is not mounted'}
+  const dir = join(parent, `icc-${name}-${pid}`)
+  try {
+    await enableMemoryController(parent)
+    await mkdir(dir)
+    await writeFile(join(dir, 'memory.max'), String(limitKb * 1024))
+    await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => {})
+    await writeFile(join(dir, 'cgroup.procs'), String(pid))
+  } catch (error) {
+    await rmdir(dir).catch(() => {})
+    return {reason: `cgroup v2 not writable here (${(error as Error).message})`}
+  }
+
+  let peak = 0
+  return {
+    cap: {
+      mode: 'cgroup-v2',
+      async oomKilled() {
+        const events = await readFile(join(dir, 'memory.events'), 'utf8').catch(() => '')
+        return Number(/oom_kill (\d+)/.exec(events)?.[1] ?? 0) > 0
+      },
+      peakKb() {
+        try {
+          peak = Math.max(peak, Math.round(Number(readFileSync(join(dir, 'memory.peak'), 'utf8')) / 1024))
+        } catch {
+          // memory.peak needs Linux 5.19
+        }
+
+        return peak
+      },
+      async release() {
+        this.peakKb()
+        await rmdir(dir).catch(() => {})
+      },
+    },
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Prometheus metrics of `icc serve` (text exposition format 0.0.4, served at GET /metrics):
+ *
+ * - icc_requests_total{service,outcome}: invocations by outcome (OK or the error code);
+ * - icc_request_duration_seconds{service,phase}: histograms for queue, decode, inference and total time;
+ * - icc_runner_restarts_total{service,reason}: runner restarts (crash, timeout, memory);
+ * - icc_runner_rss_bytes{service}: the runner's resident memory; icc_service_ready / icc_queue_depth gauges.
+ */
+const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+const PHASES = ['queue', 'decode', 'inference', 'total'] as const
+
+interface Histogram {
+  buckets: number[]
+  count: number
+  sum: number
+}
+
+const esc = (v: string) => v.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')
+
+export class Metrics {
+  private histograms = new Map<string, Histogram>()
+  private outcomes = new Map<string, number>()
+  private restarts = new Map<string, number>()
+  private rssKb = new Map<string, number>()
+
+  outcome(
+    service: string,
+    outcome: string,
+    timings?: {decodeMs: number; inferenceMs: number; queueMs: number; totalMs: number},
+  ): void {
+    const key = `${service}\u0000${outcome}`
+    this.outcomes.set(key, (this.outcomes.get(key) ?? 0) + 1)
+    if (!timings) return
+    const ms = {
+      decode: timings.decodeMs,
+      inference: timings.inferenceMs,
+      queue: timings.queueMs,
+      total: timings.totalMs,
+    }
+    for (const phase of PHASES) this.observe(`${service}\u0000${phase}`, ms[phase] / 1000)
+  }
+
+  render(gauges: {name: string; queueDepth: number; ready: boolean}[]): string {
+    const lines: string[] = [
+      '# HELP icc_requests_total Inference requests by outcome (OK or the error code).',
+      '# TYPE icc_requests_total counter',
+    ]
+    for (const [key, n] of this.outcomes) {
+      const [service, outcome] = key.split('\u0000')
+      lines.push(`icc_requests_total{service="${esc(service)}",outcome="${esc(outcome)}"} ${n}`)
+    }
+
+    lines.push(
+      '# HELP icc_request_duration_seconds Time per phase of successful requests: queue, decode, inference, total.',
+      '# TYPE icc_request_duration_seconds histogram',
+    )
+    for (const [key, h] of this.histograms) {
+      const [service, phase] = key.split('\u0000')
+      const labels = `service="${esc(service)}",phase="${phase}"`
+      for (const [i, le] of BUCKETS.entries()) {
+        lines.push(`icc_request_duration_seconds_bucket{${labels},le="${le}"} ${h.buckets[i]}`)
+      }
+
+      lines.push(
+        `icc_request_duration_seconds_bucket{${labels},le="+Inf"} ${h.count}`,
+        `icc_request_duration_seconds_sum{${labels}} ${h.sum}`,
+        `icc_request_duration_seconds_count{${labels}} ${h.count}`,
+      )
+    }
+
+    lines.push(
+      '# HELP icc_runner_restarts_total Runner restarts by reason.',
+      '# TYPE icc_runner_restarts_total counter',
+    )
+    for (const [key, n] of this.restarts) {
+      const [service, reason] = key.split('\u0000')
+      lines.push(`icc_runner_restarts_total{service="${esc(service)}",reason="${reason}"} ${n}`)
+    }
+
+    lines.push(
+      '# HELP icc_runner_rss_bytes Resident memory of the runner process.',
+      '# TYPE icc_runner_rss_bytes gauge',
+    )
+    for (const [service, kb] of this.rssKb) lines.push(`icc_runner_rss_bytes{service="${esc(service)}"} ${kb * 1024}`)
+    lines.push('# HELP icc_service_ready 1 when the service answers requests.', '# TYPE icc_service_ready gauge')
+    for (const g of gauges) lines.push(`icc_service_ready{service="${esc(g.name)}"} ${g.ready ? 1 : 0}`)
+    lines.push('# HELP icc_queue_depth Requests waiting or running.', '# TYPE icc_queue_depth gauge')
+    for (const g of gauges) lines.push(`icc_queue_depth{service="${esc(g.name)}"} ${g.queueDepth}`)
+    return lines.join('\n') + '\n'
+  }
+
+  restart(service: string, reason: string): void {
+    const key = `${service}\u0000${reason}`
+    this.restarts.set(key, (this.restarts.get(key) ?? 0) + 1)
+  }
+
+  rss(service: string, kb: number): void {
+    this.rssKb.set(service, kb)
+  }
+
+  private observe(key: string, seconds: number): void {
+    let h = this.histograms.get(key)
+    if (!h) {
+      h = {buckets: BUCKETS.map(() => 0), count: 0, sum: 0}
+      this.histograms.set(key, h)
+    }
+
+    h.count++
+    h.sum += seconds
+    for (const [i, le] of BUCKETS.entries()) if (seconds <= le) h.buckets[i]++
+  }
+}

@@ -1,0 +1,268 @@
+/**
+ * The model runner of `icc serve`: one child process per service that owns the ONNX Runtime session and the
+ * image preprocessing. The host starts it (through src/system.ts) with its configuration as JSON in the
+ * `ICC_RUNNER_CONFIG` environment variable and talks to it over fd 3 with the frames of ./protocol.ts.
+ *
+ * Life cycle: load the model, create the session (CUDA when asked; CPU fallback only when allowed), run one
+ * warm-up inference, report `ready` with the model facts and measured load/warm-up time and memory, then serve
+ * `infer` frames one at a time. A failure before `ready` is reported as a `fatal` frame (typed, so the host can
+ * fail start-up with the right exit code) and the runner exits. The runner exits when the pipe closes, so it
+ * never outlives its host.
+ *
+ * Test hooks (`ICC_TEST_HOOKS=1` only; ignored otherwise): a request may carry `hang` (busy-loop, blocking the
+ * event loop as a stuck native call would), `sleep:MS`, `crash` (exit 70 at once) or `alloc:MB` (touch that
+ * much memory and hold it for a while); the env `ICC_TEST_LOAD_ALLOC_MB` allocates memory while loading.
+ */
+import {existsSync, readFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {Socket} from 'node:net'
+import {availableParallelism} from 'node:os'
+import {dirname, join} from 'node:path'
+import * as ort from 'onnxruntime-node'
+
+import {DependencyError, IccError, isIccError, ModelError} from '../errors.js'
+import * as modelCore from '../model/index.js'
+import {FrameDecoder, type HostMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
+
+export interface RunnerConfig {
+  allowCpuFallback: boolean
+  cacheDir?: string
+  gpu: boolean
+  intraOpThreads?: number
+  modelPath: string
+  serviceName: string
+}
+
+const hooksEnabled = process.env.ICC_TEST_HOOKS === '1'
+const held: Buffer[] = []
+
+function procStatusKb(field: 'VmHWM' | 'VmRSS'): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))
+    return m ? Number(m[1]) : Math.round(process.memoryUsage().rss / 1024)
+  } catch {
+    return Math.round(process.memoryUsage().rss / 1024)
+  }
+}
+
+function touchMemory(mb: number): void {
+  const b = Buffer.allocUnsafe(mb * 1024 * 1024)
+  for (let i = 0; i < b.length; i += 4096) b[i] = 1
+  held.push(b)
+}
+
+/** Which ONNX Runtime CUDA pieces are absent (for a dependency error that names them). */
+function missingCudaPieces(): string[] {
+  const missing: string[] = []
+  try {
+    const require = createRequire(import.meta.url)
+    const binding = require.resolve('onnxruntime-node')
+    const root = join(dirname(binding), '..', '..')
+    const bin = join(root, 'bin', 'napi-v6', process.platform, process.arch)
+    for (const lib of ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so']) {
+      if (!existsSync(join(bin, lib))) missing.push(`${lib} (ONNX Runtime CUDA provider, expected in ${bin})`)
+    }
+  } catch {
+    // best effort only
+  }
+
+  return missing
+}
+
+async function openSession(
+  model: modelCore.LoadedModel,
+  config: RunnerConfig,
+  warnings: string[],
+): Promise<{provider: 'cpu' | 'cuda'; session: ort.InferenceSession}> {
+  if (config.gpu) {
+    try {
+      return {
+        provider: 'cuda',
+        session: await modelCore.createSession(model, {
+          gpu: true,
+          intraOpThreads: config.intraOpThreads ?? availableParallelism(),
+        }),
+      }
+    } catch (error) {
+      const missing = missingCudaPieces()
+      const what = missing.length > 0 ? missing.join('; ') : 'the CUDA libraries (libcudart, libcublas, libcudnn)'
+      const message =
+        `GPUAcceleration is GPU but ONNX Runtime's CUDA execution provider could not be loaded: ` +
+        `${(error as Error).message}. Missing: ${what}.`
+      if (!config.allowCpuFallback) {
+        throw new DependencyError('CUDA_PROVIDER_UNAVAILABLE', message, {
+          suggestions: [
+            'Install the CUDA build of ONNX Runtime (npm install onnxruntime-node with --onnxruntime-node-install-cuda) and the CUDA/cuDNN libraries it needs.',
+            'Run `icc doctor` to see which libraries are missing.',
+            'Or start with --allow-cpu-fallback (or GPUAcceleration CPU) to run on the CPU.',
+          ],
+        })
+      }
+
+      warnings.push(`${message} Falling back to the CPU (--allow-cpu-fallback).`)
+    }
+  }
+
+  return {
+    provider: 'cpu',
+    // always a number: the placeholder createSession forwards undefined, which ONNX Runtime refuses
+    session: await modelCore.createSession(model, {
+      gpu: false,
+      intraOpThreads: config.intraOpThreads ?? availableParallelism(),
+    }),
+  }
+}
+
+async function main(): Promise<void> {
+  const config = JSON.parse(process.env.ICC_RUNNER_CONFIG ?? '{}') as RunnerConfig
+  const channel = new Socket({allowHalfOpen: false, fd: 3, readable: true, writable: true})
+  channel.on('error', () => process.exit(0))
+  channel.on('end', () => process.exit(0))
+  channel.on('close', () => process.exit(0))
+
+  const fatal = (error: unknown): void => {
+    const e = isIccError(error)
+      ? error
+      : new ModelError('MODEL_LOAD_FAILED', `The model could not be loaded: ${(error as Error)?.message ?? error}`)
+    writeFrame(channel, {
+      code: e.code,
+      details: e.details,
+      kind: e.name,
+      message: e.message,
+      suggestions: e.suggestions,
+      t: 'fatal',
+    })
+    channel.end(() => process.exit(3))
+    setTimeout(() => process.exit(3), 1000).unref()
+  }
+
+  let session: ort.InferenceSession
+  let model: modelCore.LoadedModel
+  let info: RunnerReadyInfo
+  try {
+    const started = performance.now()
+    if (hooksEnabled && process.env.ICC_TEST_LOAD_ALLOC_MB) touchMemory(Number(process.env.ICC_TEST_LOAD_ALLOC_MB))
+    model = await modelCore.loadModel(config.modelPath, {cacheDir: config.cacheDir})
+    const warnings = [...model.warnings]
+    const opened = await openSession(model, config, warnings)
+    session = opened.session
+    const loadMs = performance.now() - started
+    const [c, h, w] = model.inputShape
+    const warm = performance.now()
+    await session.run({[session.inputNames[0]]: new ort.Tensor('float32', new Float32Array(c * h * w), [1, c, h, w])})
+    info = {
+      inputName: session.inputNames[0],
+      inputShape: model.inputShape,
+      labels: model.labels,
+      loadMs: Math.round(loadMs),
+      modelHash: model.hash,
+      numClasses: model.numClasses,
+      onnxPath: model.onnxPath,
+      outputName: session.outputNames[0],
+      peakRssKb: procStatusKb('VmHWM'),
+      provider: opened.provider,
+      rssKb: procStatusKb('VmRSS'),
+      summary: model.summary,
+      warmupMs: Math.round(performance.now() - warm),
+      warnings,
+    }
+  } catch (error) {
+    fatal(error)
+    return
+  }
+
+  const [c, h, w] = model.inputShape
+  type Decoded = {decodeMs: number; tensor: Float32Array} | {error: unknown}
+
+  // stage 1, started as soon as a frame arrives: hooks + decode/resize (sharp works on its own threads, so with
+  // pipelining the next image is decoded while ONNX Runtime runs the current one)
+  const decode = async (header: HostMessage, payload: Buffer): Promise<Decoded> => {
+    try {
+      if (hooksEnabled && header.hook) await runHook(header.hook)
+      const t0 = performance.now()
+      const tensor = await modelCore.preprocessImage(payload, {
+        channels: c,
+        contentType: header.contentType,
+        height: h,
+        preprocessing: model.preprocessing,
+        width: w,
+      })
+      return {decodeMs: performance.now() - t0, tensor}
+    } catch (error) {
+      return {error}
+    }
+  }
+
+  const sendError = (id: number, error: unknown): void => {
+    const code = error instanceof IccError ? error.code : 'INTERNAL'
+    writeFrame(channel, {code, id, message: (error as Error).message, t: 'error'})
+  }
+
+  // stage 2, strictly one at a time and in arrival order: inference
+  let chain: Promise<void> = Promise.resolve()
+  const decoder = new FrameDecoder<HostMessage>(({header, payload}) => {
+    if (header.t !== 'infer') return
+    const decoded = decode(header, payload)
+    chain = chain.then(async () => {
+      const d = await decoded
+      if ('error' in d) {
+        sendError(header.id, d.error)
+        return
+      }
+
+      try {
+        const t1 = performance.now()
+        const out = await session.run({[info.inputName]: new ort.Tensor('float32', d.tensor, [1, c, h, w])})
+        const inferenceMs = performance.now() - t1
+        const data = out[info.outputName].data as Float32Array
+        writeFrame(
+          channel,
+          {decodeMs: d.decodeMs, id: header.id, inferenceMs, t: 'result'},
+          new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+        )
+      } catch (error) {
+        sendError(header.id, error)
+      }
+    })
+  })
+  channel.on('data', (chunk: Buffer) => decoder.push(chunk))
+  writeFrame(channel, {info, t: 'ready'})
+}
+
+async function runHook(hook: string): Promise<void> {
+  const [name, arg] = hook.split(':')
+  switch (name) {
+    case 'alloc': {
+      touchMemory(Number(arg || 256))
+      await new Promise((r) => {
+        setTimeout(r, 3000)
+      })
+      break
+    }
+
+    case 'crash': {
+      process.exit(70)
+      break
+    }
+
+    case 'hang': {
+      const until = Date.now() + 10 * 60_000
+      while (Date.now() < until) {
+        // a stuck computation: the event loop never comes back
+      }
+
+      break
+    }
+
+    case 'sleep': {
+      await new Promise((r) => {
+        setTimeout(r, Number(arg || 1000))
+      })
+      break
+    }
+
+    default:
+  }
+}
+
+await main()

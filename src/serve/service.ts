@@ -1,0 +1,520 @@
+/**
+ * One inference service of `icc serve`: its runner process, its request queue, and their supervision.
+ *
+ * - Admission: a bounded queue (`queueLimit`); beyond it requests get OVERLOADED with a Retry-After estimate.
+ * - Dispatch: up to `pipelineDepth` requests (default 2) are sent to the runner, which decodes the next image
+ *   while ONNX Runtime runs the current one, and runs inferences strictly one at a time, in order; each request
+ *   has a deadline of `timeoutSeconds` from its arrival.
+ * - Timeout: a queued request past its deadline gets TIMEOUT; a request still running in the runner at its
+ *   deadline gets TIMEOUT and the runner is killed (SIGKILL) and restarted, so the work really stops. Queued
+ *   requests wait for the new runner (within their own deadlines).
+ * - Memory: the runner is capped (cgroup v2 or RSS watchdog, see ./memory.ts); over the cap it is killed and the
+ *   request it was running gets MEMORY_LIMIT.
+ * - Requests sent behind the one running when a runner dies (pipelining) had not started their inference: they
+ *   go back to the front of the queue for the next runner.
+ * - Crashes: the request in the runner gets RUNNER_RESTARTING (it is not retried: it may be what crashed it);
+ *   the runner is restarted with exponential backoff; `crashLoopLimit` crashes within `crashLoopWindowMs` make
+ *   the service not ready (queued requests get SERVICE_NOT_READY), and a new attempt is made after a cool-down.
+ *
+ * Every request is settled exactly once (`settle` is idempotent and all paths go through it).
+ */
+import type {Logger} from 'pino'
+
+import {fileURLToPath} from 'node:url'
+
+import type {Metrics} from './metrics.js'
+import type {RunnerConfig} from './runner-main.js'
+
+import {DependencyError, IccError, ModelError} from '../errors.js'
+import {type ChildProcess, spawn, terminate} from '../system.js'
+import {formatConnectorBody, topClasses} from './format.js'
+import {type MemoryCap, readRssKb, tryCgroupCap} from './memory.js'
+import {FrameDecoder, payloadToFloat32, type RunnerMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
+import {type InferenceRequest, type InferenceResult, ServeError} from './types.js'
+
+export interface ServiceOptions {
+  allowCpuFallback: boolean
+  cacheDir?: string
+  crashLoopCooldownMs?: number
+  crashLoopLimit?: number
+  crashLoopWindowMs?: number
+  gpu: boolean
+  intraOpThreads?: number
+  logger: Logger
+  memoryLimitKb: number
+  metrics: Metrics
+  modelPath: string
+  name: string
+  /** Requests sent to the runner ahead of time, so it decodes the next image during an inference (default 2). */
+  pipelineDepth?: number
+  queueLimit: number
+  /** Extra environment for the runner (tests). */
+  runnerEnv?: Record<string, string>
+  timeoutSeconds: number
+  /** RSS poll interval of the watchdog (default 100 ms). */
+  watchdogIntervalMs?: number
+}
+
+export type ServiceState = 'failed' | 'ready' | 'restarting' | 'starting' | 'stopped'
+
+export interface ServiceRequest extends InferenceRequest {
+  /** Test hook forwarded to the runner (only when ICC_TEST_HOOKS=1). */
+  testHook?: string
+}
+
+interface Pending {
+  enqueuedAt: number
+  id: number
+  reject: (error: ServeError) => void
+  request: ServiceRequest
+  resolve: (result: InferenceResult) => void
+  sentAt?: number
+  settled: boolean
+  timer?: NodeJS.Timeout
+}
+
+const RUNNER_MAIN = fileURLToPath(new URL('runner-main.js', import.meta.url))
+
+type KillReason = 'memory' | 'stop' | 'timeout'
+
+export class Service {
+  readonly name: string
+  info?: RunnerReadyInfo
+  memoryMode?: 'cgroup-v2' | 'rss-watchdog'
+  reason?: string
+  restarts = 0
+  state: ServiceState = 'starting'
+  private cap?: MemoryCap
+  private child?: ChildProcess
+  private crashTimes: number[] = []
+  /** Requests sent to the runner, oldest first (it answers in order); at most `pipelineDepth`. */
+  private inflight: Pending[] = []
+  private killReason?: KillReason
+  private lastRssKb = 0
+  private latencyEwmaMs = 0
+  private nextId = 1
+  private queue: Pending[] = []
+  private restartTimer?: NodeJS.Timeout
+  private watchdog?: NodeJS.Timeout
+
+  constructor(private readonly options: ServiceOptions) {
+    this.name = options.name
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid
+  }
+
+  get queued(): number {
+    return this.queue.length + this.inflight.length
+  }
+
+  get rssKb(): number {
+    return this.lastRssKb
+  }
+
+  /** Start the first runner; resolves when it is ready, rejects with a typed error when it cannot start. */
+  async start(): Promise<RunnerReadyInfo> {
+    return new Promise<RunnerReadyInfo>((resolve, reject) => {
+      this.launch({reject, resolve})
+    })
+  }
+
+  /** Queue one request; resolves with the result or rejects with a ServeError. */
+  async infer(request: ServiceRequest): Promise<InferenceResult> {
+    if (this.state === 'stopped')
+      throw new ServeError('SHUTTING_DOWN', `The service "${this.name}" is shutting down.`, 5)
+    if (this.state === 'failed') {
+      throw new ServeError('SERVICE_NOT_READY', `The service "${this.name}" is not ready: ${this.reason}`, 10)
+    }
+
+    if (this.queue.length >= this.options.queueLimit) {
+      const perRequest = this.latencyEwmaMs || 100
+      const retryAfter = Math.max(1, Math.ceil((perRequest * (this.queue.length + 1)) / 1000))
+      throw new ServeError(
+        'OVERLOADED',
+        `The service "${this.name}" has ${this.queue.length} requests waiting (queue limit ${this.options.queueLimit}); retry later.`,
+        retryAfter,
+      )
+    }
+
+    return new Promise<InferenceResult>((resolve, reject) => {
+      const p: Pending = {enqueuedAt: performance.now(), id: this.nextId++, reject, request, resolve, settled: false}
+      p.timer = setTimeout(() => this.onDeadline(p), this.options.timeoutSeconds * 1000)
+      this.queue.push(p)
+      if (request.signal) {
+        const onAbort = () => {
+          // a client that went away: drop it if still queued; a running request finishes in the runner
+          if (!p.settled && this.queue.includes(p)) {
+            this.settle(p, new ServeError('INTERNAL', 'The client closed the connection.'), 'CLIENT_CLOSED')
+          }
+        }
+
+        if (request.signal.aborted) onAbort()
+        else request.signal.addEventListener('abort', onAbort, {once: true})
+      }
+
+      this.pump()
+    })
+  }
+
+  /** Wait (bounded) for queued and running requests, then stop the runner. */
+  async stop(drainMs: number): Promise<void> {
+    const until = Date.now() + drainMs
+    while ((this.queue.length > 0 || this.inflight.length > 0) && Date.now() < until && this.state !== 'failed') {
+      await new Promise((r) => {
+        setTimeout(r, 20)
+      })
+    }
+
+    this.state = 'stopped'
+    clearTimeout(this.restartTimer)
+    for (const p of [...this.queue, ...this.inflight]) {
+      this.settle(
+        p,
+        new ServeError('SHUTTING_DOWN', `The service "${this.name}" shut down before this request ran.`, 5),
+      )
+    }
+
+    if (this.child) {
+      this.killReason = 'stop'
+      await terminate(this.child, 2000)
+    }
+
+    this.stopWatchdog()
+    await this.cap?.release()
+  }
+
+  // --- runner life cycle ---------------------------------------------------------------------------------------
+
+  private launch(first?: {reject: (e: Error) => void; resolve: (i: RunnerReadyInfo) => void}): void {
+    const o = this.options
+    const config: RunnerConfig = {
+      allowCpuFallback: o.allowCpuFallback,
+      cacheDir: o.cacheDir,
+      gpu: o.gpu,
+      intraOpThreads: o.intraOpThreads,
+      modelPath: o.modelPath,
+      serviceName: o.name,
+    }
+    this.killReason = undefined
+    this.state = first ? 'starting' : 'restarting'
+    const log = o.logger
+    const child = spawn(process.execPath, [RUNNER_MAIN], {
+      env: {...o.runnerEnv, ICC_RUNNER_CONFIG: JSON.stringify(config)},
+      extraPipes: 1,
+      killGraceMs: 1000,
+      onStderrLine: (line) => line.trim() && log.warn({runner: child.pid}, `runner: ${line}`),
+      onStdoutLine: (line) => line.trim() && log.info({runner: child.pid}, `runner: ${line}`),
+    })
+    this.child = child
+    let fatal: Extract<RunnerMessage, {t: 'fatal'}> | undefined
+    let ready = false
+    const channel = child.stdio[3] as NodeJS.ReadWriteStream & {destroy(): void}
+    const decoder = new FrameDecoder<RunnerMessage>(({header, payload}) => {
+      switch (header.t) {
+        case 'error': {
+          this.onRunnerError(header.id, header.code, header.message)
+          break
+        }
+
+        case 'fatal': {
+          fatal = header
+          break
+        }
+
+        case 'ready': {
+          ready = true
+          this.info = header.info
+          this.state = 'ready'
+          this.reason = undefined
+          for (const w of header.info.warnings) log.warn(w)
+          first?.resolve(header.info)
+          this.pump()
+          break
+        }
+
+        case 'result': {
+          this.onResult(header.id, header.decodeMs, header.inferenceMs, payload)
+          break
+        }
+      }
+    })
+    channel.on('data', (chunk: Buffer) => {
+      try {
+        decoder.push(chunk)
+      } catch (error) {
+        log.error({err: (error as Error).message}, 'runner protocol error; restarting the runner')
+        child.kill('SIGKILL')
+      }
+    })
+    channel.on('error', () => {})
+
+    this.startMemoryGuard(child, first ? (need) => first.reject(this.memoryStartError(need)) : undefined)
+
+    child.once('exit', (code, signal) => {
+      channel.destroy()
+      this.stopWatchdog()
+      if (this.child === child) this.child = undefined
+      const oomCheck = this.cap?.oomKilled() ?? Promise.resolve(false)
+      oomCheck.then(
+        (oom) => this.onExit({code, fatal, first, oom, ready, signal}),
+        () => this.onExit({code, fatal, first, oom: false, ready, signal}),
+      )
+    })
+  }
+
+  private onExit(e: {
+    code: null | number
+    fatal?: Extract<RunnerMessage, {t: 'fatal'}>
+    first?: {reject: (e: Error) => void}
+    oom: boolean
+    ready: boolean
+    signal: NodeJS.Signals | null
+  }): void {
+    const log = this.options.logger
+    const reason: KillReason | 'crash' = e.oom ? 'memory' : (this.killReason ?? 'crash')
+    const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`
+    const peakKb = this.cap?.peakKb() ?? 0
+    this.cap?.release().catch(() => {})
+    this.cap = undefined
+    if (reason === 'stop' || this.state === 'stopped') return
+
+    // the request the runner was working on gets exactly one answer; the ones sent behind it (pipelining) had
+    // not started their inference: they go back to the front of the queue for the next runner
+    const [p, ...behind] = this.inflight
+    this.requeue(behind)
+    if (p) {
+      if (reason === 'memory') {
+        this.settle(
+          p,
+          new ServeError(
+            'MEMORY_LIMIT',
+            `The runner of "${this.name}" went over its memory limit of ${this.options.memoryLimitKb} KB (LocalInferenceServiceMemoryLimitKB) while running this request (${Math.max(peakKb, this.lastRssKb)} KB); it was killed and is being restarted.`,
+          ),
+        )
+      } else {
+        this.settle(
+          p,
+          new ServeError(
+            'RUNNER_RESTARTING',
+            `The runner of "${this.name}" ${how} while running this request; it is being restarted.`,
+            1,
+          ),
+        )
+      }
+    }
+
+    if (e.first && !e.ready) {
+      this.state = 'failed'
+      if (e.fatal) {
+        e.first.reject(this.typedFatal(e.fatal))
+      } else if (reason === 'memory') {
+        e.first.reject(this.memoryStartError(Math.max(peakKb, this.lastRssKb)))
+      } else {
+        e.first.reject(new ModelError('RUNNER_FAILED', `The runner of "${this.name}" ${how} while loading the model.`))
+      }
+
+      return
+    }
+
+    this.restarts++
+    this.options.metrics.restart(this.name, reason)
+    log.warn({reason, restarts: this.restarts}, `runner ${how} (${reason}); restarting`)
+    if (reason !== 'crash') {
+      this.launch()
+      return
+    }
+
+    const now = Date.now()
+    const windowMs = this.options.crashLoopWindowMs ?? 60_000
+    this.crashTimes = [...this.crashTimes.filter((t) => now - t < windowMs), now]
+    const limit = this.options.crashLoopLimit ?? 5
+    if (this.crashTimes.length >= limit) {
+      const cooldown = this.options.crashLoopCooldownMs ?? 60_000
+      this.state = 'failed'
+      this.reason =
+        `the runner crashed ${this.crashTimes.length} times within ${Math.round(windowMs / 1000)} s ` +
+        `(last: ${e.fatal ? e.fatal.message : how}); next attempt in ${Math.round(cooldown / 1000)} s`
+      log.error({reason: this.reason}, 'crash loop: service not ready')
+      for (const q of this.queue) {
+        this.settle(
+          q,
+          new ServeError('SERVICE_NOT_READY', `The service "${this.name}" is not ready: ${this.reason}`, 10),
+        )
+      }
+
+      this.restartTimer = setTimeout(() => {
+        this.crashTimes = []
+        this.launch()
+      }, cooldown)
+      this.restartTimer.unref()
+      return
+    }
+
+    this.state = 'restarting'
+    const delay = Math.min(100 * 2 ** (this.crashTimes.length - 1), 10_000)
+    this.restartTimer = setTimeout(() => this.launch(), delay)
+  }
+
+  private typedFatal(f: Extract<RunnerMessage, {t: 'fatal'}>): IccError {
+    const opts = {details: f.details, suggestions: f.suggestions}
+    if (f.kind === 'DependencyError') return new DependencyError(f.code, f.message, opts)
+    if (f.kind === 'ModelError') return new ModelError(f.code, f.message, opts)
+    return new IccError(f.code, f.message, opts)
+  }
+
+  private memoryStartError(needKb: number): ModelError {
+    return new ModelError(
+      'MEMORY_LIMIT_TOO_SMALL',
+      `The model of service "${this.name}" cannot be loaded within LocalInferenceServiceMemoryLimitKB=${this.options.memoryLimitKb}: ` +
+        `the runner needed at least ${needKb} KB (measured) while loading it.`,
+      {
+        details: {limitKb: this.options.memoryLimitKb, measuredKb: needKb},
+        suggestions: [
+          `Raise --memory-limit-kb (LocalInferenceServiceMemoryLimitKB) to at least ${Math.ceil(needKb * 1.25)}.`,
+        ],
+      },
+    )
+  }
+
+  private startMemoryGuard(child: ChildProcess, onStartupOver?: (needKb: number) => void): void {
+    const o = this.options
+    const {pid} = child
+    if (!pid) return
+    this.cap = undefined
+    tryCgroupCap(pid, o.name, o.memoryLimitKb).then(
+      ({cap, reason}) => {
+        if (cap && this.child === child) {
+          this.cap = cap
+          this.memoryMode = 'cgroup-v2'
+        } else if (cap) {
+          cap.release().catch(() => {})
+        } else {
+          if (this.memoryMode === undefined) o.logger.info({reason}, 'memory limit enforced by an RSS watchdog')
+          this.memoryMode = 'rss-watchdog'
+        }
+      },
+      () => {},
+    )
+    this.watchdog = setInterval(() => {
+      const {hwmKb, rssKb} = readRssKb(pid)
+      if (rssKb === undefined) return
+      this.lastRssKb = Math.max(rssKb, hwmKb ?? 0)
+      this.options.metrics.rss(this.name, rssKb)
+      if (this.memoryMode !== 'cgroup-v2' && rssKb > o.memoryLimitKb && this.child === child) {
+        o.logger.warn({limitKb: o.memoryLimitKb, rssKb}, 'runner over its memory limit; killing it')
+        this.killReason = 'memory'
+        if (this.state === 'ready') this.state = 'restarting'
+        this.lastRssKb = rssKb
+        child.kill('SIGKILL')
+        this.stopWatchdog()
+        if (onStartupOver && this.state === 'starting') onStartupOver(rssKb)
+      }
+    }, o.watchdogIntervalMs ?? 100)
+    this.watchdog.unref()
+  }
+
+  private stopWatchdog(): void {
+    clearInterval(this.watchdog)
+    this.watchdog = undefined
+  }
+
+  // --- requests ------------------------------------------------------------------------------------------------
+
+  private pump(): void {
+    if (this.state !== 'ready' || !this.child) return
+    const channel = this.child.stdio[3] as NodeJS.WritableStream
+    const depth = this.options.pipelineDepth ?? 2
+    while (this.queue.length > 0 && this.inflight.length < depth) {
+      const p = this.queue.shift()!
+      if (p.settled) continue
+      p.sentAt = performance.now()
+      this.inflight.push(p)
+      const hook = process.env.ICC_TEST_HOOKS === '1' ? p.request.testHook : undefined
+      writeFrame(channel as never, {contentType: p.request.contentType, hook, id: p.id, t: 'infer'}, p.request.body)
+    }
+  }
+
+  private requeue(requests: Pending[]): void {
+    for (const r of requests) r.sentAt = undefined
+    this.queue.unshift(...requests.filter((r) => !r.settled))
+    this.inflight = []
+  }
+
+  private onDeadline(p: Pending): void {
+    if (p.settled) return
+    const secs = this.options.timeoutSeconds
+    if (this.inflight.includes(p) && this.child) {
+      this.settle(
+        p,
+        new ServeError(
+          'TIMEOUT',
+          `The service "${this.name}" did not answer within ${secs} s (LocalInferenceServiceTimeoutSeconds); the runner was stopped and is being restarted.`,
+        ),
+      )
+      this.requeue(this.inflight.filter((r) => r !== p))
+      this.killReason = 'timeout'
+      this.state = 'restarting' // nothing more goes to the dying runner
+      this.options.logger.warn({timeoutSeconds: secs}, 'request timed out in the runner; killing it')
+      this.child.kill('SIGKILL')
+      return
+    }
+
+    this.settle(
+      p,
+      new ServeError(
+        'TIMEOUT',
+        `The service "${this.name}" did not answer within ${secs} s (LocalInferenceServiceTimeoutSeconds); the request was still waiting (runner ${this.state}).`,
+      ),
+    )
+  }
+
+  /** Take the in-flight request with this id (the runner answers in order, so normally the oldest). */
+  private takeInflight(id: number): Pending | undefined {
+    const i = this.inflight.findIndex((r) => r.id === id)
+    return i === -1 ? undefined : this.inflight.splice(i, 1)[0]
+  }
+
+  private onResult(id: number, decodeMs: number, inferenceMs: number, payload: Buffer): void {
+    const p = this.takeInflight(id)
+    if (!p) return
+    const probabilities = payloadToFloat32(payload)
+    const now = performance.now()
+    const totalMs = now - p.enqueuedAt
+    const queueMs = (p.sentAt ?? now) - p.enqueuedAt
+    const serviceMs = now - (p.sentAt ?? now)
+    this.latencyEwmaMs = this.latencyEwmaMs === 0 ? serviceMs : this.latencyEwmaMs * 0.8 + serviceMs * 0.2
+    const {topK} = p.request
+    this.settle(p, {
+      body: formatConnectorBody(probabilities),
+      probabilities,
+      timings: {decodeMs, inferenceMs, queueMs, totalMs},
+      ...(topK ? {top: topClasses(probabilities, topK, this.info?.labels)} : {}),
+    })
+    this.pump()
+  }
+
+  private onRunnerError(id: number, code: string, message: string): void {
+    const p = this.takeInflight(id)
+    if (!p) return
+    const known = ['BAD_IMAGE', 'UNSUPPORTED_CONTENT_TYPE'].includes(code)
+    this.settle(p, new ServeError(known ? (code as 'BAD_IMAGE') : 'INTERNAL', message))
+    this.pump()
+  }
+
+  private settle(p: Pending, outcome: InferenceResult | ServeError, metricsLabel?: string): void {
+    if (p.settled) return
+    p.settled = true
+    clearTimeout(p.timer)
+    const i = this.queue.indexOf(p)
+    if (i !== -1) this.queue.splice(i, 1)
+    if (outcome instanceof ServeError) {
+      this.options.metrics.outcome(this.name, metricsLabel ?? outcome.code)
+      p.reject(outcome)
+    } else {
+      this.options.metrics.outcome(this.name, 'OK', outcome.timings)
+      p.resolve(outcome)
+    }
+  }
+}

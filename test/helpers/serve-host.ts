@@ -1,0 +1,165 @@
+/**
+ * Test helpers for `icc serve`: start the real binary as a child process, wait for its ready line, talk to it
+ * over its unix socket (or TCP), and stop it. Also makes solid-colour test images with sharp.
+ */
+import {execa, type ResultPromise} from 'execa'
+import {request} from 'node:http'
+import sharp from 'sharp'
+
+import {BIN} from './cli.js'
+
+export interface RunningHost {
+  exited: Promise<{exitCode?: number; signal?: string}>
+  proc: ResultPromise
+  socket: string
+  /** Everything the host printed so far. */
+  stderr(): string
+  stdout(): string
+  stop(signal?: NodeJS.Signals): Promise<{exitCode?: number; signal?: string}>
+  tcpUrl?: string
+}
+
+/** Start `icc serve ARGS`; resolves once it prints its ready line (rejects with its output if it exits first). */
+export async function startServe(
+  args: string[],
+  options: {env?: Record<string, string>; socket: string; timeoutMs?: number},
+): Promise<RunningHost> {
+  let out = ''
+  let err = ''
+  const proc = execa(process.execPath, [BIN, 'serve', '--socket', options.socket, ...args], {
+    buffer: false,
+    env: {ICC_TEST_HOOKS: '1', NO_COLOR: '1', ...options.env},
+    reject: false,
+  })
+  proc.stdout?.on('data', (c: Buffer) => {
+    out += c.toString()
+  })
+  proc.stderr?.on('data', (c: Buffer) => {
+    err += c.toString()
+  })
+  const exited = proc.then((r) => ({exitCode: r.exitCode, signal: r.signal}))
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`icc serve not ready in time:\n${out}\n${err}`)),
+      options.timeoutMs ?? 30_000,
+    )
+    const check = setInterval(() => {
+      if (/icc serve: ready on|"event":"ready"/.test(out)) {
+        clearInterval(check)
+        clearTimeout(timer)
+        resolve()
+      }
+    }, 20)
+    exited.then((r) => {
+      clearInterval(check)
+      clearTimeout(timer)
+      reject(new Error(`icc serve exited (${r.exitCode ?? r.signal}) before ready:\n${out}\n${err}`))
+    })
+  })
+  const tcp = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1]
+  return {
+    exited,
+    proc,
+    socket: options.socket,
+    stderr: () => err,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
+      const t = setTimeout(() => proc.kill('SIGKILL'), 15_000)
+      const r = await exited
+      clearTimeout(t)
+      return r
+    },
+    stdout: () => out,
+    tcpUrl: tcp,
+  }
+}
+
+export interface HttpResult {
+  body: string
+  headers: Record<string, string | string[] | undefined>
+  json<T = any>(): T
+  status: number
+}
+
+/** One HTTP request over a unix socket (or to a TCP base URL). */
+export async function http(
+  target: {socket?: string; url?: string},
+  method: string,
+  path: string,
+  body?: Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
+  const base = target.url ? new URL(target.url) : undefined
+  return new Promise<HttpResult>((resolve, reject) => {
+    const req = request(
+      {
+        headers: {...headers, ...(body ? {'content-length': String(body.length)} : {})},
+        hostname: base?.hostname,
+        method,
+        path,
+        port: base?.port,
+        socketPath: base ? undefined : target.socket,
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8')
+          resolve({body: text, headers: res.headers, json: () => JSON.parse(text), status: res.statusCode ?? 0})
+        })
+      },
+    )
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+export async function solidImage(
+  format: 'jpeg' | 'png',
+  colour: {b: number; g: number; r: number},
+  width = 40,
+  height = 30,
+): Promise<Buffer> {
+  const img = sharp({create: {background: colour, channels: 3, height, width}})
+  return format === 'jpeg' ? img.jpeg({quality: 95}).toBuffer() : img.png().toBuffer()
+}
+
+/** A noisy image (so the probabilities are not trivially uniform). */
+export async function noiseImage(format: 'jpeg' | 'png', width = 64, height = 48, seed = 1): Promise<Buffer> {
+  const raw = Buffer.alloc(width * height * 3)
+  let x = seed
+  for (let i = 0; i < raw.length; i++) {
+    x = (x * 1_103_515_245 + 12_345) % 2_147_483_648
+    raw[i] = (x >> 16) & 0xff
+  }
+
+  const img = sharp(raw, {raw: {channels: 3, height, width}})
+  return format === 'jpeg' ? img.jpeg().toBuffer() : img.png().toBuffer()
+}
+
+/** Wait until the predicate holds (bounded). */
+export async function waitFor(pred: () => Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (await pred()) return
+
+    await new Promise((r) => {
+      setTimeout(r, 50)
+    })
+  }
+
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+/** Parse the connector body `[p0,...]` strictly. */
+export function parseConnectorBody(body: string): number[] {
+  if (!/^\[[^\s]*\]$/.test(body)) throw new Error(`not a connector body: ${body.slice(0, 200)}`)
+  return body
+    .slice(1, -1)
+    .split(',')
+    .map((s) => {
+      const v = Number(s)
+      if (s === '' || Number.isNaN(v)) throw new Error(`bad value "${s}" in ${body}`)
+      return v
+    })
+}
