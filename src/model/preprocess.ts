@@ -1,33 +1,350 @@
 /**
- * Image preprocessing, shared by `icc predict` and the runner of `icc serve`.
+ * Image preprocessing, shared by `icc predict` and the runner of `icc serve` (it is on the hot path).
  *
- * What the SageMaker image-classification algorithm does at inference: decode (JPEG/PNG), apply EXIF orientation,
- * convert to RGB (or gray for 1-channel models), resize to H x W without keeping the aspect ratio and without
- * cropping (bilinear), and lay out NCHW float32 with values in 0..255 (the network normalises itself).
+ * It does what the SageMaker image-classification algorithm does at inference (MXNet `imdecode` + resize):
+ *
+ * 1. Identify the format from the bytes (`sniffImageType`). Only JPEG and PNG are served, as by the connector.
+ *    The request's content type must be one of {@link SUPPORTED_CONTENT_TYPES} (or absent); when it names the
+ *    other supported format than the bytes hold (a "lying" content type), **the bytes win**: the image is
+ *    decoded as what it is and `info.contentTypeMismatch` is set so the caller can log it. A content type that
+ *    is not supported (image/gif, text/plain...) or bytes in another format (GIF, WebP, TIFF, BMP...) give
+ *    `ModelError` `UNSUPPORTED_CONTENT_TYPE`.
+ * 2. Read the dimensions from the PNG IHDR / JPEG SOF header and refuse images above `maxPixels` (default 50
+ *    megapixels) with `IMAGE_TOO_LARGE` *before* anything is decoded (decompression bombs).
+ * 3. Decode with sharp (libvips): grayscale, palette, RGBA and 16-bit PNGs; baseline, progressive and CMYK
+ *    JPEGs. Truncated or corrupt pixel data is an error (`failOn: 'error'`), never a half-grey image.
+ *    EXIF orientation is applied. The alpha channel is **dropped, not flattened** (what OpenCV's
+ *    `IMREAD_COLOR` in MXNet `imdecode` does): a transparent pixel keeps its stored colour.
+ * 4. Convert to sRGB and resize to exactly H x W with bilinear filtering, **without keeping the aspect ratio
+ *    and without cropping** (`fit: 'fill'`). sharp shrinks large JPEGs on load (DCT scaling) before the
+ *    bilinear step, which keeps decoding fast for camera-sized images.
+ * 5. Lay out NCHW float32 in one pass: values 0..255 with no mean/std (SageMaker networks normalise with their
+ *    first BatchNorm), unless a {@link PreprocessingSpec} gives `scale`, `mean`, `std` and `channelOrder`:
+ *    `out = (pixel * scale - mean[c]) / std[c]`, with `c` the index of the channel in the network's order.
+ *    A 1-channel model gets luma computed like OpenCV (`0.299 R + 0.587 G + 0.114 B`, fixed point, rounded),
+ *    which leaves grey images exactly unchanged.
+ *
+ * Errors are `ModelError`s with codes `BAD_IMAGE` (empty, garbage, truncated, corrupt), `IMAGE_TOO_LARGE`,
+ * `UNSUPPORTED_CONTENT_TYPE` and `BAD_PREPROCESS_OPTIONS` (a programming or model-shape error).
  */
 import sharp from 'sharp'
 
-import type {PreprocessOptions} from './types.js'
+import type {PreprocessingSpec, PreprocessOptions} from './types.js'
 
 import {ModelError} from '../errors.js'
 
+/** The image formats icc decodes (as the connector: JPEG and PNG). */
+export type SupportedImageType = 'image/jpeg' | 'image/png'
+
+/** Content types a request may declare (`application/x-image` means "sniff the bytes", as in SageMaker). */
+export const SUPPORTED_CONTENT_TYPES: readonly string[] = ['image/jpeg', 'image/png', 'application/x-image']
+
+/** Default decompression-bomb guard: 50 megapixels. */
+export const DEFAULT_MAX_PIXELS = 50_000_000
+
+/** What {@link preprocessImageWithInfo} reports besides the tensor. */
+export interface PreprocessInfo {
+  /** Content type as declared by the caller (normalised: lower case, no parameters), if any. */
+  contentType?: string
+  /** True when the declared content type named the other supported format than the bytes hold. */
+  contentTypeMismatch: boolean
+  /** Milliseconds spent decoding + resizing in sharp (libvips). */
+  decodeMs: number
+  /** Format found in the bytes. */
+  format: SupportedImageType
+  /** Source dimensions as stored in the file (before EXIF orientation). */
+  sourceHeight: number
+  sourceWidth: number
+  /** Milliseconds spent in the float conversion/transpose. */
+  tensorMs: number
+}
+
+/** Identify JPEG or PNG from the magic bytes; `undefined` for anything else. */
+export function sniffImageType(bytes: Uint8Array): SupportedImageType | undefined {
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'image/jpeg'
+  if (bytes.length >= 8 && PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return 'image/png'
+  return undefined
+}
+
+/**
+ * Name a format icc does not serve from its magic bytes (for error messages), or `undefined` when the bytes are
+ * not a known image format at all.
+ */
+export function sniffOtherImageFormat(bytes: Uint8Array): string | undefined {
+  const ascii = (start: number, end: number) => String.fromCodePoint(...bytes.subarray(start, end))
+  if (bytes.length >= 6 && (ascii(0, 6) === 'GIF87a' || ascii(0, 6) === 'GIF89a')) return 'GIF'
+  if (bytes.length >= 12 && ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'WebP'
+  if (bytes.length >= 4 && (ascii(0, 4) === 'II*\0' || ascii(0, 4) === 'MM\0*')) return 'TIFF'
+  if (bytes.length >= 2 && ascii(0, 2) === 'BM') return 'BMP'
+  if (bytes.length >= 12 && ascii(4, 8) === 'ftyp') return 'HEIF/AVIF'
+  if (bytes.length >= 4 && ascii(0, 4) === '%PDF') return 'PDF'
+  if (bytes.length >= 5 && /^\s*<(\?xml|svg)/i.test(ascii(0, Math.min(bytes.length, 64)))) return 'SVG/XML'
+  return undefined
+}
+
+/**
+ * Decode, orient, resize and lay out one image as a `[C, H, W]` float32 tensor (see the module comment).
+ * @throws ModelError BAD_IMAGE, IMAGE_TOO_LARGE, UNSUPPORTED_CONTENT_TYPE, BAD_PREPROCESS_OPTIONS
+ */
 export async function preprocessImage(bytes: Uint8Array, options: PreprocessOptions): Promise<Float32Array> {
+  const out = new Float32Array(tensorLength(options))
+  await preprocessInto(bytes, options, out, 0)
+  return out
+}
+
+/** {@link preprocessImage}, also returning what was found and how long decoding took. */
+export async function preprocessImageWithInfo(
+  bytes: Uint8Array,
+  options: PreprocessOptions,
+): Promise<{info: PreprocessInfo; tensor: Float32Array}> {
+  const tensor = new Float32Array(tensorLength(options))
+  const info = await preprocessInto(bytes, options, tensor, 0)
+  return {info, tensor}
+}
+
+/**
+ * Write one image's `[C, H, W]` tensor into `out` starting at element `offset` (zero-copy batching: image `i` of
+ * a batch goes at `offset = i * C * H * W`).
+ */
+export async function preprocessInto(
+  bytes: Uint8Array,
+  options: PreprocessOptions,
+  out: Float32Array,
+  offset: number,
+): Promise<PreprocessInfo> {
+  const length = tensorLength(options)
+  if (!Number.isInteger(offset) || offset < 0 || offset + length > out.length) {
+    throw new ModelError(
+      'BAD_PREPROCESS_OPTIONS',
+      `The output tensor has ${out.length} elements; ${length} do not fit at offset ${offset}.`,
+    )
+  }
+
+  const contentType = normaliseContentType(options.contentType)
+  const format = checkFormat(bytes, contentType)
+  const {height: sourceHeight, width: sourceWidth} = readDimensions(bytes, format)
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS
+  if (sourceWidth * sourceHeight > maxPixels) {
+    throw new ModelError(
+      'IMAGE_TOO_LARGE',
+      `The image is ${sourceWidth}x${sourceHeight} (${sourceWidth * sourceHeight} pixels), more than the limit of ${maxPixels} pixels; it was not decoded.`,
+      {
+        details: {height: sourceHeight, maxPixels, width: sourceWidth},
+        suggestions: ['Send a smaller image (the model only needs its input size), or raise the pixel limit.'],
+      },
+    )
+  }
+
   const {channels, height, width} = options
+  const started = performance.now()
   let raw: Buffer
   try {
-    let pipeline = sharp(bytes, {limitInputPixels: options.maxPixels ?? 50_000_000}).rotate()
-    pipeline = channels === 1 ? pipeline.grayscale() : pipeline.removeAlpha().toColourspace('srgb')
-    raw = await pipeline.resize(width, height, {fit: 'fill', kernel: 'linear'}).raw().toBuffer()
+    raw = await sharp(bytes, {autoOrient: true, failOn: 'error', limitInputPixels: maxPixels})
+      .removeAlpha()
+      .toColourspace('srgb')
+      .resize(width, height, {fit: 'fill', kernel: 'linear'})
+      .raw({depth: 'uchar'})
+      .toBuffer()
   } catch (error) {
-    throw new ModelError('BAD_IMAGE', `The image could not be decoded: ${(error as Error).message}`, {cause: error})
+    throw new ModelError('BAD_IMAGE', `The ${formatName(format)} image could not be decoded: ${firstLine(error)}.`, {
+      cause: error,
+      suggestions: ['Check that the file is complete (not truncated) and is a valid JPEG or PNG image.'],
+    })
   }
 
-  const plane = width * height
-  const out = new Float32Array(channels * plane)
-  const src = raw.length / plane
-  for (let c = 0; c < channels; c++) {
-    for (let i = 0; i < plane; i++) out[c * plane + i] = raw[i * src + c]
+  const decoded = performance.now()
+  if (raw.length !== width * height * 3) {
+    throw new ModelError(
+      'BAD_IMAGE',
+      `The decoder returned ${raw.length} bytes for a ${width}x${height} RGB image; the image is not usable.`,
+    )
   }
 
-  return out
+  writeTensor(raw, out, offset, channels, width * height, options.preprocessing)
+  return {
+    contentType,
+    contentTypeMismatch: contentType !== undefined && contentType !== 'application/x-image' && contentType !== format,
+    decodeMs: decoded - started,
+    format,
+    sourceHeight,
+    sourceWidth,
+    tensorMs: performance.now() - decoded,
+  }
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
+
+function tensorLength(options: PreprocessOptions): number {
+  const {channels, height, width} = options
+  if (channels !== 1 && channels !== 3) {
+    throw new ModelError('BAD_PREPROCESS_OPTIONS', `Models must take 1 or 3 input channels, not ${channels}.`)
+  }
+
+  for (const [name, value] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 1 || value > 16_384) {
+      throw new ModelError(
+        'BAD_PREPROCESS_OPTIONS',
+        `The model input ${name} must be an integer 1..16384, not ${value}.`,
+      )
+    }
+  }
+
+  const spec = options.preprocessing
+  if (spec) {
+    for (const key of ['mean', 'std'] as const) {
+      const list = spec[key]
+      if (list && list.length !== 1 && list.length !== channels) {
+        throw new ModelError(
+          'BAD_PREPROCESS_OPTIONS',
+          `preprocessing.${key} has ${list.length} values; give 1 or ${channels} (one per channel).`,
+        )
+      }
+
+      if (list?.some((v) => !Number.isFinite(v) || (key === 'std' && v === 0))) {
+        throw new ModelError('BAD_PREPROCESS_OPTIONS', `preprocessing.${key} must hold finite numbers (std non-zero).`)
+      }
+    }
+  }
+
+  return channels * width * height
+}
+
+function normaliseContentType(contentType: string | undefined): string | undefined {
+  const value = contentType?.split(';')[0].trim().toLowerCase()
+  return value || undefined
+}
+
+function checkFormat(bytes: Uint8Array, contentType: string | undefined): SupportedImageType {
+  if (contentType !== undefined && !SUPPORTED_CONTENT_TYPES.includes(contentType)) {
+    throw new ModelError(
+      'UNSUPPORTED_CONTENT_TYPE',
+      `Content type "${contentType}" is not supported; send image/jpeg or image/png (application/x-image or no content type lets icc detect the format).`,
+      {details: {contentType, supported: SUPPORTED_CONTENT_TYPES}},
+    )
+  }
+
+  if (bytes.length === 0) {
+    throw new ModelError('BAD_IMAGE', 'The image is empty (0 bytes).', {
+      suggestions: ['Send the bytes of a JPEG or PNG image as the request body.'],
+    })
+  }
+
+  const format = sniffImageType(bytes)
+  if (format) return format
+  const other = sniffOtherImageFormat(bytes)
+  if (other) {
+    throw new ModelError(
+      'UNSUPPORTED_CONTENT_TYPE',
+      `The image is ${other}; only JPEG and PNG images are supported${contentType ? ` (the request said ${contentType})` : ''}.`,
+      {details: {contentType, detected: other}, suggestions: ['Convert the image to JPEG or PNG.']},
+    )
+  }
+
+  const head = Buffer.from(bytes.subarray(0, 8)).toString('hex')
+  throw new ModelError(
+    'BAD_IMAGE',
+    `The data (${bytes.length} bytes, starting ${head}) is not a JPEG or PNG image${contentType ? ` although the request said ${contentType}` : ''}.`,
+    {details: {contentType, size: bytes.length}},
+  )
+}
+
+/** Width and height from the PNG IHDR or the JPEG SOFn header, without decoding. */
+function readDimensions(bytes: Uint8Array, format: SupportedImageType): {height: number; width: number} {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (format === 'image/png') {
+    if (bytes.length < 24 || view.getUint32(12) !== 0x49_48_44_52) {
+      throw new ModelError('BAD_IMAGE', 'The PNG image is truncated or corrupt: its IHDR header is missing.')
+    }
+
+    return checkedDimensions(view.getUint32(16), view.getUint32(20), format)
+  }
+
+  let pos = 2
+  while (pos + 4 <= bytes.length) {
+    if (bytes[pos] !== 0xff) {
+      throw new ModelError('BAD_IMAGE', `The JPEG image is corrupt: no marker at byte ${pos} of its header.`)
+    }
+
+    const marker = bytes[pos + 1]
+    if (marker === 0xff) {
+      pos++ // fill byte
+      continue
+    }
+
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      pos += 2 // markers without a length
+      continue
+    }
+
+    if (marker === 0xd9 || marker === 0xda) break // end of image / start of scan before any frame header
+    const segmentLength = view.getUint16(pos + 2)
+    const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc
+    if (isFrame) {
+      if (pos + 9 > bytes.length) break
+      return checkedDimensions(view.getUint16(pos + 7), view.getUint16(pos + 5), format)
+    }
+
+    pos += 2 + segmentLength
+  }
+
+  throw new ModelError('BAD_IMAGE', 'The JPEG image is truncated or corrupt: it has no frame header (SOF).')
+}
+
+function checkedDimensions(width: number, height: number, format: SupportedImageType) {
+  if (width === 0 || height === 0) {
+    throw new ModelError('BAD_IMAGE', `The ${formatName(format)} header declares an empty image (${width}x${height}).`)
+  }
+
+  return {height, width}
+}
+
+function formatName(format: SupportedImageType): string {
+  return format === 'image/png' ? 'PNG' : 'JPEG'
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error)
+  return message.split('\n')[0].replace(/\.$/, '')
+}
+
+/** HWC uint8 RGB -> CHW float32 (RGB/BGR or luma), with optional scale/mean/std, in one pass per plane. */
+function writeTensor(
+  raw: Buffer,
+  out: Float32Array,
+  offset: number,
+  channels: number,
+  plane: number,
+  spec: PreprocessingSpec | undefined,
+): void {
+  const scale = spec?.scale ?? 1
+  const meanOf = (c: number) => (spec?.mean ? (spec.mean.length === 1 ? spec.mean[0] : spec.mean[c]) : 0)
+  const stdOf = (c: number) => (spec?.std ? (spec.std.length === 1 ? spec.std[0] : spec.std[c]) : 1)
+  const plain = scale === 1 && !spec?.mean && !spec?.std
+  if (channels === 1) {
+    const mul = scale / stdOf(0)
+    const add = -meanOf(0) / stdOf(0)
+    for (let i = 0, j = 0; i < plane; i++, j += 3) {
+      // OpenCV's fixed-point RGB -> gray (BT.601 weights), exact for grey pixels.
+      const y = (raw[j] * 4899 + raw[j + 1] * 9617 + raw[j + 2] * 1868 + 8192) >> 14
+      out[offset + i] = plain ? y : y * mul + add
+    }
+
+    return
+  }
+
+  const bgr = spec?.channelOrder === 'BGR'
+  for (let c = 0; c < 3; c++) {
+    const source = bgr ? 2 - c : c
+    const base = offset + c * plane
+    if (plain) {
+      for (let i = 0, j = source; i < plane; i++, j += 3) out[base + i] = raw[j]
+    } else {
+      const mul = scale / stdOf(c)
+      const add = -meanOf(c) / stdOf(c)
+      for (let i = 0, j = source; i < plane; i++, j += 3) out[base + i] = raw[j] * mul + add
+    }
+  }
 }
