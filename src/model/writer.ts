@@ -305,7 +305,8 @@ export function generateWeights(symbolJson: string, inputShape: number[], seed =
     else if (n.name.endsWith('_beta') || n.name.endsWith('_bias')) for (let i = 0; i < size; i++) data[i] = 0.1 * normal()
     else {
       const fanIn = shape.slice(1).reduce((p, q) => p * q, 1)
-      const std = Math.sqrt(1 / fanIn)
+      // Fully connected layers get larger weights so the class probabilities spread out.
+      const std = Math.sqrt(1 / fanIn) * (shape.length === 2 ? 3 : 1)
       for (let i = 0; i < size; i++) data[i] = std * normal()
     }
 
