@@ -9,7 +9,10 @@ export default class ConvertModel extends BaseCommand {
   }
   static override description = 'Convert a SageMaker image-classification model (MXNet) to an ONNX file.'
   static override examples = [
-    {command: '<%= config.bin %> <%= command.id %> ./model --output model.onnx', description: 'Convert a model folder.'},
+    {
+      command: '<%= config.bin %> <%= command.id %> ./model --output model.onnx',
+      description: 'Convert a model folder.',
+    },
     {
       command: '<%= config.bin %> <%= command.id %> model.tar.gz --output /srv/triton/resnet/1/model.onnx --epoch 5',
       description: 'Convert epoch 5 of an archive for another runtime.',
@@ -17,7 +20,7 @@ export default class ConvertModel extends BaseCommand {
   ]
   static override flags = {
     'cache-dir': Flags.string({description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).'}),
-    epoch: Flags.integer({description: 'Use this epoch\'s params file instead of the highest.', min: 0}),
+    epoch: Flags.integer({description: "Use this epoch's params file instead of the highest.", min: 0}),
     output: Flags.string({char: 'o', description: 'The ONNX file to write.', required: true}),
   }
 

@@ -10,12 +10,18 @@ export default class InspectModel extends BaseCommand {
   static override description =
     'Describe a SageMaker image-classification model: architecture, classes, input shape, MXNet version, params format, parameter count, ops and problems.'
   static override examples = [
-    {command: '<%= config.bin %> <%= command.id %> ./model', description: 'Inspect an unpacked SageMaker model folder.'},
-    {command: '<%= config.bin %> <%= command.id %> model.tar.gz --json', description: 'The same as JSON, from the archive.'},
+    {
+      command: '<%= config.bin %> <%= command.id %> ./model',
+      description: 'Inspect an unpacked SageMaker model folder.',
+    },
+    {
+      command: '<%= config.bin %> <%= command.id %> model.tar.gz --json',
+      description: 'The same as JSON, from the archive.',
+    },
   ]
   static override flags = {
     'cache-dir': Flags.string({description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).'}),
-    epoch: Flags.integer({description: 'Use this epoch\'s params file instead of the highest.', min: 0}),
+    epoch: Flags.integer({description: "Use this epoch's params file instead of the highest.", min: 0}),
   }
 
   async run(): Promise<InspectResult> {

@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
-import {type Prediction, predict} from '../src/model/index.js'
+import {predict, type Prediction} from '../src/model/index.js'
 import {BaseCommand} from './_base.js'
 
 export default class Predict extends BaseCommand {
@@ -8,7 +8,7 @@ export default class Predict extends BaseCommand {
     images: Args.string({description: 'JPEG or PNG image files.', required: true}),
   }
   static override description =
-    'Classify images locally. Prints one line per image in the connector\'s exact output format: [p0,p1,...].'
+    "Classify images locally. Prints one line per image in the connector's exact output format: [p0,p1,...]."
   static override examples = [
     {command: '<%= config.bin %> <%= command.id %> --model ./model cat.jpg', description: 'Print the probabilities.'},
     {
@@ -18,7 +18,7 @@ export default class Predict extends BaseCommand {
   ]
   static override flags = {
     'cache-dir': Flags.string({description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).'}),
-    epoch: Flags.integer({description: 'Use this epoch\'s params file instead of the highest.', min: 0}),
+    epoch: Flags.integer({description: "Use this epoch's params file instead of the highest.", min: 0}),
     gpu: Flags.boolean({description: 'Use the CUDA execution provider.'}),
     model: Flags.string({char: 'm', description: 'Model folder, model.tar.gz or .onnx file.', required: true}),
     'top-k': Flags.integer({default: 5, description: 'Classes listed per image in --json output.', min: 1}),

@@ -67,7 +67,7 @@ export async function cachedOnnx(
     else if (sha256(bytes) !== side.sha256) rebuilt = 'checksum mismatch'
     else return {fromCache: true, path}
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
+    const {code} = error as NodeJS.ErrnoException
     if (code !== 'ENOENT') rebuilt = `unreadable entry (${(error as Error).message})`
   }
 

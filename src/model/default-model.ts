@@ -45,7 +45,7 @@ export function defaultModelFiles(): Record<string, string | Uint8Array> {
     if (n.op !== 'null' || n.name === 'data' || n.name === 'softmax_label') continue
     const shape = varShapes.get(n.name)!
     const data = new Float32Array(shape.reduce((p, q) => p * q, 1))
-    const name = n.name
+    const {name} = n
     const isData = name.startsWith('bn_data')
     if (name.endsWith('_gamma')) data.fill(1)
     else if (name.endsWith('_moving_var')) data.fill(isData ? 255 * 255 - EPS : 1 - EPS)

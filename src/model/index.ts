@@ -97,7 +97,8 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
       if (name === 'data') continue
       const have = paramShapes.get(name)
       if (!have) {
-        if (!name.endsWith('_label')) problems.push(`parameter ${name} (${s.join('x')}) is missing from the params file`)
+        if (!name.endsWith('_label'))
+          problems.push(`parameter ${name} (${s.join('x')}) is missing from the params file`)
       } else if (have.join('x') !== s.join('x')) {
         problems.push(`parameter ${name} has shape ${have.join('x')}, the graph needs ${s.join('x')}`)
       }
@@ -148,8 +149,11 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   else {
     const key = sha256(CONVERTER_VERSION, '\0', a.hash, '\0', a.shape.slice(1).join('x'))
     const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
-    const r = await cachedOnnx(cacheDir, key, CONVERTER_VERSION, () =>
-      exportOnnx(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)}).bytes,
+    const r = await cachedOnnx(
+      cacheDir,
+      key,
+      CONVERTER_VERSION,
+      () => exportOnnx(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)}).bytes,
     )
     onnxPath = r.path
     fromCache = r.fromCache
@@ -169,7 +173,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   await session.release()
   const [, c, h, w] = (input.shape ?? []).map(Number)
   const numClasses = Number(output.shape?.at(-1))
-  const labels = art.labels
+  const {labels} = art
   if (art.kind === 'onnx') Object.assign(a.summary, {classes: numClasses, inputShape: [c, h, w]})
   return {
     hash: a.hash,

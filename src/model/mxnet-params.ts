@@ -12,7 +12,7 @@
  */
 import {ModelError} from '../errors.js'
 
-export const LIST_MAGIC = 0x112
+export const LIST_MAGIC = 0x1_12
 export const RECORD_MAGIC = {V1: 0xf9_93_fa_c8, V2: 0xf9_93_fa_c9, V3: 0xf9_93_fa_ca} as const
 export type RecordFormat = 'legacy' | 'V1' | 'V2' | 'V3'
 export type ParamDType = 'float16' | 'float32' | 'float64'
@@ -51,6 +51,7 @@ export interface ParamsFile {
 
 class Cursor {
   pos = 0
+
   constructor(
     readonly view: DataView,
     readonly source: string,
@@ -58,7 +59,9 @@ class Cursor {
 
   fail(what: string): never {
     throw new ModelError('BAD_PARAMS', `${this.source}: ${what} (at byte ${this.pos} of ${this.view.byteLength})`, {
-      suggestions: ['The .params file is truncated or not an MXNet NDArray file; copy it again from the model archive.'],
+      suggestions: [
+        'The .params file is truncated or not an MXNet NDArray file; copy it again from the model archive.',
+      ],
     })
   }
 
@@ -73,7 +76,8 @@ class Cursor {
     this.need(8, 'an int64')
     const v = this.view.getBigInt64(this.pos, true)
     this.pos += 8
-    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`integer ${v} out of range`)
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER))
+      this.fail(`integer ${v} out of range`)
     return Number(v)
   }
 
@@ -131,12 +135,26 @@ function readShape(c: Cursor, format: RecordFormat): number[] | undefined {
 function readArray(c: Cursor, index: number): Omit<ParamArray, 'kind' | 'name'> | undefined {
   const first = c.u32()
   let format: RecordFormat
-  if (first === RECORD_MAGIC.V2) format = 'V2'
-  else if (first === RECORD_MAGIC.V3) format = 'V3'
-  else if (first === RECORD_MAGIC.V1) format = 'V1'
-  else {
-    format = 'legacy'
-    c.pos -= 4
+  switch (first) {
+    case RECORD_MAGIC.V2: {
+      format = 'V2'
+      break
+    }
+
+    case RECORD_MAGIC.V3: {
+      format = 'V3'
+      break
+    }
+
+    case RECORD_MAGIC.V1: {
+      format = 'V1'
+      break
+    }
+
+    default: {
+      format = 'legacy'
+      c.pos -= 4
+    }
   }
 
   if (format === 'V2' || format === 'V3') {
@@ -214,7 +232,9 @@ export function readParams(bytes: Uint8Array, source = 'params file'): ParamsFil
     let name = full
     if (full.startsWith('arg:')) [kind, name] = ['arg', full.slice(4)]
     else if (full.startsWith('aux:')) [kind, name] = ['aux', full.slice(4)]
-    const a: ParamArray = r ? {...r, kind, name} : {data: new Float32Array(0), dtype: 'float32', format: 'V2', kind, name, shape: []}
+    const a: ParamArray = r
+      ? {...r, kind, name}
+      : {data: new Float32Array(0), dtype: 'float32', format: 'V2', kind, name, shape: []}
     arrays.push(a)
     if (name) byName.set(name, a)
   }

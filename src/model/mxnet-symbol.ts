@@ -86,7 +86,10 @@ export function parseSymbol(text: string, source = 'symbol file'): MxSymbol {
 /** `"(3, 3)"`, `"(3,3)"`, `"[1, 2]"`, `"3"` -> numbers. */
 export function parseTuple(value: string | undefined, fallback: number[] = []): number[] {
   if (value === undefined) return fallback
-  const inner = value.trim().replace(/^[([]/, '').replace(/[)\]]$/, '')
+  const inner = value
+    .trim()
+    .replace(/^[([]/, '')
+    .replace(/[)\]]$/, '')
   if (inner.trim() === '') return []
   return inner
     .split(',')
@@ -168,9 +171,9 @@ export function inferShapes(
         const xs = needX()
         const k = parseTuple(a.kernel)
         const nd = k.length
-        const stride = parseTuple(a.stride, []).length ? parseTuple(a.stride) : k.map(() => 1)
-        const pad = parseTuple(a.pad, []).length ? parseTuple(a.pad) : k.map(() => 0)
-        const dil = parseTuple(a.dilate, []).length ? parseTuple(a.dilate) : k.map(() => 1)
+        const stride = parseTuple(a.stride, []).length > 0 ? parseTuple(a.stride) : k.map(() => 1)
+        const pad = parseTuple(a.pad, []).length > 0 ? parseTuple(a.pad) : k.map(() => 0)
+        const dil = parseTuple(a.dilate, []).length > 0 ? parseTuple(a.dilate) : k.map(() => 1)
         const nf = parseNumber(a.num_filter, Number.NaN)
         const g = parseNumber(a.num_group, 1)
         if (!Number.isInteger(nf) || nf <= 0) fail('num_filter is missing')
@@ -199,8 +202,8 @@ export function inferShapes(
         }
 
         const k = parseTuple(a.kernel)
-        const stride = parseTuple(a.stride, []).length ? parseTuple(a.stride) : k.map(() => 1)
-        const pad = parseTuple(a.pad, []).length ? parseTuple(a.pad) : k.map(() => 0)
+        const stride = parseTuple(a.stride, []).length > 0 ? parseTuple(a.stride) : k.map(() => 1)
+        const pad = parseTuple(a.pad, []).length > 0 ? parseTuple(a.pad) : k.map(() => 0)
         const ceil = (a.pooling_convention ?? 'valid') === 'full'
         const sp = k.map((kk, d) => outSize(xs[d + 2], kk, pad[d] ?? 0, stride[d] ?? 1, 1, ceil))
         if (sp.some((v) => v <= 0)) fail(`input (${xs.join(',')}) is too small for the kernel`)

@@ -82,11 +82,6 @@ function floatTensor(name: string, dims: number[], data: Float32Array): onnxProt
   return {dataType: onnx.TensorProto.DataType.FLOAT, dims, name, rawData: new Uint8Array(copy.buffer)}
 }
 
-function int64Tensor(name: string, values: number[]): onnxProto.onnx.ITensorProto {
-  const b = new BigInt64Array(values.map((v) => BigInt(v)))
-  return {dataType: onnx.TensorProto.DataType.INT64, dims: [values.length], name, rawData: new Uint8Array(b.buffer)}
-}
-
 export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult {
   const source = options.source ?? 'symbol'
   const {params} = options
@@ -168,15 +163,26 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
         const c = beta.data.length
         for (const p of [gamma, mean, v]) {
           if (p.data.length !== c) {
-            throw new ModelError('BAD_PARAMS', `${source}: ${opName(n)}: ${p.name} has ${p.data.length} values, expected ${c}`)
+            throw new ModelError(
+              'BAD_PARAMS',
+              `${source}: ${opName(n)}: ${p.name} has ${p.data.length} values, expected ${c}`,
+            )
           }
         }
 
         const fix = parseBool(a.fix_gamma, true)
-        const g = fix ? addInit(`${y}__gamma_fixed`, [c], new Float32Array(c).fill(1)) : addInit(gamma.name, [c], gamma.data)
+        const g = fix
+          ? addInit(`${y}__gamma_fixed`, [c], new Float32Array(c).fill(1))
+          : addInit(gamma.name, [c], gamma.data)
         add(
           'BatchNormalization',
-          [tensorOf(n, 0), g, addInit(beta.name, [c], beta.data), addInit(mean.name, [c], mean.data), addInit(v.name, [c], v.data)],
+          [
+            tensorOf(n, 0),
+            g,
+            addInit(beta.name, [c], beta.data),
+            addInit(mean.name, [c], mean.data),
+            addInit(v.name, [c], v.data),
+          ],
           [y],
           y,
           [float('epsilon', parseNumber(a.eps, 1e-3))],
@@ -188,16 +194,16 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
         const w = param(n, 1, 'weight')
         const k = parseTuple(a.kernel)
         const nd = k.length
-        const stride = parseTuple(a.stride, []).length ? parseTuple(a.stride) : k.map(() => 1)
-        const pad = parseTuple(a.pad, []).length ? parseTuple(a.pad) : k.map(() => 0)
-        const dil = parseTuple(a.dilate, []).length ? parseTuple(a.dilate) : k.map(() => 1)
+        const stride = parseTuple(a.stride, []).length > 0 ? parseTuple(a.stride) : k.map(() => 1)
+        const pad = parseTuple(a.pad, []).length > 0 ? parseTuple(a.pad) : k.map(() => 0)
+        const dil = parseTuple(a.dilate, []).length > 0 ? parseTuple(a.dilate) : k.map(() => 1)
         const input = [tensorOf(n, 0), addInit(w.name, w.shape, w.data)]
         if (!parseBool(a.no_bias, false)) {
           const b = param(n, 2, 'bias')
           input.push(addInit(b.name, b.shape, b.data))
         }
 
-        if (a.layout && !['NCHW', 'NCW', 'NCDHW', 'None'].includes(a.layout)) {
+        if (a.layout && !['NCDHW', 'NCHW', 'NCW', 'None'].includes(a.layout)) {
           throw new ModelError('UNSUPPORTED_OP', `${source}: ${opName(n)}: layout ${a.layout} is not supported`)
         }
 
@@ -216,7 +222,13 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
       case 'sigmoid':
       case 'tanh': {
         const t = n.op === 'Activation' ? a.act_type : n.op
-        const map: Record<string, string> = {relu: 'Relu', sigmoid: 'Sigmoid', softrelu: 'Softplus', softsign: 'Softsign', tanh: 'Tanh'}
+        const map: Record<string, string> = {
+          relu: 'Relu',
+          sigmoid: 'Sigmoid',
+          softrelu: 'Softplus',
+          softsign: 'Softsign',
+          tanh: 'Tanh',
+        }
         const op = map[t ?? '']
         if (!op) throw new ModelError('UNSUPPORTED_OP', `${source}: ${opName(n)}: act_type "${t}" is not supported`)
         add(op, [tensorOf(n, 0)], [y], y)
@@ -235,11 +247,14 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
         }
 
         const k = parseTuple(a.kernel)
-        const stride = parseTuple(a.stride, []).length ? parseTuple(a.stride) : k.map(() => 1)
-        const pad = parseTuple(a.pad, []).length ? parseTuple(a.pad) : k.map(() => 0)
+        const stride = parseTuple(a.stride, []).length > 0 ? parseTuple(a.stride) : k.map(() => 1)
+        const pad = parseTuple(a.pad, []).length > 0 ? parseTuple(a.pad) : k.map(() => 0)
         const conv = a.pooling_convention ?? 'valid'
         if (conv !== 'valid' && conv !== 'full') {
-          throw new ModelError('UNSUPPORTED_OP', `${source}: ${opName(n)}: pooling_convention "${conv}" is not supported`)
+          throw new ModelError(
+            'UNSUPPORTED_OP',
+            `${source}: ${opName(n)}: pooling_convention "${conv}" is not supported`,
+          )
         }
 
         const attrs = [
@@ -321,23 +336,49 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
 
       case 'Concat':
       case 'concat': {
-        add('Concat', n.inputs.map((_, k) => tensorOf(n, k)), [y], y, [int('axis', parseNumber(a.dim, 1))])
+        add(
+          'Concat',
+          n.inputs.map((_, k) => tensorOf(n, k)),
+          [y],
+          y,
+          [int('axis', parseNumber(a.dim, 1))],
+        )
         break
       }
 
       case 'LeakyReLU': {
         const t = a.act_type ?? 'leaky'
         const slope = parseNumber(a.slope, 0.25)
-        if (t === 'leaky') add('LeakyRelu', [tensorOf(n, 0)], [y], y, [float('alpha', slope)])
-        else if (t === 'elu') add('Elu', [tensorOf(n, 0)], [y], y, [float('alpha', slope)])
-        else if (t === 'rrelu') {
-          const mid = (parseNumber(a.lower_bound, 0.125) + parseNumber(a.upper_bound, 0.334)) / 2
-          add('LeakyRelu', [tensorOf(n, 0)], [y], y, [float('alpha', mid)])
-        } else if (t === 'prelu') {
-          const g = param(n, 1, 'gamma')
-          const dims = rank > 2 ? [g.data.length, ...Array.from({length: rank - 2}, () => 1)] : [g.data.length]
-          add('PRelu', [tensorOf(n, 0), addInit(`${g.name}__bcast`, dims, g.data)], [y], y)
-        } else throw new ModelError('UNSUPPORTED_OP', `${source}: ${opName(n)}: act_type "${t}" is not supported`)
+        switch (t) {
+          case 'leaky': {
+            add('LeakyRelu', [tensorOf(n, 0)], [y], y, [float('alpha', slope)])
+            break
+          }
+
+          case 'elu': {
+            add('Elu', [tensorOf(n, 0)], [y], y, [float('alpha', slope)])
+            break
+          }
+
+          case 'rrelu': {
+            const mid = (parseNumber(a.lower_bound, 0.125) + parseNumber(a.upper_bound, 0.334)) / 2
+            add('LeakyRelu', [tensorOf(n, 0)], [y], y, [float('alpha', mid)])
+
+            break
+          }
+
+          case 'prelu': {
+            const g = param(n, 1, 'gamma')
+            const dims = rank > 2 ? [g.data.length, ...Array.from({length: rank - 2}, () => 1)] : [g.data.length]
+            add('PRelu', [tensorOf(n, 0), addInit(`${g.name}__bcast`, dims, g.data)], [y], y)
+
+            break
+          }
+
+          default:
+            throw new ModelError('UNSUPPORTED_OP', `${source}: ${opName(n)}: act_type "${t}" is not supported`)
+        }
+
         break
       }
 

@@ -27,7 +27,7 @@ function floatToHalf(v: number): number {
   const f = new Float32Array([v])
   const x = new Uint32Array(f.buffer)[0]
   const sign = (x >>> 16) & 0x80_00
-  let e = ((x >>> 23) & 0xff) - 127 + 15
+  const e = ((x >>> 23) & 0xff) - 127 + 15
   let m = x & 0x7f_ff_ff
   if (e >= 31) return sign | 0x7c_00
   if (e <= 0) {
@@ -40,9 +40,8 @@ function floatToHalf(v: number): number {
   }
 
   let half = sign | (e << 10) | (m >> 13)
-  if (m & 0x10_00) half += 1
-  e = 0
-  return half + e
+  if (m & 0x10_00) half += 1 // round half up (carries into the exponent correctly)
+  return half
 }
 
 /** Serialise arrays as an MXNet NDArray list file. */
@@ -62,8 +61,9 @@ export function writeParams(arrays: WriteArray[], options: WriteParamsOptions = 
     if (format === 'V2' || format === 'V3') i32(0)
     if (format === 'V3') i32(a.shape.length)
     else u32(a.shape.length)
-    for (const d of a.shape) if (format === 'legacy') u32(d)
-    else i64(d)
+    for (const d of a.shape)
+      if (format === 'legacy') u32(d)
+      else i64(d)
     i32(1) // cpu
     i32(0)
     i32(TYPE_FLAG[dtype])
@@ -126,16 +126,20 @@ export function resnetSymbol(options: ResNetOptions): string {
   let units: number[]
   let filters: number[]
   let bottleneck: boolean
-  const cifar = (CIFAR_LAYERS as readonly number[]).includes(numLayers) || (numLayers - 2) % 9 === 0 && numLayers >= 164
+  const cifar = height <= 32 || (CIFAR_LAYERS as readonly number[]).includes(numLayers)
   if (cifar) {
     if ((numLayers - 2) % 9 === 0 && numLayers >= 164) {
       units = Array.from({length: 3}, () => (numLayers - 2) / 9)
       filters = [16, 64, 128, 256]
       bottleneck = true
-    } else {
+    } else if ((numLayers - 2) % 6 === 0 && numLayers < 164) {
       units = Array.from({length: 3}, () => (numLayers - 2) / 6)
       filters = [16, 16, 32, 64]
       bottleneck = false
+    } else {
+      throw new UsageError('BAD_LAYERS', `No CIFAR ResNet with ${numLayers} layers`, {
+        suggestions: [`Use one of ${CIFAR_LAYERS.join(', ')} (or 9n+2 >= 164 for bottleneck units).`],
+      })
     }
   } else {
     const table: Record<number, number[]> = {
@@ -171,12 +175,23 @@ export function resnetSymbol(options: ResNetOptions): string {
   let plus = 0
   let pooling = 0
   const bn = (x: number, name: string, fixGamma = false) =>
-    op('BatchNorm', name, [x, variable(`${name}_gamma`), variable(`${name}_beta`), variable(`${name}_moving_mean`), variable(`${name}_moving_var`)], {
-      eps: '2e-05',
-      fix_gamma: fixGamma ? 'True' : 'False',
-      momentum: '0.9',
-      use_global_stats: 'False',
-    })
+    op(
+      'BatchNorm',
+      name,
+      [
+        x,
+        variable(`${name}_gamma`),
+        variable(`${name}_beta`),
+        variable(`${name}_moving_mean`),
+        variable(`${name}_moving_var`),
+      ],
+      {
+        eps: '2e-05',
+        fix_gamma: fixGamma ? 'True' : 'False',
+        momentum: '0.9',
+        use_global_stats: 'False',
+      },
+    )
   const relu = (x: number, name: string) => op('Activation', name, [x], {act_type: 'relu'})
   const conv = (x: number, name: string, nf: number, k: number, s: number, p: number) =>
     op('Convolution', name, [x, variable(`${name}_weight`)], {
@@ -240,7 +255,9 @@ export function resnetSymbol(options: ResNetOptions): string {
     stride: '(1,1)',
   })
   body = op('Flatten', 'flatten0', [body])
-  body = op('FullyConnected', 'fc1', [body, variable('fc1_weight'), variable('fc1_bias')], {num_hidden: String(numClasses)})
+  body = op('FullyConnected', 'fc1', [body, variable('fc1_weight'), variable('fc1_bias')], {
+    num_hidden: String(numClasses),
+  })
   body = op('SoftmaxOutput', 'softmax', [body, variable('softmax_label')])
   const key = options.legacyAttrKey ? 'attr' : 'attrs'
   const json = {
@@ -289,7 +306,8 @@ export function generateWeights(symbolJson: string, inputShape: number[], seed =
   }
 
   const labels = new Set<string>()
-  for (const n of sym.nodes) if (n.op === 'SoftmaxOutput') for (const [j] of n.inputs.slice(1)) labels.add(sym.nodes[j].name)
+  for (const n of sym.nodes)
+    if (n.op === 'SoftmaxOutput') for (const [j] of n.inputs.slice(1)) labels.add(sym.nodes[j].name)
   const out: NamedArray[] = []
   for (const n of sym.nodes) {
     if (n.op !== 'null' || n.name === dataName || labels.has(n.name)) continue
@@ -299,10 +317,13 @@ export function generateWeights(symbolJson: string, inputShape: number[], seed =
     const data = new Float32Array(size)
     const isData = n.name.startsWith('bn_data')
     const aux = n.name.endsWith('_moving_mean') || n.name.endsWith('_moving_var')
-    if (n.name.endsWith('_moving_mean')) for (let i = 0; i < size; i++) data[i] = isData ? 110 + 30 * rand() : 0.2 * normal()
-    else if (n.name.endsWith('_moving_var')) for (let i = 0; i < size; i++) data[i] = isData ? 3000 + 1000 * rand() : 0.6 + 0.8 * rand()
+    if (n.name.endsWith('_moving_mean'))
+      for (let i = 0; i < size; i++) data[i] = isData ? 110 + 30 * rand() : 0.2 * normal()
+    else if (n.name.endsWith('_moving_var'))
+      for (let i = 0; i < size; i++) data[i] = isData ? 3000 + 1000 * rand() : 0.6 + 0.8 * rand()
     else if (n.name.endsWith('_gamma')) for (let i = 0; i < size; i++) data[i] = 0.6 + 0.5 * rand()
-    else if (n.name.endsWith('_beta') || n.name.endsWith('_bias')) for (let i = 0; i < size; i++) data[i] = 0.1 * normal()
+    else if (n.name.endsWith('_beta') || n.name.endsWith('_bias'))
+      for (let i = 0; i < size; i++) data[i] = 0.1 * normal()
     else {
       const fanIn = shape.slice(1).reduce((p, q) => p * q, 1)
       // Fully connected layers get larger weights so the class probabilities spread out.

@@ -132,7 +132,14 @@ function softmaxRows(d: Float64Array, rows: number, cols: number, stride = 1, in
 export function referenceRun(symbolJson: string, params: Params, input: Tensor): Tensor[] {
   const doc = JSON.parse(symbolJson) as {
     heads: number[][]
-    nodes: {attr?: Record<string, string>; attrs?: Record<string, string>; inputs: number[][]; name: string; op: string; param?: Record<string, string>}[]
+    nodes: {
+      attr?: Record<string, string>
+      attrs?: Record<string, string>
+      inputs: number[][]
+      name: string
+      op: string
+      param?: Record<string, string>
+    }[]
   }
   const vals: (Tensor | undefined)[] = []
   const P = (name: string): Tensor => {
@@ -251,7 +258,10 @@ export function referenceRun(symbolJson: string, params: Params, input: Tensor):
         const x = X()
         const channel = a.mode === 'channel' || bool(a.multi_output, false)
         vals[i] = channel
-          ? {data: softmaxRows(x.data, x.shape[0], x.shape[1], size(x.shape.slice(2)), size(x.shape.slice(2))), shape: x.shape}
+          ? {
+              data: softmaxRows(x.data, x.shape[0], x.shape[1], size(x.shape.slice(2)), size(x.shape.slice(2))),
+              shape: x.shape,
+            }
           : {data: softmaxRows(x.data, x.shape[0], size(x.shape.slice(1))), shape: x.shape}
         break
       }

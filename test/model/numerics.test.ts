@@ -134,29 +134,111 @@ describe('ONNX export against the float64 reference', function () {
       v('data'), // 0
       v('c_weight'), // 1
       v('c_bias'), // 2
-      {attr: {kernel: '(3, 3)', num_filter: '6', num_group: '2', pad: '(1, 1)', stride: '(2,2)'}, inputs: [[0, 0], [1, 0], [2, 0]], name: 'c', op: 'Convolution'}, // 3
-      v('bn_gamma'), v('bn_beta'), v('bn_moving_mean'), v('bn_moving_var'), // 4-7
-      {inputs: [[3, 0], [4, 0], [5, 0], [6, 0], [7, 0]], name: 'bn', op: 'BatchNorm'}, // 8: eps and fix_gamma absent
+      {
+        attr: {kernel: '(3, 3)', num_filter: '6', num_group: '2', pad: '(1, 1)', stride: '(2,2)'},
+        inputs: [
+          [0, 0],
+          [1, 0],
+          [2, 0],
+        ],
+        name: 'c',
+        op: 'Convolution',
+      }, // 3
+      v('bn_gamma'),
+      v('bn_beta'),
+      v('bn_moving_mean'),
+      v('bn_moving_var'), // 4-7
+      {
+        inputs: [
+          [3, 0],
+          [4, 0],
+          [5, 0],
+          [6, 0],
+          [7, 0],
+        ],
+        name: 'bn',
+        op: 'BatchNorm',
+      }, // 8: eps and fix_gamma absent
       v('pr_gamma'), // 9
-      {attrs: {act_type: 'prelu'}, inputs: [[8, 0, 0], [9, 0, 0]], name: 'pr', op: 'LeakyReLU'}, // 10
-      {attrs: {kernel: '(3,3)', pool_type: 'avg', pooling_convention: 'full', stride: '(2,2)', pad: '(1,1)'}, inputs: [[10, 0, 0]], name: 'pa', op: 'Pooling'}, // 11
-      {attrs: {count_include_pad: 'False', kernel: '(3,3)', pool_type: 'avg', pooling_convention: 'full', stride: '(2,2)', pad: '(1,1)'}, inputs: [[10, 0, 0]], name: 'pb', op: 'Pooling'}, // 12
-      {attrs: {kernel: '(2,2)', pool_type: 'max', pooling_convention: 'full', stride: '(2,2)'}, inputs: [[10, 0, 0]], name: 'pm0', op: 'Pooling'}, // 13 (valid size differs)
+      {
+        attrs: {act_type: 'prelu'},
+        inputs: [
+          [8, 0, 0],
+          [9, 0, 0],
+        ],
+        name: 'pr',
+        op: 'LeakyReLU',
+      }, // 10
+      {
+        attrs: {kernel: '(3,3)', pool_type: 'avg', pooling_convention: 'full', stride: '(2,2)', pad: '(1,1)'},
+        inputs: [[10, 0, 0]],
+        name: 'pa',
+        op: 'Pooling',
+      }, // 11
+      {
+        attrs: {
+          count_include_pad: 'False',
+          kernel: '(3,3)',
+          pool_type: 'avg',
+          pooling_convention: 'full',
+          stride: '(2,2)',
+          pad: '(1,1)',
+        },
+        inputs: [[10, 0, 0]],
+        name: 'pb',
+        op: 'Pooling',
+      }, // 12
+      {
+        attrs: {kernel: '(2,2)', pool_type: 'max', pooling_convention: 'full', stride: '(2,2)'},
+        inputs: [[10, 0, 0]],
+        name: 'pm0',
+        op: 'Pooling',
+      }, // 13 (valid size differs)
       {attrs: {act_type: 'elu', slope: '0.3'}, inputs: [[11, 0, 0]], name: 'elu', op: 'LeakyReLU'}, // 14
       {attrs: {act_type: 'leaky', slope: '0.1'}, inputs: [[12, 0, 0]], name: 'lk', op: 'LeakyReLU'}, // 15
-      {attrs: {dim: '1', num_args: '2'}, inputs: [[14, 0, 0], [15, 0, 0]], name: 'cat', op: 'Concat'}, // 16
+      {
+        attrs: {dim: '1', num_args: '2'},
+        inputs: [
+          [14, 0, 0],
+          [15, 0, 0],
+        ],
+        name: 'cat',
+        op: 'Concat',
+      }, // 16
       {attrs: {act_type: 'softrelu'}, inputs: [[16, 0, 0]], name: 'sr', op: 'Activation'}, // 17
       {attrs: {p: '0.5'}, inputs: [[17, 0, 0]], name: 'drop', op: 'Dropout'}, // 18
       {inputs: [[18, 0, 0]], name: 'copy', op: '_copy'}, // 19
       {attrs: {mode: 'channel'}, inputs: [[19, 0, 0]], name: 'chsm', op: 'SoftmaxActivation'}, // 20
       {attrs: {act_type: 'sigmoid'}, inputs: [[13, 0, 0]], name: 'sg', op: 'Activation'}, // 21
       v('fc_weight'), // 22
-      {attrs: {no_bias: 'True', num_hidden: '4'}, inputs: [[21, 0, 0], [22, 0, 0]], name: 'fc', op: 'FullyConnected'}, // 23
+      {
+        attrs: {no_bias: 'True', num_hidden: '4'},
+        inputs: [
+          [21, 0, 0],
+          [22, 0, 0],
+        ],
+        name: 'fc',
+        op: 'FullyConnected',
+      }, // 23
       {attrs: {act_type: 'tanh'}, inputs: [[23, 0, 0]], name: 'th', op: 'Activation'}, // 24
       v('softmax_label'), // 25
-      {inputs: [[24, 0, 0], [25, 0, 0]], name: 'softmax', op: 'SoftmaxOutput'}, // 26
+      {
+        inputs: [
+          [24, 0, 0],
+          [25, 0, 0],
+        ],
+        name: 'softmax',
+        op: 'SoftmaxOutput',
+      }, // 26
     ]
-    const symbol = JSON.stringify({arg_nodes: [], heads: [[26, 0, 0], [20, 0, 0]], nodes})
+    const symbol = JSON.stringify({
+      arg_nodes: [],
+      heads: [
+        [26, 0, 0],
+        [20, 0, 0],
+      ],
+      nodes,
+    })
     const shape = [2, 4, 11, 11]
     const gen = generateWeights(symbol, [1, 4, 11, 11], 11)
     for (const g of gen) if (g.name.endsWith('pr_gamma')) g.data.set([0.1, -0.2, 0.3, 0.05, 0.5, 0.25])

@@ -34,14 +34,18 @@ describe('MXNet params reader', () => {
       it(`round-trips ${format} records of ${dtype}`, () => {
         const p = readParams(writeParams(arrays, {dtype, format}))
         assert.equal(p.format, format)
-        assert.deepEqual(p.arrays.map((a) => [a.kind, a.name, a.shape, a.dtype]), [
-          ['arg', 'conv0_weight', [2, 3], dtype],
-          ['aux', 'bn_moving_var', [3], dtype],
-          ['none', 'fc_bias', [1], dtype],
-        ])
+        assert.deepEqual(
+          p.arrays.map((a) => [a.kind, a.name, a.shape, a.dtype]),
+          [
+            ['arg', 'conv0_weight', [2, 3], dtype],
+            ['aux', 'bn_moving_var', [3], dtype],
+            ['none', 'fc_bias', [1], dtype],
+          ],
+        )
         const tol = dtype === 'float16' ? 1e-3 : 1e-7
         for (const [i, a] of arrays.entries()) {
-          for (const [k, v] of a.data.entries()) assert.ok(Math.abs(p.arrays[i].data[k] - v) <= Math.abs(v) * tol, `${v}`)
+          for (const [k, v] of a.data.entries())
+            assert.ok(Math.abs(p.arrays[i].data[k] - v) <= Math.abs(v) * tol, `${v}`)
         }
 
         assert.equal(p.byName.get('bn_moving_var')?.data.length, 3)
