@@ -3,8 +3,10 @@
  * convert them to ONNX once (cached by content hash), run them with ONNX Runtime, and format the connector's
  * output. Used by `icc inspect-model`, `icc convert-model`, `icc predict` and `icc serve`.
  */
+import {existsSync} from 'node:fs'
 import {copyFile, mkdir, readFile} from 'node:fs/promises'
-import {basename, dirname} from 'node:path'
+import {createRequire} from 'node:module'
+import {basename, dirname, join} from 'node:path'
 import * as ort from 'onnxruntime-node'
 
 import type {LoadedModel, PreprocessingSpec, ResolvedArtifact} from './types.js'
@@ -208,12 +210,20 @@ export async function createSession(model: LoadedModel, options: SessionOptions 
     try {
       return await ort.InferenceSession.create(model.onnxPath, {...base, executionProviders: ['cuda']})
     } catch (error) {
-      const message = `ONNX Runtime's CUDA execution provider could not be loaded: ${(error as Error).message}`
+      const missing = missingCudaProviderFiles()
+      const what =
+        missing.length > 0
+          ? `onnxruntime-node was installed without its CUDA provider (missing ${missing.join(', ')})`
+          : `a library it needs could not be loaded: ${(error as Error).message}`
+      const message = `ONNX Runtime's CUDA execution provider is unavailable: ${what}`
       if (!options.fallbackToCpu) {
         throw new DependencyError('CUDA_UNAVAILABLE', message, {
           cause: error,
+          details: {missing},
           suggestions: [
-            'Install the CUDA 12 runtime and cuDNN 9 libraries that onnxruntime-node needs (libcudart, libcublas, libcudnn).',
+            missing.length > 0
+              ? 'Reinstall onnxruntime-node with its CUDA binaries: npm install onnxruntime-node --onnxruntime-node-install=cuda12'
+              : 'Install the CUDA 12 runtime and cuDNN 9 libraries (libcudart, libcublas, libcudnn) and check ldconfig -p.',
             'Or run without GPU acceleration.',
           ],
         })
@@ -229,6 +239,21 @@ export async function createSession(model: LoadedModel, options: SessionOptions 
     throw new ModelError('BAD_MODEL', `ONNX Runtime cannot load ${model.onnxPath}: ${(error as Error).message}`, {
       cause: error,
     })
+  }
+}
+
+/** The CUDA provider libraries that onnxruntime-node downloads at install time, when absent. */
+export function missingCudaProviderFiles(): string[] {
+  try {
+    const pkg = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'))
+    const bin = join(pkg, 'bin', 'napi-v6', process.platform, process.arch)
+    const names =
+      process.platform === 'win32'
+        ? ['onnxruntime_providers_shared.dll', 'onnxruntime_providers_cuda.dll']
+        : ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so']
+    return names.filter((n) => !existsSync(join(bin, n)))
+  } catch {
+    return []
   }
 }
 

@@ -2,10 +2,17 @@ import assert from 'node:assert/strict'
 import {readFile, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {IccError} from '../../src/errors.js'
+import {DependencyError, IccError} from '../../src/errors.js'
 import {resolveArtifact} from '../../src/model/artifact.js'
 import {defaultCacheDir} from '../../src/model/cache.js'
-import {formatFloat32, formatProbabilities, loadModel, topK} from '../../src/model/index.js'
+import {
+  createSession,
+  formatFloat32,
+  formatProbabilities,
+  loadModel,
+  missingCudaProviderFiles,
+  topK,
+} from '../../src/model/index.js'
 import {packTarGz, tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 
 describe('model artifacts and the conversion cache', function () {
@@ -104,6 +111,30 @@ describe('model artifacts and the conversion cache', function () {
     const other = await loadModel(dir, {cacheDir: cache})
     assert.notEqual(other.hash, first.hash)
     assert.equal(other.summary.fromCache, false)
+  })
+
+  it('a GPU session either loads CUDA or says what is missing (exit 5), and can fall back to the CPU', async () => {
+    const dir = await tempDir()
+    await writeModelDir(dir)
+    const m = await loadModel(dir, {cacheDir: join(dir, 'cache')})
+    let gpuError: unknown
+    try {
+      await (await createSession(m, {gpu: true})).release()
+    } catch (error) {
+      gpuError = error
+    }
+
+    if (gpuError !== undefined) {
+      assert.ok(gpuError instanceof DependencyError, String(gpuError))
+      assert.equal(gpuError.exitCode, 5)
+      assert.equal(gpuError.code, 'CUDA_UNAVAILABLE')
+      for (const f of missingCudaProviderFiles()) assert.ok(gpuError.message.includes(f), gpuError.message)
+      const warnings: string[] = []
+      const s = await createSession(m, {fallbackToCpu: true, gpu: true, onWarning: (w) => warnings.push(w)})
+      assert.deepEqual(s.inputNames, ['data'])
+      await s.release()
+      assert.match(warnings.join('\n'), /running on the CPU/)
+    }
   })
 
   it('chooses the cache directory from ICC_CACHE_DIR, XDG_CACHE_HOME or the home directory', () => {
