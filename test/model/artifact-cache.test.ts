@@ -9,10 +9,12 @@ import {
   createSession,
   formatFloat32,
   formatProbabilities,
+  inspectModel,
   loadModel,
   missingCudaProviderFiles,
   topK,
 } from '../../src/model/index.js'
+import {writeParams} from '../../src/model/writer.js'
 import {packTarGz, tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 
 describe('model artifacts and the conversion cache', function () {
@@ -135,6 +137,23 @@ describe('model artifacts and the conversion cache', function () {
       await s.release()
       assert.match(warnings.join('\n'), /running on the CPU/)
     }
+  })
+
+  it('inspect reports missing and mis-shaped parameters as problems instead of failing', async () => {
+    const dir = await tempDir()
+    const fx = await writeModelDir(dir)
+    const kept = fx.weights.filter((w) => !w.name.endsWith('stage2_unit1_conv1_weight'))
+    const fc = kept.find((w) => w.name === 'arg:fc1_bias')!
+    fc.shape = [4]
+    fc.data = fc.data.subarray(0, 4)
+    await writeFile(join(dir, 'image-classification-0001.params'), writeParams(kept))
+    const r = await inspectModel(dir, {cacheDir: join(dir, 'cache')})
+    assert.equal(r.converts, false)
+    assert.equal(r.architecture, 'ResNet-20')
+    const text = r.problems.join('\n')
+    assert.match(text, /stage2_unit1_conv1_weight \(32x16x3x3\) is missing/)
+    assert.match(text, /fc1_bias has shape 4, the graph needs 5/)
+    assert.match(text, /conversion: .*stage2_unit1_conv1/)
   })
 
   it('chooses the cache directory from ICC_CACHE_DIR, XDG_CACHE_HOME or the home directory', () => {
