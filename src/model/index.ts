@@ -1,55 +1,415 @@
 /**
- * The model core: read SageMaker image-classification models (MXNet symbol + params), convert them to ONNX,
- * run them with ONNX Runtime.
- *
- * PLACEHOLDER: until the MXNet reader and ONNX exporter land, `loadModel` accepts only a plain `.onnx` file.
+ * The model core: read SageMaker image-classification models (MXNet symbol + params, a model.tar.gz, or ONNX),
+ * convert them to ONNX once (cached by content hash), run them with ONNX Runtime, and format the connector's
+ * output. Used by `icc inspect-model`, `icc convert-model`, `icc predict` and `icc serve`.
  */
-import {createHash} from 'node:crypto'
-import {readFile} from 'node:fs/promises'
+import {existsSync} from 'node:fs'
+import {copyFile, mkdir, readFile} from 'node:fs/promises'
+import {createRequire} from 'node:module'
+import {basename, dirname, join} from 'node:path'
 import * as ort from 'onnxruntime-node'
 
-import type {LoadedModel} from './types.js'
+import type {LoadedModel, PreprocessingSpec, ResolvedArtifact} from './types.js'
 
-import {ModelError} from '../errors.js'
+import {DependencyError, ModelError, UsageError} from '../errors.js'
+import {DEFAULT_SHAPE, resolveArtifact} from './artifact.js'
+import {cachedOnnx, defaultCacheDir, sha256} from './cache.js'
+import {readParams} from './mxnet-params.js'
+import {inferShapes, type MxSymbol, parseSymbol} from './mxnet-symbol.js'
+import {CONVERTER_VERSION, exportOnnx} from './onnx-export.js'
+import {preprocessImage} from './preprocess.js'
 
+export {resolveArtifact} from './artifact.js'
+export {defaultCacheDir} from './cache.js'
+export {ensureDefaultModel} from './default-model.js'
 export {preprocessImage} from './preprocess.js'
 export * from './types.js'
 
 export interface LoadModelOptions {
-  /** Directory for the conversion cache (default: $XDG_CACHE_HOME/icc or ~/.cache/icc). */
+  /** Directory for the conversion cache (default: $ICC_CACHE_DIR, $XDG_CACHE_HOME/icc or ~/.cache/icc). */
   cacheDir?: string
   /** Pick this epoch's params file instead of the highest. */
   epoch?: number
+  /** Override the preprocessing (otherwise from the sidecar icc-model.json). */
+  preprocessing?: PreprocessingSpec
+  /** Override the input shape [N, C, H, W] or [C, H, W] (otherwise model-shapes.json, else 3x224x224). */
+  shape?: number[]
 }
 
-export async function loadModel(path: string, _options: LoadModelOptions = {}): Promise<LoadedModel> {
-  if (!path.endsWith('.onnx')) throw new ModelError('UNSUPPORTED_MODEL', `Only .onnx models are supported yet: ${path}`)
-  const bytes = await readFile(path)
-  const session = await ort.InferenceSession.create(bytes)
-  const input = session.inputMetadata[0] as {isTensor: boolean; shape?: (number | string)[]}
-  const output = session.outputMetadata[0] as {isTensor: boolean; shape?: (number | string)[]}
+/** Guess "ResNet-N" from SageMaker's node names (stageS_unitU). */
+function guessArchitecture(sym: MxSymbol): string {
+  const units = new Set<string>()
+  let bottleneck = false
+  for (const n of sym.nodes) {
+    const m = /^(stage\d+_unit\d+)_(conv\d)$/.exec(n.name)
+    if (m) {
+      units.add(m[1])
+      if (m[2] === 'conv3') bottleneck = true
+    }
+  }
+
+  if (units.size === 0) {
+    const convs = sym.nodes.filter((n) => n.op === 'Convolution').length
+    const fcs = sym.nodes.filter((n) => n.op === 'FullyConnected').length
+    return `unknown (${convs} convolutions, ${fcs} fully connected)`
+  }
+
+  return `ResNet-${units.size * (bottleneck ? 3 : 2) + 2}`
+}
+
+function versionString(v?: number): string | undefined {
+  if (v === undefined) return undefined
+  return `${Math.floor(v / 10_000)}.${Math.floor(v / 100) % 100}.${v % 100}`
+}
+
+interface Analysis {
+  bytes?: {params: Buffer; symbol: Buffer}
+  hash: string
+  params?: ReturnType<typeof readParams>
+  shape: number[]
+  summary: Record<string, unknown>
+  sym?: MxSymbol
+}
+
+async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promise<Analysis> {
+  if (art.kind === 'onnx') {
+    const bytes = await readFile(art.onnxPath!)
+    return {hash: sha256(bytes), shape: [], summary: {format: 'onnx', path: art.onnxPath}}
+  }
+
+  const symbol = await readFile(art.symbolPath!)
+  const paramsBytes = await readFile(art.paramsPath!)
+  const sym = parseSymbol(symbol.toString('utf8'), basename(art.symbolPath!))
+  const params = readParams(paramsBytes, basename(art.paramsPath!))
+  let shape = options.shape ?? art.shape
+  if (shape) shape = shape.length === 3 ? [1, ...shape] : [...shape]
+  else {
+    shape = DEFAULT_SHAPE
+    art.warnings.push('No model-shapes.json: assuming an input of 3x224x224 (pass a shape or add model-shapes.json).')
+  }
+
+  const problems: string[] = []
+  const paramShapes = new Map(params.arrays.filter((a) => a.name).map((a) => [a.name, a.shape]))
+  const ops: Record<string, number> = {}
+  for (const n of sym.nodes) if (n.op !== 'null') ops[n.op] = (ops[n.op] ?? 0) + 1
+  let numClasses: number | undefined
+  try {
+    const inf = inferShapes(sym, {data: shape}, new Map(), basename(art.symbolPath!))
+    for (const [name, s] of inf.varShapes) {
+      if (name === 'data') continue
+      const have = paramShapes.get(name)
+      if (!have) {
+        if (!name.endsWith('_label'))
+          problems.push(`parameter ${name} (${s.join('x')}) is missing from the params file`)
+      } else if (have.join('x') !== s.join('x')) {
+        problems.push(`parameter ${name} has shape ${have.join('x')}, the graph needs ${s.join('x')}`)
+      }
+    }
+
+    numClasses = inf.nodeShapes[sym.heads[0][0]]?.at(-1)
+  } catch (error) {
+    problems.push((error as Error).message)
+  }
+
+  const paramCount = params.arrays.reduce((s, a) => s + a.data.length, 0)
+  const summary: Record<string, unknown> = {
+    architecture: guessArchitecture(sym),
+    classes: numClasses,
+    epoch: art.epoch,
+    format: 'mxnet',
+    inputShape: shape.slice(1),
+    labels: art.labels?.length,
+    mxnetVersion: versionString(sym.mxnetVersion) ?? 'not recorded (MXNet < 0.12 or older exporter)',
+    opHistogram: ops,
+    paramCount,
+    paramsFile: art.paramsPath,
+    paramsFormat: params.format,
+    problems,
+    symbolFile: art.symbolPath,
+  }
+  if (art.labels && numClasses !== undefined && art.labels.length !== numClasses) {
+    problems.push(`${art.labels.length} labels for ${numClasses} classes`)
+  }
+
+  return {
+    bytes: {params: paramsBytes, symbol},
+    hash: sha256(symbol, paramsBytes),
+    params,
+    shape,
+    summary,
+    sym,
+  }
+}
+
+export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const cacheDir = options.cacheDir ?? defaultCacheDir()
+  const art = await resolveArtifact(path, {cacheDir, epoch: options.epoch})
+  const a = await analyze(art, options)
+  let onnxPath: string
+  let fromCache = true
+  if (art.kind === 'onnx') onnxPath = art.onnxPath!
+  else {
+    const key = sha256(CONVERTER_VERSION, '\0', a.hash, '\0', a.shape.slice(1).join('x'))
+    const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
+    const r = await cachedOnnx(
+      cacheDir,
+      key,
+      CONVERTER_VERSION,
+      () => exportOnnx(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)}).bytes,
+    )
+    onnxPath = r.path
+    fromCache = r.fromCache
+    if (r.rebuilt) art.warnings.push(`Rebuilt the cached ONNX file: ${r.rebuilt}`)
+  }
+
+  // Read the real input/output shapes from the ONNX model (the source of truth for ORT).
+  let session: ort.InferenceSession
+  try {
+    session = await ort.InferenceSession.create(onnxPath)
+  } catch (error) {
+    throw new ModelError('BAD_MODEL', `ONNX Runtime cannot load the model: ${(error as Error).message}`, {cause: error})
+  }
+
+  const input = session.inputMetadata[0] as {shape?: (number | string)[]}
+  const output = session.outputMetadata[0] as {shape?: (number | string)[]}
   await session.release()
   const [, c, h, w] = (input.shape ?? []).map(Number)
+  const numClasses = Number(output.shape?.at(-1))
+  const {labels} = art
+  if (art.kind === 'onnx') Object.assign(a.summary, {classes: numClasses, inputShape: [c, h, w]})
   return {
-    hash: createHash('sha256').update(bytes).digest('hex'),
+    hash: a.hash,
     inputShape: [c, h, w],
-    numClasses: Number(output.shape?.at(-1)),
-    onnxPath: path,
-    summary: {format: 'onnx'},
-    warnings: [],
+    labels,
+    numClasses,
+    onnxPath,
+    preprocessing: options.preprocessing ?? art.preprocessing,
+    summary: {...a.summary, fromCache},
+    warnings: art.warnings,
   }
 }
 
 export interface SessionOptions {
+  /** If the CUDA provider cannot be loaded, run on the CPU (with a warning) instead of failing. */
+  fallbackToCpu?: boolean
   /** Use ONNX Runtime's CUDA execution provider. */
   gpu?: boolean
+  /** Inter-op threads (default: ONNX Runtime's choice). */
+  interOpThreads?: number
   /** Intra-op threads (default: ONNX Runtime's choice). */
   intraOpThreads?: number
+  /** Called with a warning (e.g. GPU fallback). */
+  onWarning?: (message: string) => void
 }
 
 export async function createSession(model: LoadedModel, options: SessionOptions = {}): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(model.onnxPath, {
-    executionProviders: options.gpu ? ['cuda'] : ['cpu'],
-    intraOpNumThreads: options.intraOpThreads,
-  })
+  const base: ort.InferenceSession.SessionOptions = {}
+  if (options.interOpThreads !== undefined) base.interOpNumThreads = options.interOpThreads
+  if (options.intraOpThreads !== undefined) base.intraOpNumThreads = options.intraOpThreads
+  if (options.gpu) {
+    try {
+      return await ort.InferenceSession.create(model.onnxPath, {...base, executionProviders: ['cuda']})
+    } catch (error) {
+      const missing = missingCudaProviderFiles()
+      const what =
+        missing.length > 0
+          ? `onnxruntime-node was installed without its CUDA provider (missing ${missing.join(', ')})`
+          : `a library it needs could not be loaded: ${(error as Error).message}`
+      const message = `ONNX Runtime's CUDA execution provider is unavailable: ${what}`
+      if (!options.fallbackToCpu) {
+        throw new DependencyError('CUDA_UNAVAILABLE', message, {
+          cause: error,
+          details: {missing},
+          suggestions: [
+            missing.length > 0
+              ? 'Reinstall onnxruntime-node with its CUDA binaries: npm install onnxruntime-node --onnxruntime-node-install=cuda12'
+              : 'Install the CUDA 12 runtime and cuDNN 9 libraries (libcudart, libcublas, libcudnn) and check ldconfig -p.',
+            'Or run without GPU acceleration.',
+          ],
+        })
+      }
+
+      options.onWarning?.(`${message}; running on the CPU.`)
+    }
+  }
+
+  try {
+    return await ort.InferenceSession.create(model.onnxPath, {...base, executionProviders: ['cpu']})
+  } catch (error) {
+    throw new ModelError('BAD_MODEL', `ONNX Runtime cannot load ${model.onnxPath}: ${(error as Error).message}`, {
+      cause: error,
+    })
+  }
+}
+
+/** The CUDA provider libraries that onnxruntime-node downloads at install time, when absent. */
+export function missingCudaProviderFiles(): string[] {
+  try {
+    const pkg = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'))
+    const bin = join(pkg, 'bin', 'napi-v6', process.platform, process.arch)
+    const names =
+      process.platform === 'win32'
+        ? ['onnxruntime_providers_shared.dll', 'onnxruntime_providers_cuda.dll']
+        : ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so']
+    return names.filter((n) => !existsSync(join(bin, n)))
+  } catch {
+    return []
+  }
+}
+
+/** Shortest decimal that reads back as the same float32. */
+export function formatFloat32(v: number): string {
+  const f = Math.fround(v)
+  if (!Number.isFinite(f)) return Number.isNaN(f) ? 'nan' : f > 0 ? 'inf' : '-inf'
+  for (let p = 1; p <= 9; p++) {
+    const n = Number(f.toPrecision(p))
+    if (Math.fround(n) === f) return String(n)
+  }
+
+  return String(f)
+}
+
+/** The connector's response body: `[p0,p1,...]`, no spaces, each value the shortest float32 round trip. */
+export function formatProbabilities(values: ArrayLike<number>): string {
+  return `[${Array.from(values, (v) => formatFloat32(v)).join(',')}]`
+}
+
+export async function inspectModel(path: string, options: LoadModelOptions = {}): Promise<InspectResult> {
+  const cacheDir = options.cacheDir ?? defaultCacheDir()
+  const art = await resolveArtifact(path, {cacheDir, epoch: options.epoch})
+  const a = await analyze(art, options)
+  const problems = (a.summary.problems as string[] | undefined) ?? []
+  let converts = false
+  try {
+    const m = await loadModel(path, options)
+    converts = true
+    Object.assign(a.summary, {classes: m.numClasses, inputShape: m.inputShape})
+  } catch (error) {
+    problems.push(`conversion: ${(error as Error).message}`)
+  }
+
+  return {
+    ...a.summary,
+    converts,
+    hash: a.hash,
+    labelNames: art.labels,
+    path,
+    problems,
+    warnings: art.warnings,
+  } as InspectResult
+}
+
+export interface InspectResult {
+  architecture?: string
+  classes?: number
+  converts: boolean
+  hash: string
+  inputShape?: number[]
+  [key: string]: unknown
+  problems: string[]
+  warnings: string[]
+}
+
+export interface ConvertResult {
+  bytes: number
+  classes: number
+  inputShape: [number, number, number]
+  output: string
+  warnings: string[]
+}
+
+export async function convertModel(
+  path: string,
+  output: string,
+  options: LoadModelOptions = {},
+): Promise<ConvertResult> {
+  if (!output.endsWith('.onnx')) {
+    throw new UsageError('BAD_OUTPUT', `--output must name a .onnx file: ${output}`, {
+      suggestions: ['e.g. --output model.onnx'],
+    })
+  }
+
+  const m = await loadModel(path, options)
+  await mkdir(dirname(output), {recursive: true})
+  await copyFile(m.onnxPath, output)
+  const bytes = (await readFile(output)).length
+  return {bytes, classes: m.numClasses, inputShape: m.inputShape, output, warnings: m.warnings}
+}
+
+export interface PredictOptions extends LoadModelOptions, SessionOptions {
+  /** Image file paths. */
+  images: string[]
+  model: string
+  topK?: number
+}
+
+export interface Prediction {
+  image: string
+  probabilities: number[]
+  top: {index: number; label?: string; probability: number}[]
+}
+
+export interface PredictResult {
+  /** The connector's exact output per image (`[p0,p1,...]`). */
+  lines: string[]
+  results: Prediction[]
+  warnings: string[]
+}
+
+/** Top-k (index, label, probability), highest first; ties keep the lower index first. */
+export function topK(probs: ArrayLike<number>, k: number, labels?: string[]): Prediction['top'] {
+  const idx = Array.from({length: probs.length}, (_, i) => i)
+  idx.sort((a, b) => probs[b] - probs[a] || a - b)
+  return idx.slice(0, Math.max(0, k)).map((i) => ({index: i, label: labels?.[i], probability: probs[i]}))
+}
+
+/** One-shot inference on image files. */
+export async function predict(options: PredictOptions): Promise<PredictResult> {
+  if (options.images.length === 0) {
+    throw new UsageError('NO_IMAGES', 'No image given', {suggestions: ['icc predict --model DIR image.jpg']})
+  }
+
+  const k = options.topK ?? 5
+  if (!Number.isInteger(k) || k < 1) throw new UsageError('BAD_TOP_K', `--top-k must be a positive integer, got ${k}`)
+  const model = await loadModel(options.model, options)
+  const session = await createSession(model, options)
+  const [c, h, w] = model.inputShape
+  const plane = c * h * w
+  const results: Prediction[] = []
+  try {
+    const batchSize = 16
+    for (let start = 0; start < options.images.length; start += batchSize) {
+      const batch = options.images.slice(start, start + batchSize)
+      const x = new Float32Array(batch.length * plane)
+      for (const [i, image] of batch.entries()) {
+        let bytes: Buffer
+        try {
+          bytes = await readFile(image)
+        } catch (error) {
+          throw new UsageError('NO_SUCH_IMAGE', `Cannot read image ${image}: ${(error as Error).message}`)
+        }
+
+        x.set(
+          await preprocessImage(bytes, {channels: c, height: h, preprocessing: model.preprocessing, width: w}),
+          i * plane,
+        )
+      }
+
+      const out = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', x, [batch.length, c, h, w])})
+      const y = out[session.outputNames[0]].data as Float32Array
+      const n = y.length / batch.length
+      for (const [i, image] of batch.entries()) {
+        const probs = y.subarray(i * n, (i + 1) * n)
+        results.push({image, probabilities: Array.from(probs), top: topK(probs, Math.min(k, n), model.labels)})
+      }
+    }
+  } finally {
+    await session.release()
+  }
+
+  return {
+    lines: results.map((r) => formatProbabilities(r.probabilities)),
+    results,
+    warnings: model.warnings,
+  }
 }

@@ -1,0 +1,39 @@
+import {Args, Flags} from '@oclif/core'
+
+import {convertModel, type ConvertResult} from '../src/model/index.js'
+import {BaseCommand} from './_base.js'
+
+export default class ConvertModel extends BaseCommand {
+  static override args = {
+    path: Args.string({description: 'Model folder, model.tar.gz or .onnx file.', required: true}),
+  }
+  static override description = 'Convert a SageMaker image-classification model (MXNet) to an ONNX file.'
+  static override examples = [
+    {
+      command: '<%= config.bin %> <%= command.id %> ./model --output model.onnx',
+      description: 'Convert a model folder.',
+    },
+    {
+      command: '<%= config.bin %> <%= command.id %> model.tar.gz --output /srv/triton/resnet/1/model.onnx --epoch 5',
+      description: 'Convert epoch 5 of an archive for another runtime.',
+    },
+  ]
+  static override flags = {
+    'cache-dir': Flags.string({description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).'}),
+    epoch: Flags.integer({description: "Use this epoch's params file instead of the highest.", min: 0}),
+    output: Flags.string({char: 'o', description: 'The ONNX file to write.', required: true}),
+  }
+
+  async run(): Promise<ConvertResult> {
+    const {args, flags} = await this.parse(ConvertModel)
+    const result = await convertModel(args.path, flags.output, {cacheDir: flags['cache-dir'], epoch: flags.epoch})
+    if (!this.jsonEnabled()) {
+      for (const w of result.warnings) this.warn(w)
+      this.log(
+        `Wrote ${result.output} (${result.bytes} bytes; input ${result.inputShape.join('x')}, ${result.classes} classes)`,
+      )
+    }
+
+    return result
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * Finds the parts of a model artifact: a SageMaker output folder (`*-symbol.json`, `*-NNNN.params`,
+ * `model-shapes.json`, optional `synset.txt` / `labels.txt` / `icc-model.json`), a `model.tar.gz` (extracted once
+ * into the cache, keyed by the archive's hash), or a plain `.onnx` file.
+ */
+import {createHash} from 'node:crypto'
+import {createReadStream} from 'node:fs'
+import {readdir, readFile, stat, writeFile} from 'node:fs/promises'
+import {basename, join} from 'node:path'
+
+import type {PreprocessingSpec, ResolvedArtifact} from './types.js'
+
+import {ModelError, UsageError} from '../errors.js'
+import {extractArchive} from './archive.js'
+import {defaultCacheDir} from './cache.js'
+
+export interface ResolveOptions {
+  cacheDir?: string
+  /** Use this epoch's params file instead of the highest. */
+  epoch?: number
+}
+
+export const DEFAULT_SHAPE = [1, 3, 224, 224]
+export const SIDECAR = 'icc-model.json'
+
+async function fileHash(path: string): Promise<string> {
+  const h = createHash('sha256')
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer)
+  return h.digest('hex')
+}
+
+function readLabels(text: string): string[] {
+  const lines = text.split(/\r?\n/).map((l) => l.trim())
+  while (lines.length > 0 && lines.at(-1) === '') lines.pop()
+  // ImageNet-style synset lines: "n01440764 tench, Tinca tinca" -> "tench, Tinca tinca".
+  return lines.map((l) => l.replace(/^n\d{8}\s+/, ''))
+}
+
+function checkShape(shape: unknown, where: string): number[] {
+  if (
+    !Array.isArray(shape) ||
+    (shape.length !== 4 && shape.length !== 3) ||
+    !shape.every((d) => Number.isInteger(d) && d > 0 && d <= 65_536)
+  ) {
+    throw new ModelError('BAD_SHAPE', `${where}: the input shape must be [N, C, H, W] with positive integers`, {
+      suggestions: ['model-shapes.json looks like [{"name":"data","shape":[1,3,224,224]}].'],
+    })
+  }
+
+  return shape.length === 3 ? [1, ...shape] : [...shape]
+}
+
+async function resolveDir(dir: string, options: ResolveOptions): Promise<ResolvedArtifact> {
+  const files = await readdir(dir)
+  const warnings: string[] = []
+  const symbols = files.filter((f) => f.endsWith('-symbol.json')).sort()
+  if (symbols.length === 0) {
+    const onnxFiles = files.filter((f) => f.endsWith('.onnx'))
+    if (onnxFiles.length === 1) return {dir, kind: 'onnx', onnxPath: join(dir, onnxFiles[0]), warnings}
+    throw new ModelError('NO_MODEL', `${dir} holds no MXNet model (*-symbol.json) and no single .onnx file`, {
+      suggestions: ['Point --model at the folder the SageMaker model.tar.gz unpacks to, or at the tar.gz itself.'],
+    })
+  }
+
+  const symbolFile =
+    symbols.length === 1
+      ? symbols[0]
+      : (symbols.find((s) => s === 'image-classification-symbol.json') ??
+        (() => {
+          throw new ModelError('AMBIGUOUS_MODEL', `${dir} holds several symbol files: ${symbols.join(', ')}`, {
+            suggestions: ['Keep one model per folder.'],
+          })
+        })())
+  const prefix = symbolFile.slice(0, -'-symbol.json'.length)
+  const epochs = files
+    .map((f) => new RegExp(`^${prefix.replaceAll(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)\\.params$`).exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({epoch: Number(m[1]), file: m[0]}))
+    .sort((a, b) => a.epoch - b.epoch)
+  if (epochs.length === 0) {
+    throw new ModelError('NO_PARAMS', `${dir} has ${symbolFile} but no ${prefix}-NNNN.params file`, {
+      suggestions: ['Copy the params file saved with the symbol (e.g. image-classification-0010.params).'],
+    })
+  }
+
+  let chosen = epochs.at(-1)!
+  if (options.epoch !== undefined) {
+    const found = epochs.find((e) => e.epoch === options.epoch)
+    if (!found) {
+      throw new UsageError('NO_EPOCH', `No params file for epoch ${options.epoch} in ${dir}`, {
+        suggestions: [`Available epochs: ${epochs.map((e) => e.epoch).join(', ')}.`],
+      })
+    }
+
+    chosen = found
+  }
+
+  const result: ResolvedArtifact = {
+    dir,
+    epoch: chosen.epoch,
+    kind: 'mxnet',
+    paramsPath: join(dir, chosen.file),
+    symbolPath: join(dir, symbolFile),
+    warnings,
+  }
+  if (files.includes(SIDECAR)) {
+    let side: {labels?: unknown; preprocessing?: unknown; shape?: unknown}
+    try {
+      side = JSON.parse(await readFile(join(dir, SIDECAR), 'utf8'))
+    } catch (error) {
+      throw new ModelError('BAD_SIDECAR', `${join(dir, SIDECAR)} is not valid JSON: ${(error as Error).message}`)
+    }
+
+    if (Array.isArray(side.labels)) result.labels = side.labels.map(String)
+    if (side.preprocessing && typeof side.preprocessing === 'object') {
+      result.preprocessing = side.preprocessing as PreprocessingSpec
+    }
+
+    if (side.shape !== undefined) result.shape = checkShape(side.shape, join(dir, SIDECAR))
+  }
+
+  if (files.includes('model-shapes.json') && !result.shape) {
+    const where = join(dir, 'model-shapes.json')
+    let doc: unknown
+    try {
+      doc = JSON.parse(await readFile(where, 'utf8'))
+    } catch (error) {
+      throw new ModelError('BAD_SHAPE', `${where} is not valid JSON: ${(error as Error).message}`)
+    }
+
+    const entry = Array.isArray(doc) ? (doc.find((e) => e?.name === 'data') ?? doc[0]) : undefined
+    result.shape = checkShape(entry?.shape, where)
+  }
+
+  if (!result.labels) {
+    for (const f of ['synset.txt', 'labels.txt']) {
+      if (files.includes(f)) {
+        result.labels = readLabels(await readFile(join(dir, f), 'utf8'))
+        break
+      }
+    }
+  }
+
+  return result
+}
+
+export async function resolveArtifact(path: string, options: ResolveOptions = {}): Promise<ResolvedArtifact> {
+  let info
+  try {
+    info = await stat(path)
+  } catch {
+    throw new UsageError('NO_SUCH_MODEL', `Model path not found: ${path}`, {
+      suggestions: ['Pass a model folder, a model.tar.gz or a .onnx file.'],
+    })
+  }
+
+  if (info.isDirectory()) return resolveDir(path, options)
+  const name = basename(path).toLowerCase()
+  if (name.endsWith('.onnx')) return {dir: path, kind: 'onnx', onnxPath: path, warnings: []}
+  if (name.endsWith('.tar.gz') || name.endsWith('.tgz')) {
+    const hash = await fileHash(path)
+    const dest = join(options.cacheDir ?? defaultCacheDir(), 'archives', hash.slice(0, 32))
+    const marker = join(dest, '.icc-extracted')
+    const done = await stat(marker).then(
+      () => true,
+      () => false,
+    )
+    if (!done) {
+      await extractArchive(path, dest)
+      await writeFile(marker, hash)
+    }
+
+    let dir = dest
+    const entries = (await readdir(dest)).filter((f) => f !== '.icc-extracted')
+    if (entries.length === 1 && !entries[0].endsWith('.json') && (await stat(join(dest, entries[0]))).isDirectory()) {
+      dir = join(dest, entries[0])
+    }
+
+    return resolveDir(dir, options)
+  }
+
+  if (name.endsWith('-symbol.json') || name.endsWith('.params')) {
+    return resolveDir(join(path, '..'), options)
+  }
+
+  throw new UsageError('UNKNOWN_MODEL_FORMAT', `Not a model folder, .tar.gz or .onnx: ${path}`, {
+    suggestions: ['Pass the folder holding *-symbol.json and *-NNNN.params, the model.tar.gz, or a .onnx file.'],
+  })
+}

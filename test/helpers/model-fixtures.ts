@@ -1,0 +1,62 @@
+/**
+ * Test helper: write generated SageMaker-style MXNet models (symbol, params, model-shapes.json, labels) to a
+ * folder or a model.tar.gz, using the MXNet writer of src/model/writer.ts.
+ */
+import {mkdir, mkdtemp, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import * as tar from 'tar'
+
+import type {ParamDType, RecordFormat} from '../../src/model/mxnet-params.js'
+
+import {generateWeights, type NamedArray, resnetSymbol, writeParams} from '../../src/model/writer.js'
+
+export interface FixtureOptions {
+  dtype?: ParamDType
+  epochs?: number[]
+  format?: RecordFormat
+  imageShape?: [number, number, number]
+  labels?: string[]
+  numClasses?: number
+  numLayers?: number
+  seed?: number
+  /** Write model-shapes.json (default true). */
+  shapes?: boolean
+}
+
+export interface Fixture {
+  dir: string
+  symbol: string
+  weights: NamedArray[]
+}
+
+export async function tempDir(prefix = 'icc-model-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix))
+}
+
+export async function writeModelDir(dir: string, options: FixtureOptions = {}): Promise<Fixture> {
+  const imageShape = options.imageShape ?? [3, 32, 32]
+  const numClasses = options.numClasses ?? 5
+  const symbol = resnetSymbol({imageShape, numClasses, numLayers: options.numLayers ?? 20})
+  await mkdir(dir, {recursive: true})
+  await writeFile(join(dir, 'image-classification-symbol.json'), symbol)
+  let weights: NamedArray[] = []
+  for (const epoch of options.epochs ?? [1]) {
+    weights = generateWeights(symbol, [1, ...imageShape], (options.seed ?? 7) + epoch)
+    const bytes = writeParams(weights, {dtype: options.dtype, format: options.format})
+    await writeFile(join(dir, `image-classification-${String(epoch).padStart(4, '0')}.params`), bytes)
+  }
+
+  if (options.shapes !== false) {
+    await writeFile(join(dir, 'model-shapes.json'), JSON.stringify([{name: 'data', shape: [1, ...imageShape]}]))
+  }
+
+  if (options.labels) await writeFile(join(dir, 'synset.txt'), options.labels.join('\n') + '\n')
+  return {dir, symbol, weights}
+}
+
+/** Pack a folder's files into `<out>` (a model.tar.gz as SageMaker writes it: files at the root). */
+export async function packTarGz(dir: string, files: string[], out: string): Promise<string> {
+  await tar.c({cwd: dir, file: out, gzip: true}, files)
+  return out
+}

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict'
+import {readFile, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import * as ort from 'onnxruntime-node'
+import sharp from 'sharp'
+
+import {icc, iccJson} from '../helpers/cli.js'
+import {packTarGz, tempDir, writeModelDir} from '../helpers/model-fixtures.js'
+
+describe('icc inspect-model / convert-model / predict', function () {
+  this.timeout(120_000)
+  let dir: string
+  let model: string
+  let tgz: string
+  let cache: string
+  let images: string[]
+  const labels = ['apple', 'boat', 'cloud', 'dune', 'eel']
+
+  before(async () => {
+    dir = await tempDir()
+    model = join(dir, 'model')
+    cache = join(dir, 'cache')
+    await writeModelDir(model, {epochs: [1, 2], format: 'V1', labels})
+    tgz = await packTarGz(
+      model,
+      [
+        'image-classification-symbol.json',
+        'image-classification-0001.params',
+        'image-classification-0002.params',
+        'model-shapes.json',
+        'synset.txt',
+      ],
+      join(dir, 'model.tar.gz'),
+    )
+    images = []
+    for (const [i, colour] of [
+      [200, 30, 40],
+      [10, 90, 220],
+    ].entries()) {
+      const p = join(dir, `img${i}.png`)
+      await sharp({
+        create: {background: {b: colour[2], g: colour[1], r: colour[0]}, channels: 3, height: 32, width: 32},
+      })
+        .png()
+        .toFile(p)
+      images.push(p)
+    }
+  })
+
+  it('inspect-model describes the model (text and --json)', async () => {
+    const {exitCode, json} = await iccJson(['inspect-model', model, '--cache-dir', cache])
+    assert.equal(exitCode, 0)
+    assert.equal(json.architecture, 'ResNet-20')
+    assert.equal(json.classes, 5)
+    assert.deepEqual(json.inputShape, [3, 32, 32])
+    assert.equal(json.paramsFormat, 'V1')
+    assert.equal(json.epoch, 2)
+    assert.equal(json.converts, true)
+    assert.deepEqual(json.problems, [])
+    assert.equal(json.opHistogram.elemwise_add, 9)
+    assert.ok(json.paramCount > 250_000)
+    const text = await icc(['inspect-model', tgz, '--cache-dir', cache])
+    assert.equal(text.exitCode, 0, text.stderr)
+    assert.match(text.stdout, /architecture:\s+ResNet-20/)
+    assert.match(text.stdout, /problems:\s+none/)
+  })
+
+  it('convert-model writes an ONNX file that ONNX Runtime runs with a dynamic batch', async () => {
+    const out = join(dir, 'out', 'm.onnx')
+    const r = await icc(['convert-model', tgz, '--output', out, '--cache-dir', cache, '--epoch', '1'])
+    assert.equal(r.exitCode, 0, r.stderr)
+    assert.match(r.stdout, /3x32x32, 5 classes/)
+    const s = await ort.InferenceSession.create(await readFile(out))
+    const y = await s.run({
+      data: new ort.Tensor('float32', new Float32Array(3 * 3 * 32 * 32).fill(100), [3, 3, 32, 32]),
+    })
+    assert.deepEqual(y.softmax.dims, [3, 5])
+    await s.release()
+    const bad = await icc(['convert-model', model, '--output', join(dir, 'm.txt'), '--cache-dir', cache])
+    assert.equal(bad.exitCode, 2)
+    assert.match(bad.stderr, /\.onnx/)
+  })
+
+  it('predict prints the connector format per image, and --json with top-k labels', async () => {
+    const r = await icc(['predict', '--model', model, ...images, '--cache-dir', cache])
+    assert.equal(r.exitCode, 0, r.stderr)
+    const lines = r.stdout.trim().split('\n')
+    assert.equal(lines.length, 2)
+    for (const line of lines) {
+      assert.match(line, /^\[(-?[\d.e+-]+,){4}-?[\d.e+-]+\]$/)
+      const sum = line
+        .slice(1, -1)
+        .split(',')
+        .map(Number)
+        .reduce((a, b) => a + b, 0)
+      assert.ok(Math.abs(sum - 1) < 1e-5)
+    }
+
+    const {exitCode, json} = await iccJson(['predict', '--model', tgz, ...images, '--top-k', '2', '--cache-dir', cache])
+    assert.equal(exitCode, 0)
+    assert.equal(json.results.length, 2)
+    assert.equal(json.results[0].image, images[0])
+    assert.equal(json.results[0].top.length, 2)
+    assert.ok(labels.includes(json.results[0].top[0].label))
+    // Same numbers as the text output (both from epoch 2).
+    assert.deepEqual(
+      Float32Array.from(json.results[0].probabilities),
+      Float32Array.from(lines[0].slice(1, -1).split(',').map(Number)),
+    )
+  })
+
+  it('reports bad input with documented exit codes', async () => {
+    const missing = await icc(['predict', '--model', join(dir, 'nope'), images[0], '--cache-dir', cache])
+    assert.equal(missing.exitCode, 2)
+    assert.match(missing.stderr, /Model path not found/)
+    const epoch = await iccJson(['predict', '--model', model, images[0], '--epoch', '9', '--cache-dir', cache])
+    assert.equal(epoch.exitCode, 2)
+    assert.equal(epoch.json.error.code, 'NO_EPOCH')
+    const badImage = join(dir, 'bad.png')
+    await writeFile(badImage, 'not an image')
+    const img = await icc(['predict', '--model', model, badImage, '--cache-dir', cache])
+    assert.equal(img.exitCode, 4)
+    assert.match(img.stderr, /could not be decoded/)
+  })
+})
