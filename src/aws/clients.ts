@@ -13,6 +13,8 @@ export interface AwsOptions {
 
 /** The configuration object every SDK v3 client constructor accepts. */
 export function clientConfig(options: AwsOptions): Record<string, unknown> {
+  // icc supports Node 20 (package.json engines); the SDK's "Node >= 22 soon" notice is noise on every command.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
   const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION
   return {
     ...(region ? {region} : {}),
