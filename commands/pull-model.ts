@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
-import {pullModel, type PullModelResult} from '../src/aws/s3.js'
 import {formatBytes} from '../src/aws/progress.js'
+import {pullModel, type PullModelResult} from '../src/aws/s3.js'
 import {BaseCommand} from './_base.js'
 
 export default class PullModel extends BaseCommand {
@@ -21,7 +21,10 @@ is completely downloaded and extracted.`
     },
   ]
   static override flags = {
-    destination: Flags.string({description: 'Directory to extract the model into (MLModelDestinationPath).', required: true}),
+    destination: Flags.string({
+      description: 'Directory to extract the model into (MLModelDestinationPath).',
+      required: true,
+    }),
     'endpoint-url': Flags.string({description: 'Send AWS requests to this endpoint (S3 uses path-style addressing).'}),
     profile: Flags.string({description: 'AWS profile to use.'}),
     region: Flags.string({description: 'AWS region (default: AWS_REGION or the profile).'}),

@@ -6,7 +6,8 @@
 import {UsageError} from '../errors.js'
 
 /** The valid pattern of the connector's `MLModelSageMakerJobArn` parameter. */
-export const SAGEMAKER_JOB_ARN_PATTERN = /^arn:aws:sagemaker:[a-zA-Z0-9-]+:[0-9]+:training-job\/[a-zA-Z0-9][a-zA-Z0-9-]+$/
+export const SAGEMAKER_JOB_ARN_PATTERN =
+  /^arn:aws:sagemaker:[a-zA-Z0-9-]+:[0-9]+:training-job\/[a-zA-Z0-9][a-zA-Z0-9-]+$/
 
 export interface TrainingJobArn {
   account: string
@@ -34,6 +35,7 @@ export function parseTrainingJobArn(arn: string, flag = '--sagemaker-job-arn'): 
     })
   }
 
-  const [, , , region, account, rest] = value.split(':')
+  const parts = value.split(':')
+  const [region, account, rest] = [parts[3], parts[4], parts[5]]
   return {account, arn: value, jobName: rest.slice('training-job/'.length), region}
 }

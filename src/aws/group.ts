@@ -63,7 +63,10 @@ export function planMlResource(options: MlResourceOptions): PlannedRequest {
     },
     Name: options.definitionName ?? `icc-${options.resourceId}`,
   }
-  return {input: {...input, AmznClientToken: clientToken('CreateResourceDefinition', input)}, operation: 'CreateResourceDefinition'}
+  return {
+    input: {...input, AmznClientToken: clientToken('CreateResourceDefinition', input)},
+    operation: 'CreateResourceDefinition',
+  }
 }
 
 export interface CreatedDefinition {
@@ -148,7 +151,9 @@ export function planDeployGroup(options: DeployGroupOptions): PlannedRequest[] {
         ...(options.connectorDefinitionVersionArn
           ? {ConnectorDefinitionVersionArn: options.connectorDefinitionVersionArn}
           : {}),
-        ...(options.resourceDefinitionVersionArn ? {ResourceDefinitionVersionArn: options.resourceDefinitionVersionArn} : {}),
+        ...(options.resourceDefinitionVersionArn
+          ? {ResourceDefinitionVersionArn: options.resourceDefinitionVersionArn}
+          : {}),
         AmznClientToken: '<derived from the new definition>',
         GroupId: options.groupId,
         '...': '<every other definition version ARN of the latest group version, unchanged>',
@@ -236,10 +241,12 @@ async function waitForDeployment(
 ): Promise<DeployGroupResult> {
   const interval = (options.pollIntervalSeconds ?? 5) * 1000
   const deadline = Date.now() + (options.timeoutSeconds ?? 600) * 1000
-  const spinner = createSpinner({enabled: options.spinner ?? false, text: `Deployment ${result.deploymentId}: starting`})
+  const spinner = createSpinner({
+    enabled: options.spinner ?? false,
+    text: `Deployment ${result.deploymentId}: starting`,
+  })
   try {
     for (;;) {
-      // eslint-disable-next-line no-await-in-loop
       const status = await gg.send(
         new GetDeploymentStatusCommand({DeploymentId: result.deploymentId, GroupId: result.groupId}),
       )
@@ -265,15 +272,18 @@ async function waitForDeployment(
 
       if (Date.now() > deadline) {
         spinner.stop()
-        throw new IccError('DEPLOYMENT_TIMEOUT', `Deployment ${result.deploymentId} is still ${state}; stopped waiting.`, {
-          details: {...result, status: state},
-          suggestions: [
-            `Check later: aws greengrass get-deployment-status --group-id ${result.groupId} --deployment-id ${result.deploymentId}`,
-          ],
-        })
+        throw new IccError(
+          'DEPLOYMENT_TIMEOUT',
+          `Deployment ${result.deploymentId} is still ${state}; stopped waiting.`,
+          {
+            details: {...result, status: state},
+            suggestions: [
+              `Check later: aws greengrass get-deployment-status --group-id ${result.groupId} --deployment-id ${result.deploymentId}`,
+            ],
+          },
+        )
       }
 
-      // eslint-disable-next-line no-await-in-loop
       await sleep(interval)
     }
   } catch (error) {

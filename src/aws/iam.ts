@@ -52,6 +52,8 @@ export interface CheckRoleOptions extends AwsOptions {
 }
 
 export interface DecidingStatement {
+  /** Allow or Deny (local evaluation only; the simulator does not say). */
+  effect?: 'Allow' | 'Deny'
   /** Policy name / ARN / file name. */
   policy: string
   /** Sid, or `statement[i]` when it has none (local evaluation), or the simulator's start position. */
@@ -175,17 +177,16 @@ export async function readRolePolicies(iam: IAMClient, roleName: string): Promis
   try {
     let marker: string | undefined
     for (let page = 0; page < 100; page++) {
-      // eslint-disable-next-line no-await-in-loop
       const out: ListAttachedRolePoliciesCommandOutput = await iam.send(
         new ListAttachedRolePoliciesCommand({Marker: marker, RoleName: roleName}),
       )
       for (const p of out.AttachedPolicies ?? []) {
         if (!p.PolicyArn) continue
         op = 'iam:GetPolicy'
-        // eslint-disable-next-line no-await-in-loop
+
         const policy = await iam.send(new GetPolicyCommand({PolicyArn: p.PolicyArn}))
         op = 'iam:GetPolicyVersion'
-        // eslint-disable-next-line no-await-in-loop
+
         const version = await iam.send(
           new GetPolicyVersionCommand({PolicyArn: p.PolicyArn, VersionId: policy.Policy?.DefaultVersionId}),
         )
@@ -200,13 +201,12 @@ export async function readRolePolicies(iam: IAMClient, roleName: string): Promis
     marker = undefined
     op = 'iam:ListRolePolicies'
     for (let page = 0; page < 100; page++) {
-      // eslint-disable-next-line no-await-in-loop
       const out: ListRolePoliciesCommandOutput = await iam.send(
         new ListRolePoliciesCommand({Marker: marker, RoleName: roleName}),
       )
       for (const name of out.PolicyNames ?? []) {
         op = 'iam:GetRolePolicy'
-        // eslint-disable-next-line no-await-in-loop
+
         const inline = await iam.send(new GetRolePolicyCommand({PolicyName: name, RoleName: roleName}))
         sources.push({document: decodeURIComponent(inline.PolicyDocument ?? ''), name: `${roleName}/${name} (inline)`})
       }
@@ -247,9 +247,13 @@ async function readPolicyFile(file: string): Promise<PolicySource[]> {
   try {
     parsed = JSON.parse(text)
   } catch (error) {
-    throw new UsageError('POLICY_FILE_INVALID', `--policy-file ${file} is not valid JSON: ${(error as Error).message}`, {
-      suggestions: ['Pass one IAM policy document, or a JSON array of them.'],
-    })
+    throw new UsageError(
+      'POLICY_FILE_INVALID',
+      `--policy-file ${file} is not valid JSON: ${(error as Error).message}`,
+      {
+        suggestions: ['Pass one IAM policy document, or a JSON array of them.'],
+      },
+    )
   }
 
   const docs = Array.isArray(parsed) ? parsed : [parsed]
@@ -281,7 +285,11 @@ export async function checkRole(options: CheckRoleOptions): Promise<CheckRoleRes
       exitCode: exitCodeFor(evaluation.decision),
       method: 'policy-file',
       reason: evaluation.reason,
-      statements: evaluation.deciding.map((s) => ({policy: s.policyName, statement: s.sid ?? `statement[${s.index}]`})),
+      statements: evaluation.deciding.map((s) => ({
+        effect: s.effect,
+        policy: s.policyName,
+        statement: s.sid ?? `statement[${s.index}]`,
+      })),
     }
   }
 
@@ -308,6 +316,7 @@ export async function checkRole(options: CheckRoleOptions): Promise<CheckRoleRes
         roleArn,
         simulationError: (error as Error).message?.split('\n')[0],
         statements: evaluation.deciding.map((s) => ({
+          effect: s.effect,
           policy: s.policyName,
           statement: describeStatement(s).slice(s.policyName.length + 1),
         })),
@@ -338,6 +347,13 @@ async function applyFix(
     }
   }
 
+  if (result.statements.some((s) => s.effect === 'Deny')) {
+    return {
+      ...fix,
+      note: 'A Deny with a Condition may apply; adding an Allow cannot settle that. Review the conditional Deny statements.',
+    }
+  }
+
   options.log?.(`Inline policy ${FIX_POLICY_NAME} to add to role ${roleName}:`)
   options.log?.(JSON.stringify(policy, null, 2))
   if (!options.yes) {
@@ -354,7 +370,11 @@ async function applyFix(
 
   try {
     await iam.send(
-      new PutRolePolicyCommand({PolicyDocument: JSON.stringify(policy), PolicyName: FIX_POLICY_NAME, RoleName: roleName}),
+      new PutRolePolicyCommand({
+        PolicyDocument: JSON.stringify(policy),
+        PolicyName: FIX_POLICY_NAME,
+        RoleName: roleName,
+      }),
     )
   } catch (error) {
     throw mapAwsError(error, 'iam:PutRolePolicy')

@@ -118,7 +118,10 @@ export function parsePolicyDocument(document: unknown, name: string): {Statement
     }
 
     if (s.Effect !== 'Allow' && s.Effect !== 'Deny') {
-      problems.push({message: `Effect must be "Allow" or "Deny", got ${JSON.stringify(s.Effect)}`, path: `${at}/Effect`})
+      problems.push({
+        message: `Effect must be "Allow" or "Deny", got ${JSON.stringify(s.Effect)}`,
+        path: `${at}/Effect`,
+      })
     }
 
     if ((s.Action === undefined) === (s.NotAction === undefined)) {
@@ -149,8 +152,7 @@ function matchesAny(patterns: unknown, value: string, caseInsensitive: boolean):
 }
 
 function statementMatches(s: Statement, action: string, resource: string): boolean {
-  const actionOk =
-    s.Action === undefined ? !matchesAny(s.NotAction, action, true) : matchesAny(s.Action, action, true)
+  const actionOk = s.Action === undefined ? !matchesAny(s.NotAction, action, true) : matchesAny(s.Action, action, true)
   if (!actionOk) return false
   return s.Resource === undefined
     ? !matchesAny(s.NotResource, resource, false)

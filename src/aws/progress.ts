@@ -53,7 +53,7 @@ export function createProgressBar(options: {
   const render = (bytes: number, final: boolean) => {
     const elapsed = Math.max((now() - start) / 1000, 0.001)
     const rate = bytes / elapsed
-    const total = options.total
+    const {total} = options
     let line = `${options.label} ${formatBytes(bytes)}`
     if (total && total > 0) {
       const ratio = Math.min(bytes / total, 1)

@@ -42,7 +42,13 @@ export function s3Client(aws: AwsOptions): S3Client {
   return new S3Client({...clientConfig(aws), ...(aws.endpointUrl ? {forcePathStyle: true} : {})})
 }
 
-async function download(aws: AwsOptions, bucket: string, key: string, file: string, progress: boolean): Promise<number> {
+async function download(
+  aws: AwsOptions,
+  bucket: string,
+  key: string,
+  file: string,
+  progress: boolean,
+): Promise<number> {
   const s3 = s3Client(aws)
   try {
     let out
@@ -115,7 +121,9 @@ export async function pullModel(options: PullModelOptions): Promise<PullModelRes
     } catch (error) {
       if (error instanceof IccError) throw error
       throw new ModelError('BAD_ARCHIVE', `${artifact.uri} is not a valid model archive: ${(error as Error).message}`, {
-        suggestions: ['The model artifact of an image-classification job is a model.tar.gz; check the job with "icc check-job".'],
+        suggestions: [
+          'The model artifact of an image-classification job is a model.tar.gz; check the job with "icc check-job".',
+        ],
       })
     }
 

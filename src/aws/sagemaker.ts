@@ -5,7 +5,11 @@
  * trained by the built-in image-classification algorithm, it has the hyperparameters the connector relies on
  * (num_classes, num_layers, image_shape), and it produced a model artifact in S3. Every problem comes with a fix.
  */
-import {DescribeTrainingJobCommand, type DescribeTrainingJobCommandOutput, SageMakerClient} from '@aws-sdk/client-sagemaker'
+import {
+  DescribeTrainingJobCommand,
+  type DescribeTrainingJobCommandOutput,
+  SageMakerClient,
+} from '@aws-sdk/client-sagemaker'
 
 import {AwsError} from '../errors.js'
 import {parseTrainingJobArn, type TrainingJobArn} from './arn.js'
@@ -155,20 +159,31 @@ export async function checkJob(options: CheckJobOptions): Promise<CheckJobResult
 }
 
 /** The job's model artifact location, or a clear error when there is none. */
-export async function modelArtifactOf(aws: AwsOptions, sagemakerJobArn: string): Promise<{bucket: string; key: string; uri: string}> {
+export async function modelArtifactOf(
+  aws: AwsOptions,
+  sagemakerJobArn: string,
+): Promise<{bucket: string; key: string; uri: string}> {
   const arn = parseTrainingJobArn(sagemakerJobArn)
   const {clientRegion, job} = await describeTrainingJob(aws, arn)
   if (!job) {
-    throw new AwsError('JOB_NOT_FOUND', `Training job ${arn.jobName} does not exist in region ${clientRegion ?? arn.region}.`, {
-      suggestions: [`Check the ARN and pass --region ${arn.region}; "icc check-job" explains what is wrong.`],
-    })
+    throw new AwsError(
+      'JOB_NOT_FOUND',
+      `Training job ${arn.jobName} does not exist in region ${clientRegion ?? arn.region}.`,
+      {
+        suggestions: [`Check the ARN and pass --region ${arn.region}; "icc check-job" explains what is wrong.`],
+      },
+    )
   }
 
   const uri = job.ModelArtifacts?.S3ModelArtifacts
   if (!uri) {
-    throw new AwsError('NO_MODEL_ARTIFACT', `Training job ${arn.jobName} has no model artifact (status ${job.TrainingJobStatus}).`, {
-      suggestions: ['Wait for the job to complete; run "icc check-job" for details.'],
-    })
+    throw new AwsError(
+      'NO_MODEL_ARTIFACT',
+      `Training job ${arn.jobName} has no model artifact (status ${job.TrainingJobStatus}).`,
+      {
+        suggestions: ['Wait for the job to complete; run "icc check-job" for details.'],
+      },
+    )
   }
 
   const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri)

@@ -45,7 +45,13 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
     const json = JSON.parse(r.stdout)
     assert.equal(json.decision, 'allowed')
     assert.equal(json.roleArn, ROLE_ARN)
-    assert.equal(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).length, 1)
+    assert.equal(
+      r.stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('{')).length,
+      1,
+    )
   })
 
   it('check-role: explicit deny → exit 6 with the result as JSON; human output names the statement', async () => {
@@ -62,15 +68,36 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
 
   it('check-role: simulation denied → local evaluation with a Condition → exit 7', async () => {
     const conditional = {
-      Statement: [{Action: 'sagemaker:DescribeTrainingJob', Condition: {IpAddress: {'aws:SourceIp': '10.0.0.0/8'}}, Effect: 'Allow', Resource: '*', Sid: 'OnlyFromVpc'}],
+      Statement: [
+        {
+          Action: 'sagemaker:DescribeTrainingJob',
+          Condition: {IpAddress: {'aws:SourceIp': '10.0.0.0/8'}},
+          Effect: 'Allow',
+          Resource: '*',
+          Sid: 'OnlyFromVpc',
+        },
+      ],
       Version: '2012-10-17',
     }
     wire
-      .on('iam:SimulatePrincipalPolicy', iamError('AccessDenied', 'not authorized to perform iam:SimulatePrincipalPolicy'))
-      .on('iam:ListAttachedRolePolicies', {body: iamResult('ListAttachedRolePolicies', '<IsTruncated>false</IsTruncated><AttachedPolicies/>')})
-      .on('iam:ListRolePolicies', {body: iamResult('ListRolePolicies', '<IsTruncated>false</IsTruncated><PolicyNames><member>vpc-only</member></PolicyNames>')})
+      .on(
+        'iam:SimulatePrincipalPolicy',
+        iamError('AccessDenied', 'not authorized to perform iam:SimulatePrincipalPolicy'),
+      )
+      .on('iam:ListAttachedRolePolicies', {
+        body: iamResult('ListAttachedRolePolicies', '<IsTruncated>false</IsTruncated><AttachedPolicies/>'),
+      })
+      .on('iam:ListRolePolicies', {
+        body: iamResult(
+          'ListRolePolicies',
+          '<IsTruncated>false</IsTruncated><PolicyNames><member>vpc-only</member></PolicyNames>',
+        ),
+      })
       .on('iam:GetRolePolicy', {
-        body: iamResult('GetRolePolicy', `<RoleName>GreengrassGroupRole</RoleName><PolicyName>vpc-only</PolicyName><PolicyDocument>${encodeURIComponent(JSON.stringify(conditional))}</PolicyDocument>`),
+        body: iamResult(
+          'GetRolePolicy',
+          `<RoleName>GreengrassGroupRole</RoleName><PolicyName>vpc-only</PolicyName><PolicyDocument>${encodeURIComponent(JSON.stringify(conditional))}</PolicyDocument>`,
+        ),
       })
     const j = await runJson(['check-role', '--role-arn', ROLE_ARN, '--sagemaker-job-arn', JOB_ARN])
     assert.equal(j.exitCode, 7)
@@ -80,7 +107,9 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
   })
 
   it('check-role --fix: not on a TTY without --yes → exit 2 telling to pass --yes; with --yes → PutRolePolicy', async () => {
-    wire.on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')}).on('iam:PutRolePolicy', {body: iamResult('PutRolePolicy', '')})
+    wire
+      .on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
+      .on('iam:PutRolePolicy', {body: iamResult('PutRolePolicy', '')})
     const refused = await run(['check-role', '--role-arn', ROLE_ARN, '--sagemaker-job-arn', JOB_ARN, '--fix'])
     assert.equal(refused.exitCode, 2)
     assert.match(refused.stderr, /--yes/)
@@ -95,12 +124,23 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
 
   it('check-role --policy-file works offline (no credentials, no endpoint)', async () => {
     const file = join(tmp, 'policies.json')
-    await writeFile(file, JSON.stringify([describeTrainingJobPolicy(JOB_ARN), {Statement: [{Action: '*', Effect: 'Deny', NotResource: JOB_ARN}], Version: '2012-10-17'}]))
-    const ok = await iccJson(['check-role', '--policy-file', file, '--sagemaker-job-arn', JOB_ARN], {env: {AWS_EC2_METADATA_DISABLED: 'true'}})
+    await writeFile(
+      file,
+      JSON.stringify([
+        describeTrainingJobPolicy(JOB_ARN),
+        {Statement: [{Action: '*', Effect: 'Deny', NotResource: JOB_ARN}], Version: '2012-10-17'},
+      ]),
+    )
+    const ok = await iccJson(['check-role', '--policy-file', file, '--sagemaker-job-arn', JOB_ARN], {
+      env: {AWS_EC2_METADATA_DISABLED: 'true'},
+    })
     assert.equal(ok.exitCode, 0)
     assert.equal(ok.json.method, 'policy-file')
-    assert.deepEqual(ok.json.statements, [{policy: 'policies.json[0]', statement: 'statement[0]'}])
-    const other = await iccJson(['check-role', '--policy-file', file, '--sagemaker-job-arn', JOB_ARN.replace('MyImageClassifier', 'Other')], {env: {}})
+    assert.deepEqual(ok.json.statements, [{effect: 'Allow', policy: 'policies.json[0]', statement: 'statement[0]'}])
+    const other = await iccJson(
+      ['check-role', '--policy-file', file, '--sagemaker-job-arn', JOB_ARN.replace('MyImageClassifier', 'Other')],
+      {env: {}},
+    )
     assert.equal(other.exitCode, 6)
     assert.equal(other.json.decision, 'explicitDeny')
   })
@@ -110,9 +150,23 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
     const denied = await runJson(['check-role', '--group-id', GROUP_ID, '--sagemaker-job-arn', JOB_ARN])
     assert.equal(denied.exitCode, 3)
     assert.equal(denied.json.error.code, 'ACCESS_DENIED')
-    const both = await run(['check-role', '--group-id', GROUP_ID, '--role-arn', ROLE_ARN, '--sagemaker-job-arn', JOB_ARN])
+    const both = await run([
+      'check-role',
+      '--group-id',
+      GROUP_ID,
+      '--role-arn',
+      ROLE_ARN,
+      '--sagemaker-job-arn',
+      JOB_ARN,
+    ])
     assert.equal(both.exitCode, 2)
-    const typo = await run(['check-role', '--role-arn', ROLE_ARN, '--sagemaker-job-arn', JOB_ARN.replace('training-job/', 'training-job:')])
+    const typo = await run([
+      'check-role',
+      '--role-arn',
+      ROLE_ARN,
+      '--sagemaker-job-arn',
+      JOB_ARN.replace('training-job/', 'training-job:'),
+    ])
     assert.equal(typo.exitCode, 2)
     assert.match(typo.stderr, /training-job\/MyImageClassifier/)
   })
@@ -125,18 +179,34 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
     assert.match(ok.stdout, /image_shape: +3,224,224/)
     assert.match(ok.stdout, /OK: the connector can serve this job/)
 
-    wire.on('sagemaker:DescribeTrainingJob', {body: trainingJob({ModelArtifacts: {}, TrainingJobStatus: 'Failed', FailureReason: 'ClientError: Data download failed'})})
+    wire.on('sagemaker:DescribeTrainingJob', {
+      body: trainingJob({
+        ModelArtifacts: {},
+        TrainingJobStatus: 'Failed',
+        FailureReason: 'ClientError: Data download failed',
+      }),
+    })
     const bad = await runJson(['check-job', '--sagemaker-job-arn', JOB_ARN])
     assert.equal(bad.exitCode, 1)
-    assert.deepEqual(bad.json.problems.map((p: {code: string}) => p.code), ['JOB_NOT_COMPLETED', 'NO_MODEL_ARTIFACT'])
+    assert.deepEqual(
+      bad.json.problems.map((p: {code: string}) => p.code),
+      ['JOB_NOT_COMPLETED', 'NO_MODEL_ARTIFACT'],
+    )
     assert.match(bad.json.problems[0].message, /Data download failed/)
   })
 
   it('check-job: the documentation typo is rejected with the corrected ARN (exit 2)', async () => {
-    const r = await runJson(['check-job', '--sagemaker-job-arn', 'arn:aws:sagemaker:us-west-2:123456789012:training-job:MyImageClassifier'])
+    const r = await runJson([
+      'check-job',
+      '--sagemaker-job-arn',
+      'arn:aws:sagemaker:us-west-2:123456789012:training-job:MyImageClassifier',
+    ])
     assert.equal(r.exitCode, 2)
     assert.equal(r.json.error.code, 'INVALID_JOB_ARN')
-    assert.match(r.json.error.suggestions[0], /arn:aws:sagemaker:us-west-2:123456789012:training-job\/MyImageClassifier/)
+    assert.match(
+      r.json.error.suggestions[0],
+      /arn:aws:sagemaker:us-west-2:123456789012:training-job\/MyImageClassifier/,
+    )
     assert.equal(wire.requests.length, 0)
   })
 

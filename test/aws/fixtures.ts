@@ -27,7 +27,11 @@ export function useFakeCredentials(): void {
   Object.assign(process.env, AWS_ENV)
 }
 
-export function simulateReply(decision: string, matched: {id: string; line?: number}[] = [], missing: string[] = []): string {
+export function simulateReply(
+  decision: string,
+  matched: {id: string; line?: number}[] = [],
+  missing: string[] = [],
+): string {
   const statements = matched
     .map(
       (m) =>

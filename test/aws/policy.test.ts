@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict'
 
-import {describeTrainingJobPolicy, evaluatePolicies, type PolicyDecision, wildcardToRegExp} from '../../src/aws/policy.js'
+import {
+  describeTrainingJobPolicy,
+  evaluatePolicies,
+  type PolicyDecision,
+  wildcardToRegExp,
+} from '../../src/aws/policy.js'
 
 const ACTION = 'sagemaker:DescribeTrainingJob'
 const JOB = 'arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier'
@@ -43,8 +48,16 @@ const cases: Case[] = [
   {decision: 'implicitDeny', name: 'empty statement list', policies: [policy()]},
   {decision: 'implicitDeny', name: 'no policies at all', policies: []},
   {decision: 'allowed', name: 'Action "*" and Resource "*"', policies: [policy(allow({Action: '*', Resource: '*'}))]},
-  {decision: 'allowed', name: 'service wildcard sagemaker:*', policies: [policy(allow({Action: 'sagemaker:*', Resource: '*'}))]},
-  {decision: 'allowed', name: 'prefix wildcard sagemaker:Describe*', policies: [policy(allow({Action: 'sagemaker:Describe*', Resource: JOB}))]},
+  {
+    decision: 'allowed',
+    name: 'service wildcard sagemaker:*',
+    policies: [policy(allow({Action: 'sagemaker:*', Resource: '*'}))],
+  },
+  {
+    decision: 'allowed',
+    name: 'prefix wildcard sagemaker:Describe*',
+    policies: [policy(allow({Action: 'sagemaker:Describe*', Resource: JOB}))],
+  },
   {
     decision: 'implicitDeny',
     name: 'wildcard of another prefix sagemaker:List*',
@@ -78,28 +91,61 @@ const cases: Case[] = [
   {
     decision: 'allowed',
     name: 'resource ? wildcard for the region',
-    policies: [policy(allow({Action: ACTION, Resource: 'arn:aws:sagemaker:us-west-?:123456789012:training-job/MyImageClassifier'}))],
+    policies: [
+      policy(
+        allow({Action: ACTION, Resource: 'arn:aws:sagemaker:us-west-?:123456789012:training-job/MyImageClassifier'}),
+      ),
+    ],
   },
   {
     decision: 'implicitDeny',
     name: 'regular expression characters in a resource are literal',
-    policies: [policy(allow({Action: ACTION, Resource: 'arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImage.lassifier'}))],
+    policies: [
+      policy(
+        allow({Action: ACTION, Resource: 'arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImage.lassifier'}),
+      ),
+    ],
   },
-  {decision: 'allowed', name: 'array fields', policies: [policy(allow({Action: ['s3:GetObject', ACTION], Resource: [OTHER_JOB, JOB]}))]},
+  {
+    decision: 'allowed',
+    name: 'array fields',
+    policies: [policy(allow({Action: ['s3:GetObject', ACTION], Resource: [OTHER_JOB, JOB]}))],
+  },
   {
     decision: 'allowed',
     name: 'a single statement object instead of an array',
     policies: [{Statement: allow({Action: ACTION, Resource: JOB}), Version: '2012-10-17'}],
   },
-  {decision: 'allowed', name: 'NotAction allows everything else', policies: [policy(allow({NotAction: 'iam:*', Resource: '*'}))]},
-  {decision: 'implicitDeny', name: 'NotAction excludes the action', policies: [policy(allow({NotAction: 'sagemaker:*', Resource: '*'}))]},
-  {decision: 'allowed', name: 'NotResource allows other resources', policies: [policy(allow({Action: ACTION, NotResource: OTHER_JOB}))]},
-  {decision: 'implicitDeny', name: 'NotResource excludes the job', policies: [policy(allow({Action: ACTION, NotResource: JOB}))]},
+  {
+    decision: 'allowed',
+    name: 'NotAction allows everything else',
+    policies: [policy(allow({NotAction: 'iam:*', Resource: '*'}))],
+  },
+  {
+    decision: 'implicitDeny',
+    name: 'NotAction excludes the action',
+    policies: [policy(allow({NotAction: 'sagemaker:*', Resource: '*'}))],
+  },
+  {
+    decision: 'allowed',
+    name: 'NotResource allows other resources',
+    policies: [policy(allow({Action: ACTION, NotResource: OTHER_JOB}))],
+  },
+  {
+    decision: 'implicitDeny',
+    name: 'NotResource excludes the job',
+    policies: [policy(allow({Action: ACTION, NotResource: JOB}))],
+  },
   {
     deciding: ['p#NoTraining'],
     decision: 'explicitDeny',
     name: 'explicit deny wins over an allow in the same policy',
-    policies: [policy(allow({Action: '*', Resource: '*'}), deny({Action: 'sagemaker:*Training*', Resource: '*', Sid: 'NoTraining'}))],
+    policies: [
+      policy(
+        allow({Action: '*', Resource: '*'}),
+        deny({Action: 'sagemaker:*Training*', Resource: '*', Sid: 'NoTraining'}),
+      ),
+    ],
   },
   {
     deciding: ['p[1]#statement[0]'],
@@ -122,18 +168,37 @@ const cases: Case[] = [
     deciding: ['p#Cond'],
     decision: 'undecided',
     name: 'Allow with a Condition cannot be decided offline',
-    policies: [policy(allow({Action: ACTION, Condition: {StringEquals: {'aws:RequestedRegion': 'us-west-2'}}, Resource: JOB, Sid: 'Cond'}))],
+    policies: [
+      policy(
+        allow({
+          Action: ACTION,
+          Condition: {StringEquals: {'aws:RequestedRegion': 'us-west-2'}},
+          Resource: JOB,
+          Sid: 'Cond',
+        }),
+      ),
+    ],
   },
   {
     decision: 'allowed',
     name: 'a conditional Allow does not matter when an unconditional one allows',
-    policies: [policy(allow({Action: ACTION, Condition: {Bool: {'aws:SecureTransport': 'true'}}, Resource: JOB}), allow({Action: ACTION, Resource: JOB}))],
+    policies: [
+      policy(
+        allow({Action: ACTION, Condition: {Bool: {'aws:SecureTransport': 'true'}}, Resource: JOB}),
+        allow({Action: ACTION, Resource: JOB}),
+      ),
+    ],
   },
   {
     deciding: ['p#statement[1]'],
     decision: 'undecided',
     name: 'a conditional Deny matters when something allows',
-    policies: [policy(allow({Action: ACTION, Resource: JOB}), deny({Action: '*', Condition: {Bool: {'aws:MultiFactorAuthPresent': 'false'}}, Resource: '*'}))],
+    policies: [
+      policy(
+        allow({Action: ACTION, Resource: JOB}),
+        deny({Action: '*', Condition: {Bool: {'aws:MultiFactorAuthPresent': 'false'}}, Resource: '*'}),
+      ),
+    ],
   },
   {
     decision: 'implicitDeny',
@@ -143,12 +208,22 @@ const cases: Case[] = [
   {
     decision: 'explicitDeny',
     name: 'an unconditional Deny beats a conditional Allow',
-    policies: [policy(allow({Action: ACTION, Condition: {Bool: {'aws:SecureTransport': 'true'}}, Resource: JOB}), deny({Action: ACTION, Resource: JOB}))],
+    policies: [
+      policy(
+        allow({Action: ACTION, Condition: {Bool: {'aws:SecureTransport': 'true'}}, Resource: JOB}),
+        deny({Action: ACTION, Resource: JOB}),
+      ),
+    ],
   },
   {
     decision: 'undecided',
     name: 'policy variables in a resource cannot be decided offline',
-    policies: [policy(allow({Action: ACTION, Resource: 'arn:aws:sagemaker:us-west-2:123456789012:training-job/${aws:username}'}))],
+    policies: [
+      policy(
+        // eslint-disable-next-line no-template-curly-in-string
+        allow({Action: ACTION, Resource: 'arn:aws:sagemaker:us-west-2:123456789012:training-job/${aws:username}'}),
+      ),
+    ],
   },
   {
     decision: 'allowed',

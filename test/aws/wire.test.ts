@@ -6,7 +6,16 @@ import {describeTrainingJobPolicy} from '../../src/aws/policy.js'
 import {checkJob} from '../../src/aws/sagemaker.js'
 import {AwsError, ExitCode, UsageError} from '../../src/errors.js'
 import {AwsWire, iamError, iamResult, jsonError} from '../helpers/aws-wire.js'
-import {GROUP_ID, JOB_ARN, JOB_NAME, policyVersionReply, ROLE_ARN, simulateReply, trainingJob, useFakeCredentials} from './fixtures.js'
+import {
+  GROUP_ID,
+  JOB_ARN,
+  JOB_NAME,
+  policyVersionReply,
+  ROLE_ARN,
+  simulateReply,
+  trainingJob,
+  useFakeCredentials,
+} from './fixtures.js'
 
 describe('AWS wire protocols through real SDK clients', () => {
   let wire: AwsWire
@@ -27,14 +36,19 @@ describe('AWS wire protocols through real SDK clients', () => {
       assert.equal(result.decision, 'allowed')
       assert.equal(result.exitCode, 0)
       assert.equal(result.method, 'simulation')
-      assert.deepEqual(result.statements, [{policy: 'GreengrassDescribeJob', statement: 'line 1, column 38', type: 'IAM Policy'}])
+      assert.deepEqual(result.statements, [
+        {policy: 'GreengrassDescribeJob', statement: 'line 1, column 38', type: 'IAM Policy'},
+      ])
       const [req] = wire.calls('iam:SimulatePrincipalPolicy')
       assert.equal(req.method, 'POST')
       assert.equal(req.params.Version, '2010-05-08')
       assert.equal(req.params.PolicySourceArn, ROLE_ARN)
       assert.equal(req.params['ActionNames.member.1'], 'sagemaker:DescribeTrainingJob')
       assert.equal(req.params['ResourceArns.member.1'], JOB_ARN)
-      assert.match(String(req.headers.authorization), /^AWS4-HMAC-SHA256 Credential=AKIAICCTESTFAKE00001\/\d{8}\/us-west-2\/iam\/aws4_request/)
+      assert.match(
+        String(req.headers.authorization),
+        /^AWS4-HMAC-SHA256 Credential=AKIAICCTESTFAKE00001\/\d{8}\/us-west-2\/iam\/aws4_request/,
+      )
     })
 
     it('reports explicit and implicit denies with their exit codes', async () => {
@@ -68,7 +82,13 @@ describe('AWS wire protocols through real SDK clients', () => {
 
     it('falls back to reading and evaluating the role policies when simulation is AccessDenied', async () => {
       wire
-        .on('iam:SimulatePrincipalPolicy', iamError('AccessDenied', 'User: arn:aws:iam::123456789012:user/dev is not authorized to perform: iam:SimulatePrincipalPolicy'))
+        .on(
+          'iam:SimulatePrincipalPolicy',
+          iamError(
+            'AccessDenied',
+            'User: arn:aws:iam::123456789012:user/dev is not authorized to perform: iam:SimulatePrincipalPolicy',
+          ),
+        )
         .on('iam:ListAttachedRolePolicies', {
           body: iamResult(
             'ListAttachedRolePolicies',
@@ -85,31 +105,47 @@ describe('AWS wire protocols through real SDK clients', () => {
           ),
         })
         .on('iam:GetPolicyVersion', {
-          body: policyVersionReply({Statement: [{Action: 'greengrass:*', Effect: 'Allow', Resource: '*'}], Version: '2012-10-17'}),
+          body: policyVersionReply({
+            Statement: [{Action: 'greengrass:*', Effect: 'Allow', Resource: '*'}],
+            Version: '2012-10-17',
+          }),
         })
         .on('iam:ListRolePolicies', {
-          body: iamResult('ListRolePolicies', '<IsTruncated>false</IsTruncated><PolicyNames><member>sagemaker-read</member></PolicyNames>'),
+          body: iamResult(
+            'ListRolePolicies',
+            '<IsTruncated>false</IsTruncated><PolicyNames><member>sagemaker-read</member></PolicyNames>',
+          ),
         })
         .on('iam:GetRolePolicy', {
           body: iamResult(
             'GetRolePolicy',
             `<RoleName>GreengrassGroupRole</RoleName><PolicyName>sagemaker-read</PolicyName><PolicyDocument>${encodeURIComponent(
-              JSON.stringify({Statement: {Action: 'sagemaker:Describe*', Effect: 'Allow', Resource: '*', Sid: 'ReadJobs'}, Version: '2012-10-17'}),
+              JSON.stringify({
+                Statement: {Action: 'sagemaker:Describe*', Effect: 'Allow', Resource: '*', Sid: 'ReadJobs'},
+                Version: '2012-10-17',
+              }),
             )}</PolicyDocument>`,
           ),
         })
       const result = await checkRole({...aws, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN})
       assert.equal(result.method, 'local-evaluation')
       assert.equal(result.decision, 'allowed')
-      assert.deepEqual(result.statements, [{policy: 'GreengrassGroupRole/sagemaker-read (inline)', statement: 'ReadJobs'}])
-      assert.deepEqual(result.policiesEvaluated, ['arn:aws:iam::123456789012:policy/GreengrassRead', 'GreengrassGroupRole/sagemaker-read (inline)'])
+      assert.deepEqual(result.statements, [
+        {effect: 'Allow', policy: 'GreengrassGroupRole/sagemaker-read (inline)', statement: 'ReadJobs'},
+      ])
+      assert.deepEqual(result.policiesEvaluated, [
+        'arn:aws:iam::123456789012:policy/GreengrassRead',
+        'GreengrassGroupRole/sagemaker-read (inline)',
+      ])
       assert.equal(wire.calls('iam:ListAttachedRolePolicies')[0].params.RoleName, 'GreengrassGroupRole')
       assert.equal(wire.calls('iam:GetPolicyVersion')[0].params.VersionId, 'v3')
       assert.equal(wire.calls('iam:GetRolePolicy')[0].params.PolicyName, 'sagemaker-read')
     })
 
     it('says clearly when neither simulation nor reading the policies is allowed', async () => {
-      wire.on('iam:SimulatePrincipalPolicy', iamError('AccessDenied', 'not authorized')).on('iam:ListAttachedRolePolicies', iamError('AccessDenied', 'not authorized'))
+      wire
+        .on('iam:SimulatePrincipalPolicy', iamError('AccessDenied', 'not authorized'))
+        .on('iam:ListAttachedRolePolicies', iamError('AccessDenied', 'not authorized'))
       await assert.rejects(checkRole({...aws, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN}), (error: AwsError) => {
         assert.equal(error.code, 'CANNOT_READ_ROLE')
         assert.equal(error.exitCode, ExitCode.AwsError)
@@ -119,9 +155,18 @@ describe('AWS wire protocols through real SDK clients', () => {
     })
 
     it('--fix puts exactly the documented policy, and is a no-op when already allowed', async () => {
-      wire.on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')}).on('iam:PutRolePolicy', {body: iamResult('PutRolePolicy', '')})
+      wire
+        .on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
+        .on('iam:PutRolePolicy', {body: iamResult('PutRolePolicy', '')})
       const lines: string[] = []
-      const fixed = await checkRole({...aws, fix: true, log: (l) => lines.push(l), roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN, yes: true})
+      const fixed = await checkRole({
+        ...aws,
+        fix: true,
+        log: (l) => lines.push(l),
+        roleArn: ROLE_ARN,
+        sagemakerJobArn: JOB_ARN,
+        yes: true,
+      })
       assert.equal(fixed.fix?.applied, true)
       assert.equal(fixed.exitCode, 0)
       const [put] = wire.calls('iam:PutRolePolicy')
@@ -140,10 +185,59 @@ describe('AWS wire protocols through real SDK clients', () => {
       assert.equal(wire.calls('iam:PutRolePolicy').length, 0)
     })
 
+    it('--fix refuses to paper over an explicit or conditional Deny', async () => {
+      wire.on('iam:SimulatePrincipalPolicy', {body: simulateReply('explicitDeny', [{id: 'DenyAll'}])})
+      const explicit = await checkRole({...aws, fix: true, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN, yes: true})
+      assert.equal(explicit.fix?.applied, false)
+      assert.match(explicit.fix?.note ?? '', /explicit Deny wins/)
+      assert.equal(explicit.exitCode, ExitCode.Denied)
+
+      const conditionalDeny = {
+        Statement: [
+          {Action: '*', Effect: 'Allow', Resource: '*'},
+          {Action: '*', Condition: {Bool: {'aws:MultiFactorAuthPresent': 'false'}}, Effect: 'Deny', Resource: '*'},
+        ],
+        Version: '2012-10-17',
+      }
+      wire
+        .on('iam:SimulatePrincipalPolicy', iamError('AccessDenied', 'not authorized'))
+        .on('iam:ListAttachedRolePolicies', {
+          body: iamResult('ListAttachedRolePolicies', '<IsTruncated>false</IsTruncated><AttachedPolicies/>'),
+        })
+        .on('iam:ListRolePolicies', {
+          body: iamResult(
+            'ListRolePolicies',
+            '<IsTruncated>false</IsTruncated><PolicyNames><member>mfa</member></PolicyNames>',
+          ),
+        })
+        .on('iam:GetRolePolicy', {
+          body: iamResult(
+            'GetRolePolicy',
+            `<RoleName>GreengrassGroupRole</RoleName><PolicyName>mfa</PolicyName><PolicyDocument>${encodeURIComponent(
+              JSON.stringify(conditionalDeny),
+            )}</PolicyDocument>`,
+          ),
+        })
+      const undecided = await checkRole({...aws, fix: true, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN, yes: true})
+      assert.equal(undecided.decision, 'undecided')
+      assert.equal(undecided.fix?.applied, false)
+      assert.match(undecided.fix?.note ?? '', /Deny with a Condition/)
+      assert.equal(wire.calls('iam:PutRolePolicy').length, 0)
+    })
+
     it('--fix without --yes needs a confirmation, and a "no" changes nothing', async () => {
       wire.on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
-      await assert.rejects(checkRole({...aws, fix: true, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN}), /needs confirmation/)
-      const declined = await checkRole({...aws, confirm: async () => false, fix: true, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN})
+      await assert.rejects(
+        checkRole({...aws, fix: true, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN}),
+        /needs confirmation/,
+      )
+      const declined = await checkRole({
+        ...aws,
+        confirm: async () => false,
+        fix: true,
+        roleArn: ROLE_ARN,
+        sagemakerJobArn: JOB_ARN,
+      })
       assert.equal(declined.fix?.applied, false)
       assert.equal(declined.exitCode, ExitCode.Denied)
       assert.equal(wire.calls('iam:PutRolePolicy').length, 0)
@@ -163,7 +257,9 @@ describe('AWS wire protocols through real SDK clients', () => {
     })
 
     it('explains a group without a role', async () => {
-      wire.on('greengrass:GetAssociatedRole', {...jsonError('NotFoundException', 'You need to attach an IAM role to this deployment group.', 404)})
+      wire.on('greengrass:GetAssociatedRole', {
+        ...jsonError('NotFoundException', 'You need to attach an IAM role to this deployment group.', 404),
+      })
       await assert.rejects(checkRole({...aws, groupId: GROUP_ID, sagemakerJobArn: JOB_ARN}), (error: AwsError) => {
         assert.equal(error.code, 'NO_GROUP_ROLE')
         assert.match(error.suggestions.join(' '), /associate-role-to-group --group-id 1402daf9/)
@@ -177,10 +273,16 @@ describe('AWS wire protocols through real SDK clients', () => {
           Arn: 'arn:aws:greengrass:us-west-2:123456789012:/greengrass/definition/resources/a1b2',
           Id: 'a1b2',
           LatestVersion: 'v1',
-          LatestVersionArn: 'arn:aws:greengrass:us-west-2:123456789012:/greengrass/definition/resources/a1b2/versions/v1',
+          LatestVersionArn:
+            'arn:aws:greengrass:us-west-2:123456789012:/greengrass/definition/resources/a1b2/versions/v1',
         },
       })
-      const options = {destinationPath: '/ml/model', ownerSetting: {GroupOwner: 'ggc_group', GroupPermission: 'ro' as const}, resourceId: 'my-ml-resource', sagemakerJobArn: JOB_ARN}
+      const options = {
+        destinationPath: '/ml/model',
+        ownerSetting: {GroupOwner: 'ggc_group', GroupPermission: 'ro' as const},
+        resourceId: 'my-ml-resource',
+        sagemakerJobArn: JOB_ARN,
+      }
       const created = await createMlResource(aws, options)
       assert.equal(created.latestVersionArn?.endsWith('/versions/v1'), true)
       const [req] = wire.calls('greengrass:CreateResourceDefinition')
@@ -207,7 +309,14 @@ describe('AWS wire protocols through real SDK clients', () => {
 
     const groupReplies = (w: AwsWire, finalStatus: string) =>
       w
-        .on('greengrass:GetGroup', {body: {Arn: `arn:aws:greengrass:us-west-2:123456789012:/greengrass/groups/${GROUP_ID}`, Id: GROUP_ID, LatestVersion: 'gv-7', Name: 'Lab'}})
+        .on('greengrass:GetGroup', {
+          body: {
+            Arn: `arn:aws:greengrass:us-west-2:123456789012:/greengrass/groups/${GROUP_ID}`,
+            Id: GROUP_ID,
+            LatestVersion: 'gv-7',
+            Name: 'Lab',
+          },
+        })
         .on('greengrass:GetGroupVersion', {
           body: {
             Definition: {
@@ -231,7 +340,12 @@ describe('AWS wire protocols through real SDK clients', () => {
               body:
                 ++n < 3
                   ? {DeploymentStatus: n === 1 ? 'Building' : 'InProgress', DeploymentType: 'NewDeployment'}
-                  : {DeploymentStatus: finalStatus, DeploymentType: 'NewDeployment', ErrorMessage: finalStatus === 'Failure' ? 'Greengrass core failed to download ML resource' : undefined},
+                  : {
+                      DeploymentStatus: finalStatus,
+                      DeploymentType: 'NewDeployment',
+                      ErrorMessage:
+                        finalStatus === 'Failure' ? 'Greengrass core failed to download ML resource' : undefined,
+                    },
             })
           })(),
         )
@@ -239,7 +353,13 @@ describe('AWS wire protocols through real SDK clients', () => {
     it('deploys: swaps connector and resource versions, keeps the rest, waits for Success', async () => {
       groupReplies(wire, 'Success')
       wire.throttle('greengrass:CreateDeployment', 2)
-      const options = {connectorDefinitionVersionArn: 'arn:new-connectors', groupId: GROUP_ID, pollIntervalSeconds: 0, resourceDefinitionVersionArn: 'arn:new-resources', wait: true}
+      const options = {
+        connectorDefinitionVersionArn: 'arn:new-connectors',
+        groupId: GROUP_ID,
+        pollIntervalSeconds: 0,
+        resourceDefinitionVersionArn: 'arn:new-resources',
+        wait: true,
+      }
       const result = await deployGroup(aws, options)
       assert.deepEqual(result, {
         deploymentArn: 'arn:deployment-1',
@@ -278,29 +398,57 @@ describe('AWS wire protocols through real SDK clients', () => {
       // Retries of the same request carry the same idempotency token.
       assert.equal(new Set(deployments.map((d) => d.headers['x-amzn-client-token'])).size, 1)
       assert.equal(deployments[0].headers['x-amzn-client-token'], clientToken('CreateDeployment', GROUP_ID, 'gv-8'))
-      assert.equal(wire.calls('greengrass:GetDeploymentStatus')[0].path, `/greengrass/groups/${GROUP_ID}/deployments/dep-1/status`)
+      assert.equal(
+        wire.calls('greengrass:GetDeploymentStatus')[0].path,
+        `/greengrass/groups/${GROUP_ID}/deployments/dep-1/status`,
+      )
     })
 
     it('reports a failed deployment with its error message', async () => {
       groupReplies(wire, 'Failure')
-      await assert.rejects(deployGroup(aws, {connectorDefinitionVersionArn: 'arn:new-connectors', groupId: GROUP_ID, pollIntervalSeconds: 0, wait: true}), (error: AwsError) => {
-        assert.equal(error.code, 'DEPLOYMENT_FAILED')
-        assert.match(error.message, /failed to download ML resource/)
-        return true
-      })
+      await assert.rejects(
+        deployGroup(aws, {
+          connectorDefinitionVersionArn: 'arn:new-connectors',
+          groupId: GROUP_ID,
+          pollIntervalSeconds: 0,
+          wait: true,
+        }),
+        (error: AwsError) => {
+          assert.equal(error.code, 'DEPLOYMENT_FAILED')
+          assert.match(error.message, /failed to download ML resource/)
+          return true
+        },
+      )
       // Without a new resource definition, the group's own is kept.
-      assert.equal(wire.calls('greengrass:CreateGroupVersion')[0].json.ResourceDefinitionVersionArn, 'arn:old-resources')
+      assert.equal(
+        wire.calls('greengrass:CreateGroupVersion')[0].json.ResourceDefinitionVersionArn,
+        'arn:old-resources',
+      )
     })
 
     it('plans every request in order for --dry-run', () => {
-      const plan = planDeployGroup({connectorDefinitionVersionArn: 'arn:c', groupId: GROUP_ID, resourceDefinitionVersionArn: 'arn:r', wait: true})
+      const plan = planDeployGroup({
+        connectorDefinitionVersionArn: 'arn:c',
+        groupId: GROUP_ID,
+        resourceDefinitionVersionArn: 'arn:r',
+        wait: true,
+      })
       assert.deepEqual(
         plan.map((p) => p.operation),
-        ['GetGroup', 'GetGroupVersion', 'CreateGroupVersion', 'CreateDeployment', 'GetDeploymentStatus (repeated until Success or Failure)'],
+        [
+          'GetGroup',
+          'GetGroupVersion',
+          'CreateGroupVersion',
+          'CreateDeployment',
+          'GetDeploymentStatus (repeated until Success or Failure)',
+        ],
       )
       assert.equal(plan[2].input.ConnectorDefinitionVersionArn, 'arn:c')
       assert.equal(plan[3].input.DeploymentType, 'NewDeployment')
-      assert.equal(planMlResource({destinationPath: '/m', resourceId: 'r', sagemakerJobArn: JOB_ARN}).operation, 'CreateResourceDefinition')
+      assert.equal(
+        planMlResource({destinationPath: '/m', resourceId: 'r', sagemakerJobArn: JOB_ARN}).operation,
+        'CreateResourceDefinition',
+      )
     })
   })
 
@@ -320,7 +468,10 @@ describe('AWS wire protocols through real SDK clients', () => {
     it('lists every problem with a fix', async () => {
       wire.on('sagemaker:DescribeTrainingJob', {
         body: trainingJob({
-          AlgorithmSpecification: {TrainingImage: '683313688378.dkr.ecr.us-west-2.amazonaws.com/sagemaker-xgboost:1.7-1', TrainingInputMode: 'File'},
+          AlgorithmSpecification: {
+            TrainingImage: '683313688378.dkr.ecr.us-west-2.amazonaws.com/sagemaker-xgboost:1.7-1',
+            TrainingInputMode: 'File',
+          },
           HyperParameters: {max_depth: '5'},
           ModelArtifacts: undefined,
           TrainingJobArn: `arn:aws:sagemaker:us-west-2:999999999999:training-job/${JOB_NAME}`,
@@ -341,12 +492,18 @@ describe('AWS wire protocols through real SDK clients', () => {
       wire.on('sagemaker:DescribeTrainingJob', jsonError('ValidationException', 'Requested resource not found.'))
       const result = await checkJob({...aws, region: 'eu-west-1', sagemakerJobArn: JOB_ARN})
       assert.equal(result.exists, false)
-      assert.deepEqual(result.problems.map((p) => p.code), ['REGION_MISMATCH', 'JOB_NOT_FOUND'])
+      assert.deepEqual(
+        result.problems.map((p) => p.code),
+        ['REGION_MISMATCH', 'JOB_NOT_FOUND'],
+      )
       assert.match(result.problems[0].fix, /--region us-west-2/)
     })
 
     it('maps AccessDenied to an AWS error, and survives throttling', async () => {
-      wire.on('sagemaker:DescribeTrainingJob', jsonError('AccessDeniedException', 'User is not authorized to perform: sagemaker:DescribeTrainingJob', 400))
+      wire.on(
+        'sagemaker:DescribeTrainingJob',
+        jsonError('AccessDeniedException', 'User is not authorized to perform: sagemaker:DescribeTrainingJob', 400),
+      )
       await assert.rejects(checkJob({...aws, sagemakerJobArn: JOB_ARN}), (error: AwsError) => {
         assert.equal(error.code, 'ACCESS_DENIED')
         assert.equal(error.exitCode, ExitCode.AwsError)
@@ -359,11 +516,14 @@ describe('AWS wire protocols through real SDK clients', () => {
     })
 
     it('rejects the documentation typo training-job: before any call', async () => {
-      await assert.rejects(checkJob({...aws, sagemakerJobArn: JOB_ARN.replace('training-job/', 'training-job:')}), (error: UsageError) => {
-        assert.equal(error.code, 'INVALID_JOB_ARN')
-        assert.match(error.suggestions[0], /training-job\/MyImageClassifier/)
-        return true
-      })
+      await assert.rejects(
+        checkJob({...aws, sagemakerJobArn: JOB_ARN.replace('training-job/', 'training-job:')}),
+        (error: UsageError) => {
+          assert.equal(error.code, 'INVALID_JOB_ARN')
+          assert.match(error.suggestions[0], /training-job\/MyImageClassifier/)
+          return true
+        },
+      )
       assert.equal(wire.requests.length, 0)
     })
   })

@@ -1,3 +1,5 @@
+import type {AddressInfo} from 'node:net'
+
 /**
  * A loopback AWS endpoint for tests: a real HTTP server on 127.0.0.1 that real SDK v3 clients talk to through
  * `endpoint` / `--endpoint-url`. It recognises three wire protocols and records every request for assertions:
@@ -11,8 +13,7 @@
  * Unhandled "other" requests can be forwarded to another server (`proxyTo`), e.g. s3rver.
  */
 import {once} from 'node:events'
-import {createServer, type IncomingMessage, request as httpRequest, type Server, type ServerResponse} from 'node:http'
-import type {AddressInfo} from 'node:net'
+import {createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 
 export type Protocol = 'greengrass' | 'iam' | 'other' | 'sagemaker'
 
@@ -160,7 +161,12 @@ export class AwsWire {
     }
     const target = req.headers['x-amz-target']
     if (typeof target === 'string' && target.startsWith('SageMaker.')) {
-      return {...base, json: body ? JSON.parse(body) : {}, operation: `sagemaker:${target.slice(10)}`, protocol: 'sagemaker'}
+      return {
+        ...base,
+        json: body ? JSON.parse(body) : {},
+        operation: `sagemaker:${target.slice(10)}`,
+        protocol: 'sagemaker',
+      }
     }
 
     const type = req.headers['content-type'] ?? ''
@@ -175,7 +181,13 @@ export class AwsWire {
       const m = pattern.exec(url.pathname)
       if (m && method === req.method) {
         const params = Object.fromEntries(keys.map((k, i) => [k, decodeURIComponent(m[i + 1])]))
-        return {...base, json: body ? JSON.parse(body) : undefined, operation: `greengrass:${name}`, params, protocol: 'greengrass'}
+        return {
+          ...base,
+          json: body ? JSON.parse(body) : undefined,
+          operation: `greengrass:${name}`,
+          params,
+          protocol: 'greengrass',
+        }
       }
     }
 
@@ -217,7 +229,10 @@ export class AwsWire {
     }
 
     this.reply(res, wire.protocol, {
-      body: wire.protocol === 'iam' ? iamError('InternalFailure', `aws-wire: no handler for ${wire.operation}`).body : {__type: 'InternalFailure', message: `aws-wire: no handler for ${wire.operation}`},
+      body:
+        wire.protocol === 'iam'
+          ? iamError('InternalFailure', `aws-wire: no handler for ${wire.operation}`).body
+          : {__type: 'InternalFailure', message: `aws-wire: no handler for ${wire.operation}`},
       status: 500,
     })
   }
