@@ -22,7 +22,12 @@ export function parseTrainingJobArn(arn: string, flag = '--sagemaker-job-arn'): 
   if (!SAGEMAKER_JOB_ARN_PATTERN.test(value)) {
     const suggestions: string[] = []
     const typo = /^(arn:aws:sagemaker:[a-zA-Z0-9-]+:[0-9]+:training-job):([a-zA-Z0-9][a-zA-Z0-9-]+)$/.exec(value)
-    if (typo) suggestions.push(`Use "${typo[1]}/${typo[2]}" ("training-job/" with a slash, not a colon).`)
+    const badName = /^arn:aws:sagemaker:[a-zA-Z0-9-]+:[0-9]+:training-job\/(.*)$/.exec(value)
+    if (badName) {
+      suggestions.push(
+        `The job name ${JSON.stringify(badName[1])} must be 2 or more letters, digits or hyphens, starting with a letter or digit.`,
+      )
+    } else if (typo) suggestions.push(`Use "${typo[1]}/${typo[2]}" ("training-job/" with a slash, not a colon).`)
     else if (/^[a-zA-Z0-9][a-zA-Z0-9-]+$/.test(value)) {
       suggestions.push(`Pass the full ARN: arn:aws:sagemaker:REGION:ACCOUNT:training-job/${value}`)
     } else {

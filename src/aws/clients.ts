@@ -44,6 +44,12 @@ export function mapAwsError(error: unknown, operation: string): IccError {
     })
   }
 
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|ETIMEDOUT/.test(`${(e as {code?: string}).code ?? ''} ${message}`)) {
+    return new AwsError('ENDPOINT_UNREACHABLE', `${operation}: cannot reach the AWS endpoint: ${message}`, {
+      suggestions: ['Check the network, --region, and --endpoint-url if you passed one.'],
+    })
+  }
+
   if (status === 403 || /AccessDenied|UnauthorizedOperation|Forbidden/i.test(name)) {
     return new AwsError('ACCESS_DENIED', `${operation} was denied: ${message}`, {
       suggestions: [

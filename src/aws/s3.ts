@@ -114,7 +114,13 @@ export async function pullModel(options: PullModelOptions): Promise<PullModelRes
   const work = await mkdtemp(join(parent, `.${basename(destination)}.icc-pull-`))
   try {
     const archive = join(work, 'model.tar.gz')
-    const bytes = await download(options, artifact.bucket, artifact.key, archive, options.progress ?? false)
+    const bytes = await download(
+      {...options, region: artifact.region},
+      artifact.bucket,
+      artifact.key,
+      archive,
+      options.progress ?? false,
+    )
     const staged = join(work, 'model')
     try {
       await extractArchive(archive, staged)

@@ -43,9 +43,16 @@ export async function describeTrainingJob(
   aws: AwsOptions,
   job: TrainingJobArn,
 ): Promise<{clientRegion?: string; job?: DescribeTrainingJobCommandOutput}> {
-  const client = new SageMakerClient(clientConfig(aws))
+  let client = new SageMakerClient(clientConfig(aws))
   try {
-    const clientRegion = await client.config.region().catch(() => undefined)
+    let clientRegion = await client.config.region().catch(() => undefined)
+    if (!clientRegion) {
+      // No --region, AWS_REGION or profile region: the job lives in its ARN's region.
+      client.destroy()
+      client = new SageMakerClient(clientConfig({...aws, region: job.region}))
+      clientRegion = job.region
+    }
+
     try {
       return {clientRegion, job: await client.send(new DescribeTrainingJobCommand({TrainingJobName: job.jobName}))}
     } catch (error) {
@@ -162,7 +169,7 @@ export async function checkJob(options: CheckJobOptions): Promise<CheckJobResult
 export async function modelArtifactOf(
   aws: AwsOptions,
   sagemakerJobArn: string,
-): Promise<{bucket: string; key: string; uri: string}> {
+): Promise<{bucket: string; key: string; region: string; uri: string}> {
   const arn = parseTrainingJobArn(sagemakerJobArn)
   const {clientRegion, job} = await describeTrainingJob(aws, arn)
   if (!job) {
@@ -188,5 +195,5 @@ export async function modelArtifactOf(
 
   const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri)
   if (!m) throw new AwsError('BAD_MODEL_URI', `The job's model artifact is not an s3:// URI: ${uri}`)
-  return {bucket: m[1], key: m[2], uri}
+  return {bucket: m[1], key: m[2], region: clientRegion ?? arn.region, uri}
 }

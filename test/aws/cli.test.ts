@@ -210,6 +210,32 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
     assert.equal(wire.requests.length, 0)
   })
 
+  it('check-job: without any region configured, uses the region of the ARN', async () => {
+    wire.on('sagemaker:DescribeTrainingJob', {body: trainingJob()})
+    const noRegion: Record<string, string> = {...env}
+    delete noRegion.AWS_REGION
+    const r = await iccJson(['check-job', '--sagemaker-job-arn', JOB_ARN, '--endpoint-url', wire.url], {env: noRegion})
+    assert.equal(r.exitCode, 0, JSON.stringify(r.json))
+    assert.equal(r.json.clientRegion, 'us-west-2')
+    assert.match(
+      String(wire.calls('sagemaker:DescribeTrainingJob')[0].headers.authorization),
+      /\/us-west-2\/sagemaker\//,
+    )
+  })
+
+  it('explains an unreachable endpoint and an invalid job name', async () => {
+    const down = await iccJson(['check-job', '--sagemaker-job-arn', JOB_ARN, '--endpoint-url', 'http://127.0.0.1:1'], {
+      env,
+    })
+    assert.equal(down.exitCode, 3)
+    assert.equal(down.json.error.code, 'ENDPOINT_UNREACHABLE')
+    const bad = await iccJson(['check-job', '--sagemaker-job-arn', `${JOB_ARN.replace('MyImageClassifier', '_x')}`], {
+      env,
+    })
+    assert.equal(bad.exitCode, 2)
+    assert.match(bad.json.error.suggestions[0], /job name "_x"/)
+  })
+
   it('never prints the secret access key', () => {
     assert.ok(outputs.length > 10)
     for (const out of outputs) assert.ok(!out.includes(SECRET_KEY), 'the planted secret key leaked into the output')
