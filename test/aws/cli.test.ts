@@ -1,3 +1,4 @@
+import {execa} from 'execa'
 import assert from 'node:assert/strict'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -5,7 +6,7 @@ import {join} from 'node:path'
 
 import {describeTrainingJobPolicy} from '../../src/aws/policy.js'
 import {AwsWire, iamError, iamResult, jsonError} from '../helpers/aws-wire.js'
-import {icc, iccJson} from '../helpers/cli.js'
+import {BIN, icc, iccJson} from '../helpers/cli.js'
 import {AWS_ENV, GROUP_ID, JOB_ARN, ROLE_ARN, SECRET_KEY, simulateReply, trainingJob} from './fixtures.js'
 
 describe('icc check-role / check-job (real binary, loopback AWS)', function () {
@@ -120,6 +121,47 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
     assert.match(fixed.stderr, /"sagemaker:DescribeTrainingJob"/)
     const [put] = wire.calls('iam:PutRolePolicy')
     assert.deepEqual(JSON.parse(put.params.PolicyDocument), describeTrainingJobPolicy(JOB_ARN))
+  })
+
+  it('check-role --fix on a terminal asks first, and applies on "y"', async function () {
+    const probe = await execa('script', ['--version'], {reject: false}).catch(() => undefined)
+    if (!probe || probe.exitCode !== 0) this.skip()
+    wire
+      .on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
+      .on('iam:PutRolePolicy', {body: iamResult('PutRolePolicy', '')})
+    const command = [
+      process.execPath,
+      BIN,
+      'check-role',
+      '--role-arn',
+      ROLE_ARN,
+      '--sagemaker-job-arn',
+      JOB_ARN,
+      '--fix',
+      '--endpoint-url',
+      wire.url,
+    ].join(' ')
+    const declined = await execa('script', ['-qefc', command, '/dev/null'], {
+      env: {...env, NO_COLOR: '1'},
+      input: 'n\n',
+      reject: false,
+      timeout: 60_000,
+    })
+    assert.match(
+      declined.stdout,
+      /Add inline policy icc-sagemaker-describe-training-job to role GreengrassGroupRole\? \[y\/N\]/,
+    )
+    assert.equal(declined.exitCode, 6, declined.stdout)
+    assert.equal(wire.calls('iam:PutRolePolicy').length, 0)
+    const accepted = await execa('script', ['-qefc', command, '/dev/null'], {
+      env: {...env, NO_COLOR: '1'},
+      input: 'y\n',
+      reject: false,
+      timeout: 60_000,
+    })
+    assert.equal(accepted.exitCode, 0, accepted.stdout)
+    assert.equal(wire.calls('iam:PutRolePolicy').length, 1)
+    outputs.push(declined.stdout, accepted.stdout)
   })
 
   it('check-role --policy-file works offline (no credentials, no endpoint)', async () => {

@@ -1,4 +1,5 @@
 import {PutObjectCommand, S3Client} from '@aws-sdk/client-s3'
+import {execa} from 'execa'
 import assert from 'node:assert/strict'
 import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {createRequire} from 'node:module'
@@ -7,7 +8,7 @@ import {join} from 'node:path'
 import * as tar from 'tar'
 
 import {AwsWire} from '../helpers/aws-wire.js'
-import {icc, iccJson} from '../helpers/cli.js'
+import {BIN, icc, iccJson} from '../helpers/cli.js'
 import {ACCESS_KEY_ID, AWS_ENV, JOB_ARN, JOB_NAME, SECRET_KEY, trainingJob} from './fixtures.js'
 
 const require = createRequire(import.meta.url)
@@ -52,6 +53,7 @@ describe('icc pull-model against s3rver (real binary)', function () {
 
   before(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'icc-pull-'))
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
     // s3rver only checks that the access key id is known (SigV4 signatures are not verified): register ours.
     require('s3rver/lib/models/account.js').DUMMY_ACCOUNT.createKeyPair(ACCESS_KEY_ID, SECRET_KEY)
     s3server = new S3rver({
@@ -159,6 +161,21 @@ describe('icc pull-model against s3rver (real binary)', function () {
     assert.equal(r.exitCode, 0, r.stderr)
     assert.match(r.stdout, /Symbol: image-classification-symbol.json/)
     assert.match(r.stdout, /Params: image-classification-0001.params/)
+  })
+
+  it('shows a progress bar (bytes, rate, ETA) on a terminal', async function () {
+    // `script` runs the binary on a pseudo-terminal; every argument here is a plain path or ARN.
+    const probe = await execa('script', ['--version'], {reject: false}).catch(() => undefined)
+    if (!probe || probe.exitCode !== 0) this.skip()
+    const command = [process.execPath, BIN, ...argsFor('Good', join(tmp, 'dest-tty'))].join(' ')
+    const r = await execa('script', ['-qefc', command, '/dev/null'], {
+      env: {...AWS_ENV, NO_COLOR: '1'},
+      reject: false,
+      timeout: 60_000,
+    })
+    assert.equal(r.exitCode, 0, r.stdout)
+    assert.match(r.stdout, /model\.tar\.gz \d+(\.\d)? (B|KiB) \/ \d+(\.\d)? (B|KiB) \[#+\] 100% .*\/s {2}ETA \d+s/)
+    assert.ok(!r.stdout.includes(SECRET_KEY))
   })
 
   for (const job of ['Truncated', 'Garbage']) {
