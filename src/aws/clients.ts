@@ -13,6 +13,8 @@ export interface AwsOptions {
 
 /** The configuration object every SDK v3 client constructor accepts. */
 export function clientConfig(options: AwsOptions): Record<string, unknown> {
+  // icc supports Node 20 (package.json engines); the SDK's "Node >= 22 soon" notice is noise on every command.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
   const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION
   return {
     ...(region ? {region} : {}),
@@ -39,6 +41,12 @@ export function mapAwsError(error: unknown, operation: string): IccError {
   if (/Region is missing|region/i.test(message) && /missing/i.test(message)) {
     return new AwsError('NO_REGION', `${operation}: no AWS region is set.`, {
       suggestions: ['Pass --region, or set AWS_REGION.'],
+    })
+  }
+
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|ETIMEDOUT/.test(`${(e as {code?: string}).code ?? ''} ${message}`)) {
+    return new AwsError('ENDPOINT_UNREACHABLE', `${operation}: cannot reach the AWS endpoint: ${message}`, {
+      suggestions: ['Check the network, --region, and --endpoint-url if you passed one.'],
     })
   }
 

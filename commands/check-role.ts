@@ -1,0 +1,88 @@
+import {Flags} from '@oclif/core'
+import {createInterface} from 'node:readline/promises'
+
+import {checkRole, type CheckRoleResult} from '../src/aws/iam.js'
+import {BaseCommand} from './_base.js'
+
+export default class CheckRole extends BaseCommand {
+  static override description = `Check that the Greengrass group role allows sagemaker:DescribeTrainingJob on the training job.
+Uses IAM's policy simulator; when that is not allowed, reads the role's policies and evaluates them locally.
+Exit codes: 0 allowed, 6 denied (implicitly or explicitly), 7 could not decide (e.g. a Condition).`
+  static override examples = [
+    {
+      command:
+        '<%= config.bin %> <%= command.id %> --group-id 1402daf9-71cf-4cfe-8be0-d5e80526d0d8 --sagemaker-job-arn arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier',
+      description: "Check the group's role.",
+    },
+    {
+      command:
+        '<%= config.bin %> <%= command.id %> --role-arn arn:aws:iam::123456789012:role/GreengrassGroupRole --sagemaker-job-arn arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier --fix --yes',
+      description: 'Add the missing permission as an inline policy without asking.',
+    },
+    {
+      command:
+        '<%= config.bin %> <%= command.id %> --policy-file policy.json --sagemaker-job-arn arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier',
+      description: 'Evaluate a policy document offline (no AWS calls).',
+    },
+  ]
+  static override flags = {
+    'endpoint-url': Flags.string({description: 'Send AWS requests to this endpoint (e.g. LocalStack).'}),
+    fix: Flags.boolean({description: 'Add an inline policy granting exactly this action on exactly this job.'}),
+    'group-id': Flags.string({
+      description: 'Greengrass group whose associated role to check.',
+      exactlyOne: ['group-id', 'role-arn', 'policy-file'],
+    }),
+    'policy-file': Flags.string({description: 'Evaluate this policy document (or JSON array of documents) offline.'}),
+    profile: Flags.string({description: 'AWS profile to use.'}),
+    region: Flags.string({description: 'AWS region (default: AWS_REGION or the profile).'}),
+    'role-arn': Flags.string({description: 'IAM role ARN to check.'}),
+    'sagemaker-job-arn': Flags.string({description: 'The training job ARN (MLModelSageMakerJobArn).', required: true}),
+    yes: Flags.boolean({char: 'y', description: 'Apply --fix without asking.'}),
+  }
+
+  async run(): Promise<CheckRoleResult> {
+    const {flags} = await this.parse(CheckRole)
+    const json = this.jsonEnabled()
+    const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !json
+    const result = await checkRole({
+      confirm: interactive
+        ? async (question) => {
+            const rl = createInterface({input: process.stdin, output: process.stderr})
+            try {
+              return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim())
+            } finally {
+              rl.close()
+            }
+          }
+        : undefined,
+      endpointUrl: flags['endpoint-url'],
+      fix: flags.fix,
+      groupId: flags['group-id'],
+      log: json ? undefined : (line) => this.logToStderr(line),
+      policyFile: flags['policy-file'],
+      profile: flags.profile,
+      region: flags.region,
+      roleArn: flags['role-arn'],
+      sagemakerJobArn: flags['sagemaker-job-arn'],
+      yes: flags.yes,
+    })
+    if (!json) {
+      const words = {
+        allowed: 'ALLOWED',
+        explicitDeny: 'DENIED (explicit deny)',
+        implicitDeny: 'DENIED (no statement allows it)',
+        undecided: 'CANNOT DECIDE',
+      }
+      this.log(`${words[result.decision]}: ${result.action} on ${result.resource}`)
+      if (result.roleArn) this.log(`Role: ${result.roleArn}`)
+      this.log(`Why: ${result.reason}`)
+      for (const s of result.statements) this.log(`  - ${s.policy}${s.statement ? ` (${s.statement})` : ''}`)
+      if (result.fix) this.log(`Fix: ${result.fix.note}`)
+      else if (result.decision === 'implicitDeny') this.log('Run again with --fix to add the missing permission.')
+    }
+
+    // The result is printed once (by oclif for --json, above otherwise); the exit code tells denied/undecided.
+    if (result.exitCode !== 0) process.exitCode = result.exitCode
+    return result
+  }
+}

@@ -1,0 +1,54 @@
+import {Flags} from '@oclif/core'
+
+import {formatBytes} from '../src/aws/progress.js'
+import {pullModel, type PullModelResult} from '../src/aws/s3.js'
+import {BaseCommand} from './_base.js'
+
+export default class PullModel extends BaseCommand {
+  static override description = `Download a training job's model (ModelArtifacts.S3ModelArtifacts) and extract it into a directory.
+Like Greengrass does for a SageMaker ML resource. The destination's old content is replaced only once the new model
+is completely downloaded and extracted.`
+  static override examples = [
+    {
+      command:
+        '<%= config.bin %> <%= command.id %> --sagemaker-job-arn arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier --destination /greengrass/model',
+      description: 'Pull the model into /greengrass/model.',
+    },
+    {
+      command:
+        '<%= config.bin %> <%= command.id %> --sagemaker-job-arn arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier --destination ./model --json',
+      description: 'The same, quiet, with a JSON summary.',
+    },
+  ]
+  static override flags = {
+    destination: Flags.string({
+      description: 'Directory to extract the model into (MLModelDestinationPath).',
+      required: true,
+    }),
+    'endpoint-url': Flags.string({description: 'Send AWS requests to this endpoint (S3 uses path-style addressing).'}),
+    profile: Flags.string({description: 'AWS profile to use.'}),
+    region: Flags.string({description: 'AWS region (default: AWS_REGION or the profile).'}),
+    'sagemaker-job-arn': Flags.string({description: 'The training job ARN (MLModelSageMakerJobArn).', required: true}),
+  }
+
+  async run(): Promise<PullModelResult> {
+    const {flags} = await this.parse(PullModel)
+    const json = this.jsonEnabled()
+    const result = await pullModel({
+      destination: flags.destination,
+      endpointUrl: flags['endpoint-url'],
+      profile: flags.profile,
+      progress: !json && Boolean(process.stderr.isTTY),
+      region: flags.region,
+      sagemakerJobArn: flags['sagemaker-job-arn'],
+    })
+    if (!json) {
+      this.log(`Pulled ${result.source} (${formatBytes(result.bytes)}) into ${result.destination}`)
+      for (const f of result.files) this.log(`  ${f}`)
+      this.log(`Symbol: ${result.symbol ?? 'none found'}`)
+      this.log(`Params: ${result.params.join(', ') || 'none found'}`)
+    }
+
+    return result
+  }
+}
