@@ -7,7 +7,7 @@ import {request as httpRequest} from 'node:http'
 
 import {ExitCode, IccError, UsageError} from '../errors.js'
 
-export const IPC_API_VERSION = '2016-11-01'
+const IPC_API_VERSION = '2016-11-01'
 const NAME_REGEX = /^[a-zA-Z0-9][a-zA-Z0-9-]{1,62}$/
 
 export interface InvokeInferenceServiceArgs {
