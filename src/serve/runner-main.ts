@@ -19,10 +19,12 @@ import {Socket} from 'node:net'
 import {availableParallelism} from 'node:os'
 import {dirname, join} from 'node:path'
 import * as ort from 'onnxruntime-node'
+import sharp from 'sharp'
 
 import {DependencyError, IccError, isIccError, ModelError} from '../errors.js'
 import * as modelCore from '../model/index.js'
 import {FrameDecoder, type HostMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
+import {cpuSessionOptions} from './tuning.js'
 
 export interface RunnerConfig {
   allowCpuFallback: boolean
@@ -103,17 +105,17 @@ async function openSession(
     }
   }
 
+  // CPU: the runner's tuned options (./tuning.ts), shared with the benchmark's in-process baseline
+  const intraOpThreads = config.intraOpThreads ?? availableParallelism()
   return {
     provider: 'cpu',
-    // always a number: the placeholder createSession forwards undefined, which ONNX Runtime refuses
-    session: await modelCore.createSession(model, {
-      gpu: false,
-      intraOpThreads: config.intraOpThreads ?? availableParallelism(),
-    }),
+    session: await ort.InferenceSession.create(model.onnxPath, cpuSessionOptions(intraOpThreads)),
   }
 }
 
 async function main(): Promise<void> {
+  // libvips' operation cache (up to 50 MB) never hits here: every request is a new image
+  sharp.cache(false)
   const config = JSON.parse(process.env.ICC_RUNNER_CONFIG ?? '{}') as RunnerConfig
   const channel = new Socket({allowHalfOpen: false, fd: 3, readable: true, writable: true})
   channel.on('error', () => process.exit(0))
@@ -150,6 +152,9 @@ async function main(): Promise<void> {
     const [c, h, w] = model.inputShape
     const warm = performance.now()
     await session.run({[session.inputNames[0]]: new ort.Tensor('float32', new Float32Array(c * h * w), [1, c, h, w])})
+    // loading leaves the model file's bytes (~100 MB for a ResNet-50) in Buffers that V8 may not collect for a
+    // long time, as nothing else allocates much on the JS heap: collect them now (the host passes --expose-gc)
+    ;(globalThis as {gc?: () => void}).gc?.()
     info = {
       inputName: session.inputNames[0],
       inputShape: model.inputShape,
