@@ -252,6 +252,24 @@ async function throughput(one: () => Promise<void>, concurrency: number, ms: num
   )
 }
 
+/** Latency at concurrency 1 of several paths, taking turns request by request. */
+async function interleavedLatency(
+  runners: [string, () => Promise<void>][],
+  n: number,
+): Promise<Record<string, Latency>> {
+  const samples: Record<string, number[]> = Object.fromEntries(runners.map(([p]) => [p, []]))
+  for (let i = 0; i < Math.min(5, n); i++) for (const [, one] of runners) await one()
+  for (let i = 0; i < n; i++) {
+    for (const [path, one] of runners) {
+      const t = performance.now()
+      await one()
+      samples[path].push(performance.now() - t)
+    }
+  }
+
+  return Object.fromEntries(Object.entries(samples).map(([p, xs]) => [p, latencyOf(xs)]))
+}
+
 async function latency(one: () => Promise<void>, n: number): Promise<Latency> {
   for (let i = 0; i < Math.min(5, n); i++) await one()
   const samples: number[] = []
@@ -447,6 +465,16 @@ function cpuMs(pid?: number): number {
   }
 }
 
+function ipcRunner(ipc: {invoke: IpcInvoke; port: number}, jpeg: Buffer): () => Promise<void> {
+  return async () => {
+    const r = await ipc.invoke(
+      {AlgoType: 'image-classification', Body: jpeg, ContentType: 'image/jpeg', ServiceName: SERVICE},
+      {port: ipc.port, region: 'us-east-1', token: IPC_TOKEN},
+    )
+    if (r.Body.length < 2) throw new Error('empty IPC answer')
+  }
+}
+
 /**
  * Host + runner RSS sampled every 100 ms while `work` runs: the highest sum seen, and its parts; and the CPU time
  * each of host, runner and this (client) process spent meanwhile.
@@ -550,28 +578,7 @@ async function main(): Promise<void> {
         continue
       }
 
-      // 1. raw
-      log(`${name}: raw pipeline`)
-      const session = await rawSession(loaded)
-      const raw: Record<string, Row> = {}
-      for (const img of imageNames) {
-        const one = rawRunner(loaded, session, images[img])
-        const row: Row = {
-          concurrencies: {},
-          image: img,
-          latency: await latency(one, cfg.latencyN),
-          model: name,
-          path: 'raw',
-        }
-        for (const c of concurrencies) row.concurrencies[c] = await throughput(one, c, cfg.throughputMs, cfg.windows)
-        raw[img] = row
-        rows.push(row)
-        log(`  ${img}: p50 ${fmt(row.latency.p50)} ms, ${JSON.stringify(row.concurrencies)}`)
-      }
-
-      await session.release()
-
-      // 2. cold start: fresh cache, then warm cache
+      // 1. cold start: fresh cache, then warm cache; the last warm start is the one measured below
       log(`${name}: cold starts`)
       const cold: {fresh: number[]; warm: number[]} = {fresh: [], warm: []}
       const warmCache = join(dir, `cache-${name}`)
@@ -587,7 +594,7 @@ async function main(): Promise<void> {
         const last = i === cfg.coldRuns - 1
         served = await startServe(m, dir, warmCache, [...args.serveArgs, ...(last && ipc ? ipc.flags : [])])
         cold.warm.push(served.coldMs)
-        if (i < cfg.coldRuns - 1) await served.stop()
+        if (!last) await served.stop()
       }
 
       const med = (xs: number[]) =>
@@ -598,7 +605,8 @@ async function main(): Promise<void> {
       report.coldStart[name] = {freshCacheMs: med(cold.fresh), runs: cold, warmCacheMs: med(cold.warm)}
       log(`  fresh cache ${fmt(med(cold.fresh), 0)} ms, warm cache ${fmt(med(cold.warm), 0)} ms`)
 
-      // 3. end to end
+      // 2. raw and end to end, side by side
+      const session = await rawSession(loaded)
       const runnerPid = await served.runnerPid()
       const pids = {host: served.hostPid, runner: runnerPid}
       const idle = {
@@ -606,44 +614,37 @@ async function main(): Promise<void> {
         runnerKb: runnerPid ? (readRssKb(runnerPid).rssKb ?? 0) : 0,
       }
       let underLoad = {hostKb: 0, runnerKb: 0, totalKb: 0}
-      const transports: [string, {port?: number; socketPath?: string}][] = [
+      const targets: [string, {port?: number; socketPath?: string}][] = [
         ['unix', {socketPath: served.socket}],
         ['tcp', {port: served.tcpPort}],
       ]
-      if (ipc && args.transports.includes('ipc')) transports.push(['ipc', {}])
-      const chosen = transports.filter(([t]) => args.transports.includes(t))
-      for (const [path, target] of args.quick && m.depth === 50 ? chosen.slice(0, 1) : chosen) {
-        for (const img of imageNames) {
-          log(`${name}: ${path} ${img}`)
-          const one =
-            path === 'ipc'
-              ? async () => {
-                  const r = await ipc!.invoke(
-                    {
-                      AlgoType: 'image-classification',
-                      Body: images[img],
-                      ContentType: 'image/jpeg',
-                      ServiceName: SERVICE,
-                    },
-                    {port: ipc!.port, region: 'us-east-1', token: IPC_TOKEN},
-                  )
-                  if (r.Body.length < 2) throw new Error('empty IPC answer')
-                }
-              : httpRunner(target, images[img])
-          if (path === 'ipc') {
-            try {
-              await one()
-            } catch (error) {
-              report.ipcError = (error as Error).message
-              log(`  the IPC endpoint failed, column left out: ${(error as Error).message}`)
-              continue
-            }
+      if (ipc) targets.push(['ipc', {}])
+      const chosen = targets.filter(([t]) => args.transports.includes(t))
+      const paths = args.quick && m.depth === 50 ? chosen.slice(0, 1) : chosen
+      for (const img of imageNames) {
+        const runners: [string, () => Promise<void>][] = [['raw', rawRunner(loaded, session, images[img])]]
+        for (const [path, target] of paths) {
+          const one = path === 'ipc' ? ipcRunner(ipc!, images[img]) : httpRunner(target, images[img])
+          try {
+            await one()
+            runners.push([path, one])
+          } catch (error) {
+            report.errors = {...report.errors, [path]: (error as Error).message}
+            log(`  ${path} failed, column left out: ${(error as Error).message}`)
           }
+        }
 
-          const row: Row = {concurrencies: {}, image: img, latency: await latency(one, cfg.latencyN), model: name, path}
+        // latency: the paths take turns request by request, so a neighbour's burst hits them all alike
+        log(`${name} ${img}: latency at concurrency 1 (${runners.map(([p]) => p).join(', ')}, interleaved)`)
+        const lat = await interleavedLatency(runners, cfg.latencyN)
+        let raw: Row | undefined
+        for (const [path, one] of runners) {
+          log(`${name} ${img}: ${path} throughput`)
+          const row: Row = {concurrencies: {}, image: img, latency: lat[path], model: name, path}
           for (const c of concurrencies) {
             const r = await rssDuring(pids, throughput(one, c, cfg.throughputMs, cfg.windows))
             row.concurrencies[c] = r.result
+            if (path === 'raw') continue
             if (c === 4) {
               const n = lastThroughputCalls
               row.cpuPerRequestMs = {client: r.cpuMs.client / n, host: r.cpuMs.host / n, runner: r.cpuMs.runner / n}
@@ -652,18 +653,23 @@ async function main(): Promise<void> {
             if (r.totalKb > underLoad.totalKb) underLoad = {hostKb: r.hostKb, runnerKb: r.runnerKb, totalKb: r.totalKb}
           }
 
-          row.ratioLatencyP50 = row.latency.p50 / raw[img].latency.p50
-          row.ratioThroughput = Object.fromEntries(
-            concurrencies.map((c) => [c, row.concurrencies[c] / raw[img].concurrencies[c]]),
-          )
+          if (raw) {
+            row.ratioLatencyP50 = row.latency.p50 / raw.latency.p50
+            row.ratioThroughput = Object.fromEntries(
+              concurrencies.map((c) => [c, row.concurrencies[c] / raw!.concurrencies[c]]),
+            )
+          } else raw = row
+
           rows.push(row)
           log(
-            `  p50 ${fmt(row.latency.p50)} ms (x${fmt(row.ratioLatencyP50, 2)}), ${JSON.stringify(row.concurrencies)}, ` +
-              `cpu/request at c=4 ${JSON.stringify(row.cpuPerRequestMs)}`,
+            `  p50 ${fmt(row.latency.p50)} ms${row.ratioLatencyP50 ? ` (x${fmt(row.ratioLatencyP50, 2)})` : ''}, ` +
+              `${JSON.stringify(row.concurrencies)}` +
+              (row.cpuPerRequestMs ? `, cpu/request at c=4 ${JSON.stringify(row.cpuPerRequestMs)}` : ''),
           )
         }
       }
 
+      await session.release()
       report.rss[name] = {idle: {...idle, totalKb: idle.hostKb + idle.runnerKb}, underLoad}
       await served.stop()
     }
