@@ -30,6 +30,7 @@ import {type ChildProcess, spawn, terminate} from '../system.js'
 import {formatConnectorBody, topClasses} from './format.js'
 import {type MemoryCap, readRssKb, tryCgroupCap} from './memory.js'
 import {FrameDecoder, payloadToFloat32, type RunnerMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
+import {runnerMallocEnv} from './tuning.js'
 import {type InferenceRequest, type InferenceResult, ServeError} from './types.js'
 
 export interface ServiceOptions {
@@ -200,8 +201,9 @@ export class Service {
     this.killReason = undefined
     this.state = first ? 'starting' : 'restarting'
     const log = o.logger
-    const child = spawn(process.execPath, [RUNNER_MAIN], {
-      env: {...o.runnerEnv, ICC_RUNNER_CONFIG: JSON.stringify(config)},
+    // --expose-gc: the runner collects the garbage of model loading (see runner-main.ts) once it is ready
+    const child = spawn(process.execPath, ['--expose-gc', RUNNER_MAIN], {
+      env: {...runnerMallocEnv(), ...o.runnerEnv, ICC_RUNNER_CONFIG: JSON.stringify(config)},
       extraPipes: 1,
       killGraceMs: 1000,
       onStderrLine: (line) => line.trim() && log.warn({runner: child.pid}, `runner: ${line}`),

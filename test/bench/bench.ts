@@ -1,0 +1,807 @@
+/**
+ * `npm run bench`: the performance benchmark of `icc serve` (a benchmark, never part of `npm test`).
+ *
+ * Builds its own inputs (ResNet-18 and ResNet-50 with 1000 classes, photo-like JPEGs at 224x224 and 640x480),
+ * then measures on this machine, side by side:
+ *   - raw: the in-process pipeline, `preprocessImage` (the runner's own preprocessing) + ONNX Runtime with the
+ *     runner's session options: the floor that the host adds to;
+ *   - unix / tcp (/ ipc when available): `icc serve` end to end, the real binary, over its unix socket, TCP, and
+ *     the Greengrass IPC endpoint;
+ * latency p50/p90/p99 at concurrency 1, throughput at concurrency 1, 2, 4, 16, cold start (process start ->
+ * ready line) with a fresh and a warm conversion cache, and the RSS of host and runner idle and under load.
+ * Prints a table with the ratio e2e/raw per line and PASS/FAIL per target; `--out FILE` writes all of it as JSON.
+ *
+ * Usage: node dist/test/bench/bench.js [--quick] [--out FILE] [--models 18,50] [--images 224,640]
+ *        [--serve-arg=--flag=value ...] [--raw-levers]
+ */
+import {execa} from 'execa'
+import {readFileSync} from 'node:fs'
+import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {Agent, createServer, request} from 'node:http'
+import {type AddressInfo} from 'node:net'
+import {availableParallelism, loadavg, tmpdir} from 'node:os'
+import {join} from 'node:path'
+import * as ort from 'onnxruntime-node'
+import sharp from 'sharp'
+
+import * as modelCore from '../../src/model/index.js'
+import {readRssKb} from '../../src/serve/memory.js'
+import {cpuSessionOptions} from '../../src/serve/tuning.js'
+import {BIN} from '../helpers/cli.js'
+import {writeOnnxResNet} from './onnx-resnet.js'
+
+type Depth = 18 | 50
+interface Args {
+  images: number[]
+  models: Depth[]
+  out?: string
+  quick: boolean
+  rawLevers: boolean
+  serveArgs: string[]
+  transports: string[]
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {
+    images: [224, 640],
+    models: [18, 50],
+    quick: false,
+    rawLevers: false,
+    serveArgs: [],
+    transports: ['unix', 'tcp', 'ipc'],
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i]
+    switch (v) {
+      case '--quick': {
+        a.quick = true
+        break
+      }
+
+      case '--raw-levers': {
+        a.rawLevers = true
+        break
+      }
+
+      case '--out': {
+        a.out = argv[++i]
+        break
+      }
+
+      case '--models': {
+        a.models = argv[++i].split(',').map((s) => Number(s) as Depth)
+        break
+      }
+
+      case '--transports': {
+        a.transports = argv[++i].split(',')
+        break
+      }
+
+      case '--images': {
+        a.images = argv[++i].split(',').map(Number)
+        break
+      }
+
+      default:
+        if (v.startsWith('--serve-arg=')) a.serveArgs.push(v.slice('--serve-arg='.length))
+        else throw new Error(`unknown argument ${v} (see the comment at the top of test/bench/bench.ts)`)
+    }
+  }
+
+  return a
+}
+
+// ---------------------------------------------------------------- inputs
+
+/** A photo-like JPEG: smooth gradients and blobs plus sensor-like noise, so its size is realistic. */
+async function photoJpeg(width: number, height: number, seed: number): Promise<Buffer> {
+  const raw = Buffer.alloc(width * height * 3)
+  let s = seed
+  const rnd = () => {
+    s = (s * 1_103_515_245 + 12_345) % 2_147_483_648
+    return s / 2_147_483_648
+  }
+
+  const blobs = Array.from({length: 6}, () => ({
+    c: [rnd() * 255, rnd() * 255, rnd() * 255],
+    r: (0.1 + rnd() * 0.3) * width,
+    x: rnd() * width,
+    y: rnd() * height,
+  }))
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3
+      for (let c = 0; c < 3; c++) {
+        let v = ((x / width) * 120 + (y / height) * 80 + c * 30) % 256
+        for (const b of blobs) {
+          const d = Math.hypot(x - b.x, y - b.y) / b.r
+          if (d < 1) v = v * d + b.c[c] * (1 - d)
+        }
+
+        v += 40 * Math.sin(x / 7 + c) * Math.cos(y / 11) + (rnd() - 0.5) * 24
+        raw[i + c] = Math.max(0, Math.min(255, Math.round(v)))
+      }
+    }
+  }
+
+  return sharp(raw, {raw: {channels: 3, height, width}})
+    .jpeg({quality: 88})
+    .toBuffer()
+}
+
+interface BenchModel {
+  depth: Depth
+  /** How the model was built (writer + conversion, or the ONNX fallback). */
+  origin: string
+  /** What `icc serve --model` gets. */
+  servePath: string
+}
+
+/** The project's MXNet writer (src/model/writer.ts), when this build has it. */
+interface Writer {
+  generateWeights(
+    symbolJson: string,
+    inputShape: number[],
+    seed?: number,
+  ): {data: Float32Array; name: string; shape: number[]}[]
+  resnetSymbol(options: {imageShape?: [number, number, number]; numClasses: number; numLayers: number}): string
+  writeParams(arrays: {data: Float32Array; name?: string; shape: number[]}[], options?: {format?: string}): Uint8Array
+}
+
+async function loadWriter(): Promise<undefined | Writer> {
+  const path = '../../src/model/writer.js' // a variable: this file must build before the writer lands
+  try {
+    const w = (await import(path)) as Partial<Writer>
+    return w.resnetSymbol && w.generateWeights && w.writeParams ? (w as Writer) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A SageMaker-format model directory (symbol JSON + params + model-shapes.json + synset.txt) written by the
+ * project's MXNet writer, which `icc serve` converts to ONNX (and caches); else, an ONNX ResNet (fallback).
+ */
+async function buildModel(dir: string, depth: Depth): Promise<BenchModel> {
+  const writer = await loadWriter()
+  if (!writer) {
+    const path = await writeOnnxResNet(join(dir, `resnet${depth}.onnx`), depth)
+    return {
+      depth,
+      origin: 'ONNX written by test/bench/onnx-resnet.ts (the MXNet writer is not in this build)',
+      servePath: path,
+    }
+  }
+
+  const modelDir = join(dir, `resnet${depth}`)
+  await mkdir(modelDir, {recursive: true})
+  const symbol = writer.resnetSymbol({imageShape: [3, 224, 224], numClasses: 1000, numLayers: depth})
+  const arrays = writer.generateWeights(symbol, [1, 3, 224, 224], depth)
+  await writeFile(join(modelDir, 'image-classification-symbol.json'), symbol)
+  await writeFile(join(modelDir, 'image-classification-0001.params'), writer.writeParams(arrays, {format: 'V2'}))
+  await writeFile(join(modelDir, 'model-shapes.json'), JSON.stringify([{name: 'data', shape: [1, 3, 224, 224]}]))
+  await writeFile(
+    join(modelDir, 'synset.txt'),
+    Array.from({length: 1000}, (_, i) => `n${String(i).padStart(8, '0')} class ${i}`).join('\n') + '\n',
+  )
+  return {
+    depth,
+    origin: 'SageMaker-format MXNet model written by src/model/writer.ts, converted by loadModel',
+    servePath: modelDir,
+  }
+}
+
+// ---------------------------------------------------------------- statistics
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]
+}
+
+interface Latency {
+  n: number
+  p50: number
+  p90: number
+  p99: number
+}
+
+function latencyOf(samples: number[]): Latency {
+  const s = [...samples].sort((x, y) => x - y)
+  return {n: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99)}
+}
+
+/** Requests made by the last `throughput` call, warm-up included (for CPU time per request). */
+let lastThroughputCalls = 0
+
+/** Run `one` at the given concurrency for about `ms` (after a short warm-up): requests per second. */
+async function throughput(one: () => Promise<void>, concurrency: number, ms: number, windows = 1): Promise<number> {
+  const warmUntil = performance.now() + Math.min(500, ms / 4)
+  let calls = 0
+  await Promise.all(
+    Array.from({length: concurrency}, async () => {
+      while (performance.now() < warmUntil) {
+        await one()
+        calls++
+      }
+    }),
+  )
+  // `windows` back-to-back windows of `ms`; the median rate (robust to a neighbour's burst on a shared machine)
+  const rates: number[] = []
+  for (let w = 0; w < windows; w++) {
+    let done = 0
+    const t0 = performance.now()
+    const until = t0 + ms
+
+    await Promise.all(
+      Array.from({length: concurrency}, async () => {
+        while (performance.now() < until) {
+          await one()
+          done++
+        }
+      }),
+    )
+    calls += done
+    rates.push(done / ((performance.now() - t0) / 1000))
+  }
+
+  lastThroughputCalls = calls
+  return percentile(
+    rates.sort((x, y) => x - y),
+    50,
+  )
+}
+
+/** Latency at concurrency 1 of several paths, taking turns request by request. */
+async function interleavedLatency(
+  runners: [string, () => Promise<void>][],
+  n: number,
+): Promise<Record<string, Latency>> {
+  const samples: Record<string, number[]> = Object.fromEntries(runners.map(([p]) => [p, []]))
+  for (let i = 0; i < Math.min(5, n); i++) for (const [, one] of runners) await one()
+  for (let i = 0; i < n; i++) {
+    for (const [path, one] of runners) {
+      const t = performance.now()
+      await one()
+      samples[path].push(performance.now() - t)
+    }
+  }
+
+  return Object.fromEntries(Object.entries(samples).map(([p, xs]) => [p, latencyOf(xs)]))
+}
+
+async function latency(one: () => Promise<void>, n: number): Promise<Latency> {
+  for (let i = 0; i < Math.min(5, n); i++) await one()
+  const samples: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t = performance.now()
+    await one()
+    samples.push(performance.now() - t)
+  }
+
+  return latencyOf(samples)
+}
+
+// ---------------------------------------------------------------- the raw pipeline
+
+/** The runner's session options (src/serve/tuning.ts), optionally overridden for the lever study. */
+async function rawSession(
+  model: modelCore.LoadedModel,
+  extra?: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(model.onnxPath, {...cpuSessionOptions(availableParallelism()), ...extra})
+}
+
+function rawRunner(model: modelCore.LoadedModel, session: ort.InferenceSession, jpeg: Buffer): () => Promise<void> {
+  const [c, h, w] = model.inputShape
+  const input = session.inputNames[0]
+  return async () => {
+    const tensor = await modelCore.preprocessImage(jpeg, {
+      channels: c,
+      contentType: 'image/jpeg',
+      height: h,
+      preprocessing: model.preprocessing,
+      width: w,
+    })
+    await session.run({[input]: new ort.Tensor('float32', tensor, [1, c, h, w])})
+  }
+}
+
+// ---------------------------------------------------------------- icc serve, end to end
+
+const IPC_TOKEN = 'icc-bench-token'
+const SERVICE = 'bench'
+type IpcInvoke = (
+  args: {AlgoType: string; Body: Uint8Array; ContentType?: string; ServiceName: string},
+  options: {port?: number; region?: string; token?: string},
+) => Promise<{Body: Buffer}>
+
+/** The Greengrass IPC endpoint, when this build has it: the client, and the flags that turn it on. */
+async function ipcSupport(): Promise<undefined | {flags: string[]; invoke: IpcInvoke; port: number}> {
+  const path = '../../src/client/ipc.js' // a variable: this file must build before the IPC client lands
+  let invoke: IpcInvoke | undefined
+  try {
+    invoke = ((await import(path)) as {invokeInferenceService?: IpcInvoke}).invokeInferenceService
+  } catch {
+    return undefined
+  }
+
+  const help = await execa(process.execPath, [BIN, 'serve', '--help'], {reject: false})
+  if (!invoke || !/--ipc-port/.test(help.stdout)) return undefined
+  const port = await new Promise<number>((resolve, reject) => {
+    const srv = createServer()
+    srv.listen(0, '127.0.0.1', () => {
+      const {port: p} = srv.address() as AddressInfo
+      srv.close(() => resolve(p))
+    })
+    srv.on('error', reject)
+  })
+  const flags = ['--ipc-port', String(port)]
+  if (/--ipc-token/.test(help.stdout)) flags.push('--ipc-token', IPC_TOKEN)
+  return {flags, invoke, port}
+}
+
+interface Served {
+  cacheDir: string
+  coldMs: number
+  hostPid: number
+  runnerPid(): Promise<number | undefined>
+  socket: string
+  stop(): Promise<void>
+  tcpPort: number
+}
+
+async function startServe(model: BenchModel, dir: string, cacheDir: string, extra: string[]): Promise<Served> {
+  const socket = join(dir, `icc-${Math.random().toString(36).slice(2, 8)}.sock`)
+  const t0 = performance.now()
+  const proc = execa(
+    process.execPath,
+    [
+      BIN,
+      'serve',
+      '--model',
+      model.servePath,
+      '--socket',
+      socket,
+      '--port',
+      '0',
+      '--cache-dir',
+      cacheDir,
+      '--log-level',
+      'warn',
+      '--queue-limit',
+      '256',
+      '--service-name',
+      SERVICE,
+      // the limit is another feature (and the model core's load peak of a ResNet-50 is over the connector's
+      // default 500000 KB, see README "Performance"): here it must not get in the way of the measurements
+      ...(extra.some((a) => a.startsWith('--memory-limit-kb')) ? [] : ['--memory-limit-kb', '2000000']),
+      ...extra,
+    ],
+    {
+      buffer: false,
+      env: {AWS_CONTAINER_AUTHORIZATION_TOKEN: IPC_TOKEN, AWS_REGION: 'us-east-1', NO_COLOR: '1'},
+      reject: false,
+    },
+  )
+  let out = ''
+  let err = ''
+  proc.stderr?.on('data', (c: Buffer) => {
+    err += c.toString()
+  })
+  const coldMs = await new Promise<number>((resolve, reject) => {
+    proc.stdout?.on('data', (c: Buffer) => {
+      out += c.toString()
+      if (/icc serve: ready on/.test(out)) resolve(performance.now() - t0)
+    })
+    proc.then((r) => reject(new Error(`icc serve exited (${r.exitCode}) before ready:\n${out}\n${err}`)))
+  })
+  const port = Number(/http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1])
+  const served: Served = {
+    cacheDir,
+    coldMs,
+    hostPid: proc.pid!,
+    async runnerPid() {
+      const r = await httpCall({socketPath: socket}, 'GET', '/ping')
+      const {services} = JSON.parse(r.body) as {services: Record<string, {runnerPid?: number}>}
+      return Object.values(services)[0]?.runnerPid
+    },
+    socket,
+    async stop() {
+      proc.kill('SIGTERM')
+      const t = setTimeout(() => proc.kill('SIGKILL'), 15_000)
+      await proc
+      clearTimeout(t)
+    },
+    tcpPort: port,
+  }
+  return served
+}
+
+const agent = new Agent({keepAlive: true, maxSockets: 64})
+
+async function httpCall(
+  target: {port?: number; socketPath?: string},
+  method: string,
+  path: string,
+  body?: Buffer,
+): Promise<{body: string; status: number}> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        agent,
+        headers: body ? {'content-length': String(body.length), 'content-type': 'image/jpeg'} : {},
+        host: target.port ? '127.0.0.1' : undefined,
+        method,
+        path,
+        port: target.port,
+        socketPath: target.socketPath,
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({body: Buffer.concat(chunks).toString('utf8'), status: res.statusCode ?? 0}))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+function httpRunner(target: {port?: number; socketPath?: string}, jpeg: Buffer): () => Promise<void> {
+  return async () => {
+    const r = await httpCall(target, 'POST', '/invocations', jpeg)
+    if (r.status !== 200) throw new Error(`icc serve answered ${r.status}: ${r.body.slice(0, 300)}`)
+  }
+}
+
+/** CPU time (user + system) of a process so far, in ms, from /proc/<pid>/stat. */
+function cpuMs(pid?: number): number {
+  if (!pid) return 0
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100 // utime, stime in clock ticks (100/s on Linux)
+  } catch {
+    return 0
+  }
+}
+
+function ipcRunner(ipc: {invoke: IpcInvoke; port: number}, jpeg: Buffer): () => Promise<void> {
+  return async () => {
+    const r = await ipc.invoke(
+      {AlgoType: 'image-classification', Body: jpeg, ContentType: 'image/jpeg', ServiceName: SERVICE},
+      {port: ipc.port, region: 'us-east-1', token: IPC_TOKEN},
+    )
+    if (r.Body.length < 2) throw new Error('empty IPC answer')
+  }
+}
+
+/**
+ * Host + runner RSS sampled every 100 ms while `work` runs: the highest sum seen, and its parts; and the CPU time
+ * each of host, runner and this (client) process spent meanwhile.
+ */
+async function rssDuring<T>(
+  pids: {host: number; runner?: number},
+  work: Promise<T>,
+): Promise<{
+  cpuMs: {client: number; host: number; runner: number}
+  hostKb: number
+  result: T
+  runnerKb: number
+  totalKb: number
+}> {
+  const cpu0 = {client: process.cpuUsage(), host: cpuMs(pids.host), runner: cpuMs(pids.runner)}
+  let best = {hostKb: 0, runnerKb: 0, totalKb: 0}
+  const sample = () => {
+    const h = readRssKb(pids.host).rssKb ?? 0
+    const r = pids.runner ? (readRssKb(pids.runner).rssKb ?? 0) : 0
+    if (h + r > best.totalKb) best = {hostKb: h, runnerKb: r, totalKb: h + r}
+  }
+
+  const timer = setInterval(sample, 100)
+  try {
+    const result = await work
+    sample()
+    const client = process.cpuUsage(cpu0.client)
+    const cpu = {
+      client: (client.user + client.system) / 1000,
+      host: cpuMs(pids.host) - cpu0.host,
+      runner: cpuMs(pids.runner) - cpu0.runner,
+    }
+    return {...best, cpuMs: cpu, result}
+  } finally {
+    clearInterval(timer)
+  }
+}
+
+// ---------------------------------------------------------------- the run
+
+interface Row {
+  concurrencies: Record<string, number>
+  /** CPU ms per request of host, runner and the benchmark client, at concurrency 4. */
+  cpuPerRequestMs?: {client: number; host: number; runner: number}
+  image: string
+  latency: Latency
+  model: string
+  path: string
+  ratioLatencyP50?: number
+  ratioThroughput?: Record<string, number>
+}
+
+const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '-')
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2))
+  const cfg = args.quick
+    ? {coldRuns: 1, latencyN: 25, throughputMs: 2000, windows: 1}
+    : {coldRuns: 3, latencyN: 100, throughputMs: 2000, windows: 3}
+  const concurrencies = [1, 2, 4, 16]
+  const dir = await mkdtemp(join(tmpdir(), 'icc-bench-'))
+  const started = Date.now()
+  const log = (s: string) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0)}s] ${s}\n`)
+  const report: Record<string, any> = {
+    cpus: availableParallelism(),
+    date: new Date().toISOString(),
+    loadavgAtStart: loadavg(),
+    mode: args.quick ? 'quick' : 'full',
+    node: process.version,
+    ort: ort.env.versions?.common,
+    rows: [] as Row[],
+    serveArgs: args.serveArgs,
+  }
+  try {
+    log(`building inputs in ${dir}`)
+    const images: Record<string, Buffer> = {}
+    for (const size of args.images) {
+      const [w, h] = size === 224 ? [224, 224] : [640, 480]
+      images[`${w}x${h}`] = await photoJpeg(w, h, size)
+    }
+
+    report.images = Object.fromEntries(Object.entries(images).map(([k, v]) => [k, {bytes: v.length}]))
+    const models: BenchModel[] = []
+    for (const depth of args.models) models.push(await buildModel(dir, depth))
+    report.models = models.map((m) => ({depth: m.depth, origin: m.origin}))
+
+    const rows = report.rows as Row[]
+    const ipc = args.transports.includes('ipc') ? await ipcSupport() : undefined
+    report.ipc = ipc ? {port: ipc.port} : 'not in this build (no src/client/ipc.ts or no icc serve --ipc-port)'
+    if (!ipc) log('the Greengrass IPC endpoint is not in this build: no ipc column')
+    report.coldStart = {}
+    report.rss = {}
+    for (const m of models) {
+      const name = `resnet${m.depth}`
+      const loaded = await modelCore.loadModel(m.servePath, {cacheDir: join(dir, 'raw-cache')})
+      // ResNet-50 is there for memory; its timings are measured on the larger image only in quick mode
+      const imageNames = args.quick && m.depth === 50 ? Object.keys(images).slice(-1) : Object.keys(images)
+
+      if (args.rawLevers) {
+        await rawLevers(loaded, images[imageNames.at(-1)!], cfg, log)
+        continue
+      }
+
+      // 1. cold start: fresh cache, then warm cache; the last warm start is the one measured below
+      log(`${name}: cold starts`)
+      const cold: {fresh: number[]; warm: number[]} = {fresh: [], warm: []}
+      const warmCache = join(dir, `cache-${name}`)
+      for (let i = 0; i < cfg.coldRuns; i++) {
+        const fresh = await startServe(m, dir, join(dir, `cache-${name}-fresh-${i}`), args.serveArgs)
+        cold.fresh.push(fresh.coldMs)
+        await fresh.stop()
+      }
+
+      let served = await startServe(m, dir, warmCache, args.serveArgs)
+      await served.stop()
+      for (let i = 0; i < cfg.coldRuns; i++) {
+        const last = i === cfg.coldRuns - 1
+        served = await startServe(m, dir, warmCache, [...args.serveArgs, ...(last && ipc ? ipc.flags : [])])
+        cold.warm.push(served.coldMs)
+        if (!last) await served.stop()
+      }
+
+      const med = (xs: number[]) =>
+        percentile(
+          [...xs].sort((x, y) => x - y),
+          50,
+        )
+      report.coldStart[name] = {freshCacheMs: med(cold.fresh), runs: cold, warmCacheMs: med(cold.warm)}
+      log(`  fresh cache ${fmt(med(cold.fresh), 0)} ms, warm cache ${fmt(med(cold.warm), 0)} ms`)
+
+      // 2. raw and end to end, side by side
+      const session = await rawSession(loaded)
+      const runnerPid = await served.runnerPid()
+      const pids = {host: served.hostPid, runner: runnerPid}
+      const idle = {
+        hostKb: readRssKb(pids.host).rssKb ?? 0,
+        runnerKb: runnerPid ? (readRssKb(runnerPid).rssKb ?? 0) : 0,
+      }
+      let underLoad = {hostKb: 0, runnerKb: 0, totalKb: 0}
+      const targets: [string, {port?: number; socketPath?: string}][] = [
+        ['unix', {socketPath: served.socket}],
+        ['tcp', {port: served.tcpPort}],
+      ]
+      if (ipc) targets.push(['ipc', {}])
+      const chosen = targets.filter(([t]) => args.transports.includes(t))
+      const paths = args.quick && m.depth === 50 ? chosen.slice(0, 1) : chosen
+      for (const img of imageNames) {
+        const runners: [string, () => Promise<void>][] = [['raw', rawRunner(loaded, session, images[img])]]
+        for (const [path, target] of paths) {
+          const one = path === 'ipc' ? ipcRunner(ipc!, images[img]) : httpRunner(target, images[img])
+          try {
+            await one()
+            runners.push([path, one])
+          } catch (error) {
+            report.errors = {...report.errors, [path]: (error as Error).message}
+            log(`  ${path} failed, column left out: ${(error as Error).message}`)
+          }
+        }
+
+        // latency: the paths take turns request by request, so a neighbour's burst hits them all alike
+        log(`${name} ${img}: latency at concurrency 1 (${runners.map(([p]) => p).join(', ')}, interleaved)`)
+        const lat = await interleavedLatency(runners, cfg.latencyN)
+        let raw: Row | undefined
+        for (const [path, one] of runners) {
+          log(`${name} ${img}: ${path} throughput`)
+          const row: Row = {concurrencies: {}, image: img, latency: lat[path], model: name, path}
+          for (const c of concurrencies) {
+            const r = await rssDuring(pids, throughput(one, c, cfg.throughputMs, cfg.windows))
+            row.concurrencies[c] = r.result
+            if (path === 'raw') continue
+            if (c === 4) {
+              const n = lastThroughputCalls
+              row.cpuPerRequestMs = {client: r.cpuMs.client / n, host: r.cpuMs.host / n, runner: r.cpuMs.runner / n}
+            }
+
+            if (r.totalKb > underLoad.totalKb) underLoad = {hostKb: r.hostKb, runnerKb: r.runnerKb, totalKb: r.totalKb}
+          }
+
+          if (raw) {
+            row.ratioLatencyP50 = row.latency.p50 / raw.latency.p50
+            row.ratioThroughput = Object.fromEntries(
+              concurrencies.map((c) => [c, row.concurrencies[c] / raw!.concurrencies[c]]),
+            )
+          } else raw = row
+
+          rows.push(row)
+          log(
+            `  p50 ${fmt(row.latency.p50)} ms${row.ratioLatencyP50 ? ` (x${fmt(row.ratioLatencyP50, 2)})` : ''}, ` +
+              `${JSON.stringify(row.concurrencies)}` +
+              (row.cpuPerRequestMs ? `, cpu/request at c=4 ${JSON.stringify(row.cpuPerRequestMs)}` : ''),
+          )
+        }
+      }
+
+      await session.release()
+      report.rss[name] = {
+        idle: {...idle, totalKb: idle.hostKb + idle.runnerKb},
+        runnerPeakKb: runnerPid ? readRssKb(runnerPid).hwmKb : undefined,
+        underLoad,
+      }
+      await served.stop()
+    }
+
+    if (!args.rawLevers) {
+      report.targets = targets(report)
+      printTable(report)
+    }
+  } finally {
+    agent.destroy()
+    report.loadavgAtEnd = loadavg()
+    report.seconds = Math.round((Date.now() - started) / 1000)
+    if (args.out) await writeFile(args.out, JSON.stringify(report, null, 2) + '\n')
+    await rm(dir, {force: true, recursive: true})
+  }
+}
+
+function targets(report: Record<string, any>): {name: string; pass: boolean; value: string}[] {
+  const rows = report.rows as Row[]
+  const out: {name: string; pass: boolean; value: string}[] = []
+  for (const r of rows.filter((x) => x.model === 'resnet18' && x.path !== 'raw')) {
+    const raw = rows.find((x) => x.model === r.model && x.path === 'raw' && x.image === r.image)!
+    const best = Math.max(...Object.values(raw.concurrencies))
+    out.push(
+      {
+        name: `resnet18 ${r.path} ${r.image}: e2e p50 at c=1 <= 1.10 x raw p50`,
+        pass: r.latency.p50 <= 1.1 * raw.latency.p50,
+        value: `${fmt(r.latency.p50)} ms vs ${fmt(raw.latency.p50)} ms (x${fmt(r.latency.p50 / raw.latency.p50, 3)})`,
+      },
+      {
+        name: `resnet18 ${r.path} ${r.image}: throughput at c=4 >= 0.95 x raw best`,
+        pass: r.concurrencies[4] >= 0.95 * best,
+        value: `${fmt(r.concurrencies[4])}/s vs ${fmt(best)}/s (x${fmt(r.concurrencies[4] / best, 3)})`,
+      },
+    )
+  }
+
+  const cold = report.coldStart?.resnet18
+  if (cold) {
+    out.push({
+      name: 'resnet18: cold start with a warm conversion cache <= 2 s',
+      pass: cold.warmCacheMs <= 2000,
+      value: `${fmt(cold.warmCacheMs, 0)} ms`,
+    })
+  }
+
+  const rss = report.rss?.resnet50
+  if (rss) {
+    out.push({
+      name: 'resnet50: host + runner RSS under load <= 400 MB',
+      pass: rss.underLoad.totalKb <= 400 * 1024,
+      value: `${fmt(rss.underLoad.totalKb / 1024)} MB (host ${fmt(rss.underLoad.hostKb / 1024)} + runner ${fmt(rss.underLoad.runnerKb / 1024)})`,
+    })
+  }
+
+  return out
+}
+
+function printTable(report: Record<string, any>): void {
+  const lines: string[] = []
+  const pad = (s: string, n: number) => s.padEnd(n)
+  const lpad = (s: string, n: number) => s.padStart(n)
+  lines.push(
+    `icc bench (${report.mode}) on ${report.cpus} CPUs, node ${report.node}, load avg at start ${report.loadavgAtStart.map((x: number) => x.toFixed(2)).join(' ')}`,
+    '',
+    `${pad('model', 9)}${pad('path', 6)}${pad('image', 9)}${lpad('p50', 8)}${lpad('p90', 8)}${lpad('p99', 8)}${lpad('x raw', 7)}` +
+      `${lpad('c=1/s', 8)}${lpad('c=2/s', 8)}${lpad('c=4/s', 8)}${lpad('c=16/s', 8)}   x raw (c=1 2 4 16)`,
+  )
+  for (const r of report.rows as Row[]) {
+    lines.push(
+      `${pad(r.model, 9)}${pad(r.path, 6)}${pad(r.image, 9)}${lpad(fmt(r.latency.p50), 8)}${lpad(fmt(r.latency.p90), 8)}` +
+        `${lpad(fmt(r.latency.p99), 8)}${lpad(r.ratioLatencyP50 ? fmt(r.ratioLatencyP50, 2) : '', 7)}` +
+        [1, 2, 4, 16].map((c) => lpad(fmt(r.concurrencies[c]), 8)).join('') +
+        (r.ratioThroughput ? `   ${[1, 2, 4, 16].map((c) => fmt(r.ratioThroughput![c], 2)).join(' ')}` : ''),
+    )
+  }
+
+  lines.push('', 'cold start (process start -> ready line), median:')
+  for (const [name, c] of Object.entries(report.coldStart as Record<string, any>)) {
+    lines.push(`  ${name}: fresh cache ${fmt(c.freshCacheMs, 0)} ms, warm cache ${fmt(c.warmCacheMs, 0)} ms`)
+  }
+
+  lines.push('', 'RSS (MB): host + runner')
+  for (const [name, r] of Object.entries(report.rss as Record<string, any>)) {
+    const mb = (kb: number) => fmt(kb / 1024)
+    lines.push(
+      `  ${name}: idle ${mb(r.idle.hostKb)} + ${mb(r.idle.runnerKb)} = ${mb(r.idle.totalKb)}; ` +
+        `under load ${mb(r.underLoad.hostKb)} + ${mb(r.underLoad.runnerKb)} = ${mb(r.underLoad.totalKb)}; ` +
+        `runner peak (VmHWM, model loading) ${mb(r.runnerPeakKb ?? Number.NaN)}`,
+    )
+  }
+
+  lines.push('', 'targets:')
+  for (const t of report.targets as {name: string; pass: boolean; value: string}[]) {
+    lines.push(`  ${t.pass ? 'PASS' : 'FAIL'}  ${t.name}: ${t.value}`)
+  }
+
+  process.stdout.write(lines.join('\n') + '\n')
+}
+
+/** Lever study: the raw pipeline under different ONNX Runtime session options. */
+async function rawLevers(
+  model: modelCore.LoadedModel,
+  jpeg: Buffer,
+  cfg: {latencyN: number; throughputMs: number},
+  log: (s: string) => void,
+): Promise<void> {
+  const variants: [string, ort.InferenceSession.SessionOptions | undefined][] = [
+    ['runner options (src/serve/tuning.ts)', undefined],
+    ['+ intra-op spinning on', {extra: {session: {intra_op: {allow_spinning: '1'}}}}],
+    ['+ intra-op threads 1', {intraOpNumThreads: 1}],
+    ['+ no CPU arena, no memory pattern', {enableCpuMemArena: false, enableMemPattern: false}],
+    ['+ parallel executor, 2 inter-op threads', {executionMode: 'parallel', interOpNumThreads: 2}],
+    ['+ graph optimisation extended', {graphOptimizationLevel: 'extended'}],
+    ['+ graph optimisation basic', {graphOptimizationLevel: 'basic'}],
+  ]
+  for (const [label, opts] of variants) {
+    const session = await rawSession(model, opts)
+    const one = rawRunner(model, session, jpeg)
+    const lat = await latency(one, cfg.latencyN)
+    const t1 = await throughput(one, 1, cfg.throughputMs)
+    const t4 = await throughput(one, 4, cfg.throughputMs)
+    log(`lever ${label}: p50 ${fmt(lat.p50)} ms, c=1 ${fmt(t1)}/s, c=4 ${fmt(t4)}/s`)
+    await session.release()
+  }
+}
+
+await main()
