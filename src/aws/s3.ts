@@ -125,7 +125,15 @@ export async function pullModel(options: PullModelOptions): Promise<PullModelRes
     try {
       await extractArchive(archive, staged)
     } catch (error) {
-      if (error instanceof IccError) throw error
+      if (error instanceof IccError) {
+        const why = error.message.split(archive).join('the download')
+        throw new ModelError(error.code, `The model archive ${artifact.uri} cannot be used: ${why}`, {
+          cause: error,
+          details: error.details,
+          suggestions: error.suggestions,
+        })
+      }
+
       throw new ModelError('BAD_ARCHIVE', `${artifact.uri} is not a valid model archive: ${(error as Error).message}`, {
         suggestions: [
           'The model artifact of an image-classification job is a model.tar.gz; check the job with "icc check-job".',

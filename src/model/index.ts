@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node'
 
 import type {LoadedModel, PreprocessingSpec, ResolvedArtifact} from './types.js'
 
-import {DependencyError, ModelError, UsageError} from '../errors.js'
+import {DependencyError, IccError, ModelError, UsageError} from '../errors.js'
 import {DEFAULT_SHAPE, resolveArtifact} from './artifact.js'
 import {cachedOnnx, defaultCacheDir, sha256} from './cache.js'
 import {readParams} from './mxnet-params.js'
@@ -167,7 +167,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   try {
     session = await ort.InferenceSession.create(onnxPath)
   } catch (error) {
-    throw new ModelError('BAD_MODEL', `ONNX Runtime cannot load the model: ${(error as Error).message}`, {cause: error})
+    throw new ModelError('BAD_MODEL', `The model could not be loaded by ONNX Runtime: ${(error as Error).message}`, {cause: error})
   }
 
   const input = session.inputMetadata[0] as {shape?: (number | string)[]}
@@ -389,10 +389,23 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
           throw new UsageError('NO_SUCH_IMAGE', `Cannot read image ${image}: ${(error as Error).message}`)
         }
 
-        x.set(
-          await preprocessImage(bytes, {channels: c, height: h, preprocessing: model.preprocessing, width: w}),
-          i * plane,
-        )
+        let tensor: Float32Array
+        try {
+          tensor = await preprocessImage(bytes, {channels: c, height: h, preprocessing: model.preprocessing, width: w})
+        } catch (error) {
+          if (error instanceof IccError) {
+            throw new IccError(error.code, `${image}: ${error.message}`, {
+              cause: error,
+              details: error.details,
+              exitCode: error.exitCode,
+              suggestions: error.suggestions,
+            })
+          }
+
+          throw error
+        }
+
+        x.set(tensor, i * plane)
       }
 
       const out = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', x, [batch.length, c, h, w])})
