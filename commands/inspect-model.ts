@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
+import {ExitCode} from '../src/errors.js'
 import {inspectModel, type InspectResult} from '../src/model/index.js'
 import {BaseCommand} from './_base.js'
 
@@ -8,7 +9,7 @@ export default class InspectModel extends BaseCommand {
     path: Args.string({description: 'Model folder, model.tar.gz or .onnx file.', required: true}),
   }
   static override description =
-    'Describe a SageMaker image-classification model: architecture, classes, input shape, MXNet version, params format, parameter count, ops and problems.'
+    'Describe a SageMaker image-classification model: architecture, classes, input shape, MXNet version, params format, parameter count, ops and problems. Exits 4 when the model does not convert.'
   static override examples = [
     {
       command: '<%= config.bin %> <%= command.id %> ./model',
@@ -47,6 +48,8 @@ export default class InspectModel extends BaseCommand {
       this.log(lines.join('\n'))
     }
 
+    // A model that does not convert cannot be served: exit 4 (model), with the report above.
+    if (!result.converts) process.exitCode = ExitCode.Model
     return result
   }
 }

@@ -1,11 +1,14 @@
 /**
  * On-disk cache of converted ONNX models, keyed by a SHA-256 of the MXNet symbol + params bytes, the input shape
  * and the converter version. Each entry is `<key>.onnx` plus a `<key>.json` sidecar holding the ONNX file's length
- * and SHA-256; an entry whose file does not match its sidecar is rebuilt, never trusted. Writes are atomic
- * (temporary file + rename), so a crash mid-write leaves no half-written entry behind.
+ * and SHA-256 (plus the model's metadata: input shape, classes, summary); an entry whose file does not match its
+ * sidecar is rebuilt, never trusted. Checking an entry streams the file through the hash, so a warm load never holds
+ * the model's bytes in memory (the ONNX Runtime session is then the only copy). Writes are atomic (temporary file +
+ * rename), so a crash mid-write leaves no half-written entry behind.
  */
 import {createHash, randomBytes} from 'node:crypto'
-import {mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
+import {createReadStream} from 'node:fs'
+import {mkdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 
@@ -22,6 +25,16 @@ export function sha256(...parts: (string | Uint8Array)[]): string {
   return h.digest('hex')
 }
 
+/** SHA-256 of the concatenated contents of files, streamed (constant memory). */
+export async function sha256Files(...paths: string[]): Promise<string> {
+  const h = createHash('sha256')
+  for (const path of paths) {
+    for await (const chunk of createReadStream(path, {highWaterMark: 1 << 20})) h.update(chunk as Buffer)
+  }
+
+  return h.digest('hex')
+}
+
 /** Write a file atomically: a temporary file in the same directory, then rename. */
 export async function atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
   const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
@@ -34,47 +47,54 @@ export async function atomicWrite(path: string, data: string | Uint8Array): Prom
   }
 }
 
-interface Sidecar {
+interface Sidecar<M> {
   converterVersion: string
   length: number
+  meta?: M
   sha256: string
 }
 
-export interface CacheResult {
+export interface CacheResult<M> {
   /** True when a valid entry was found and nothing was converted. */
   fromCache: boolean
+  /** The metadata stored with the entry (or just built). */
+  meta: M
   path: string
   /** Why an existing entry was rebuilt, if it was. */
   rebuilt?: string
 }
 
-/** Return the cached ONNX file for `key`, building (and storing) it with `build` when absent or corrupt. */
-export async function cachedOnnx(
+/**
+ * Return the cached ONNX file for `key` and its metadata, building (and storing) both with `build` when the entry
+ * is absent, corrupt, or written by another converter version.
+ */
+export async function cachedOnnx<M>(
   cacheDir: string,
   key: string,
   converterVersion: string,
-  build: () => Promise<Uint8Array> | Uint8Array,
-): Promise<CacheResult> {
+  build: () => Promise<{bytes: Uint8Array; meta: M}>,
+): Promise<CacheResult<M>> {
   const dir = join(cacheDir, 'onnx')
   const path = join(dir, `${key}.onnx`)
   const sidecarPath = join(dir, `${key}.json`)
   let rebuilt: string | undefined
   try {
-    const side = JSON.parse(await readFile(sidecarPath, 'utf8')) as Sidecar
-    const bytes = await readFile(path)
+    const side = JSON.parse(await readFile(sidecarPath, 'utf8')) as Sidecar<M>
+    const {size} = await stat(path)
     if (side.converterVersion !== converterVersion) rebuilt = 'converter version changed'
-    else if (bytes.length !== side.length) rebuilt = `length ${bytes.length} != recorded ${side.length}`
-    else if (sha256(bytes) !== side.sha256) rebuilt = 'checksum mismatch'
-    else return {fromCache: true, path}
+    else if (side.meta === undefined) rebuilt = 'no metadata recorded'
+    else if (size !== side.length) rebuilt = `length ${size} != recorded ${side.length}`
+    else if ((await sha256Files(path)) !== side.sha256) rebuilt = 'checksum mismatch'
+    else return {fromCache: true, meta: side.meta, path}
   } catch (error) {
     const {code} = error as NodeJS.ErrnoException
     if (code !== 'ENOENT') rebuilt = `unreadable entry (${(error as Error).message})`
   }
 
-  const bytes = await build()
+  const {bytes, meta} = await build()
   await mkdir(dir, {recursive: true})
   await atomicWrite(path, bytes)
-  const side: Sidecar = {converterVersion, length: bytes.length, sha256: sha256(bytes)}
+  const side: Sidecar<M> = {converterVersion, length: bytes.length, meta, sha256: sha256(bytes)}
   await atomicWrite(sidecarPath, JSON.stringify(side))
-  return {fromCache: false, path, rebuilt}
+  return {fromCache: false, meta, path, rebuilt}
 }

@@ -13,7 +13,7 @@ import type {LoadedModel, PreprocessingSpec, ResolvedArtifact} from './types.js'
 
 import {DependencyError, IccError, ModelError, UsageError} from '../errors.js'
 import {DEFAULT_SHAPE, resolveArtifact} from './artifact.js'
-import {cachedOnnx, defaultCacheDir, sha256} from './cache.js'
+import {cachedOnnx, defaultCacheDir, sha256, sha256Files} from './cache.js'
 import {readParams} from './mxnet-params.js'
 import {inferShapes, type MxSymbol, parseSymbol} from './mxnet-symbol.js'
 import {CONVERTER_VERSION, exportOnnx} from './onnx-export.js'
@@ -71,22 +71,24 @@ interface Analysis {
   sym?: MxSymbol
 }
 
+/** The input shape [N, C, H, W]: the caller's, else model-shapes.json's, else 3x224x224 with a warning. */
+function inputShapeOf(art: ResolvedArtifact, options: LoadModelOptions): number[] {
+  const shape = options.shape ?? art.shape
+  if (shape) return shape.length === 3 ? [1, ...shape] : [...shape]
+  art.warnings.push('No model-shapes.json: assuming an input of 3x224x224 (pass a shape or add model-shapes.json).')
+  return DEFAULT_SHAPE
+}
+
 async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promise<Analysis> {
   if (art.kind === 'onnx') {
-    const bytes = await readFile(art.onnxPath!)
-    return {hash: sha256(bytes), shape: [], summary: {format: 'onnx', path: art.onnxPath}}
+    return {hash: await sha256Files(art.onnxPath!), shape: [], summary: {format: 'onnx', path: art.onnxPath}}
   }
 
   const symbol = await readFile(art.symbolPath!)
   const paramsBytes = await readFile(art.paramsPath!)
   const sym = parseSymbol(symbol.toString('utf8'), basename(art.symbolPath!))
   const params = readParams(paramsBytes, basename(art.paramsPath!))
-  let shape = options.shape ?? art.shape
-  if (shape) shape = shape.length === 3 ? [1, ...shape] : [...shape]
-  else {
-    shape = DEFAULT_SHAPE
-    art.warnings.push('No model-shapes.json: assuming an input of 3x224x224 (pass a shape or add model-shapes.json).')
-  }
+  const shape = inputShapeOf(art, options)
 
   const problems: string[] = []
   const paramShapes = new Map(params.arrays.filter((a) => a.name).map((a) => [a.name, a.shape]))
@@ -141,52 +143,70 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
   }
 }
 
+/** What the conversion cache keeps beside each ONNX file, so that a warm load reads neither params nor graph. */
+interface CachedMeta {
+  inputShape: [number, number, number]
+  numClasses: number
+  summary: Record<string, unknown>
+}
+
+/**
+ * Load a model for inference: resolve the artifact, convert it to ONNX (once; later loads stream-hash the source
+ * files, find the cached ONNX file and its recorded shapes, and parse nothing), and describe it.
+ */
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const cacheDir = options.cacheDir ?? defaultCacheDir()
   const art = await resolveArtifact(path, {cacheDir, epoch: options.epoch})
-  const a = await analyze(art, options)
-  let onnxPath: string
-  let fromCache = true
-  if (art.kind === 'onnx') onnxPath = art.onnxPath!
-  else {
-    const key = sha256(CONVERTER_VERSION, '\0', a.hash, '\0', a.shape.slice(1).join('x'))
-    const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
-    const r = await cachedOnnx(
-      cacheDir,
-      key,
-      CONVERTER_VERSION,
-      () => exportOnnx(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)}).bytes,
-    )
-    onnxPath = r.path
-    fromCache = r.fromCache
-    if (r.rebuilt) art.warnings.push(`Rebuilt the cached ONNX file: ${r.rebuilt}`)
-  }
-
-  // Read the real input/output shapes from the ONNX model (the source of truth for ORT).
-  let session: ort.InferenceSession
-  try {
-    session = await ort.InferenceSession.create(onnxPath)
-  } catch (error) {
-    throw new ModelError('BAD_MODEL', `The model could not be loaded by ONNX Runtime: ${(error as Error).message}`, {cause: error})
-  }
-
-  const input = session.inputMetadata[0] as {shape?: (number | string)[]}
-  const output = session.outputMetadata[0] as {shape?: (number | string)[]}
-  await session.release()
-  const [, c, h, w] = (input.shape ?? []).map(Number)
-  const numClasses = Number(output.shape?.at(-1))
   const {labels} = art
-  if (art.kind === 'onnx') Object.assign(a.summary, {classes: numClasses, inputShape: [c, h, w]})
-  return {
-    hash: a.hash,
-    inputShape: [c, h, w],
-    labels,
-    numClasses,
-    onnxPath,
-    preprocessing: options.preprocessing ?? art.preprocessing,
-    summary: {...a.summary, fromCache},
-    warnings: art.warnings,
+  const common = {labels, preprocessing: options.preprocessing ?? art.preprocessing, warnings: art.warnings}
+  if (art.kind === 'onnx') {
+    const onnxPath = art.onnxPath!
+    const hash = await sha256Files(onnxPath)
+    // A user's ONNX file: its input/output shapes come from ONNX Runtime itself.
+    let session: ort.InferenceSession
+    try {
+      session = await ort.InferenceSession.create(onnxPath)
+    } catch (error) {
+      throw new ModelError('BAD_MODEL', `The model could not be loaded by ONNX Runtime: ${(error as Error).message}`, {
+        cause: error,
+      })
+    }
+
+    const input = session.inputMetadata[0] as {shape?: (number | string)[]}
+    const output = session.outputMetadata[0] as {shape?: (number | string)[]}
+    await session.release()
+    const [, c, h, w] = (input.shape ?? []).map(Number)
+    const numClasses = Number(output.shape?.at(-1))
+    const summary = {classes: numClasses, format: 'onnx', fromCache: true, inputShape: [c, h, w], path: onnxPath}
+    return {...common, hash, inputShape: [c, h, w], numClasses, onnxPath, summary}
   }
+
+  const shape = inputShapeOf(art, options)
+  const hash = await sha256Files(art.symbolPath!, art.paramsPath!)
+  const key = sha256(CONVERTER_VERSION, '\0', hash, '\0', shape.slice(1).join('x'))
+  const r = await cachedOnnx<CachedMeta>(cacheDir, key, CONVERTER_VERSION, async () => {
+    const a = await analyze(art, {...options, shape})
+    const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
+    const {bytes} = exportOnnx(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)})
+    const numClasses = a.summary.classes as number | undefined
+    if (numClasses === undefined) {
+      const problems = (a.summary.problems as string[]).join('; ')
+      throw new ModelError('BAD_MODEL', `Cannot tell the number of classes of ${art.symbolPath}: ${problems}`)
+    }
+
+    const [c, h, w] = a.shape.slice(1)
+    return {bytes, meta: {inputShape: [c, h, w], numClasses, summary: a.summary}}
+  })
+  if (r.rebuilt) art.warnings.push(`Rebuilt the cached ONNX file: ${r.rebuilt}`)
+  const summary = {
+    ...r.meta.summary,
+    epoch: art.epoch,
+    fromCache: r.fromCache,
+    labels: labels?.length,
+    paramsFile: art.paramsPath,
+    symbolFile: art.symbolPath,
+  }
+  return {...common, hash, inputShape: r.meta.inputShape, numClasses: r.meta.numClasses, onnxPath: r.path, summary}
 }
 
 export interface SessionOptions {

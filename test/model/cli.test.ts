@@ -65,6 +65,20 @@ describe('icc inspect-model / convert-model / predict', function () {
     assert.match(text.stdout, /problems:\s+none/)
   })
 
+  it('inspect-model reports a model that does not convert and exits 4', async () => {
+    const broken = join(dir, 'broken')
+    await writeModelDir(broken, {epochs: [1], format: 'V2'})
+    const symbolFile = join(broken, 'image-classification-symbol.json')
+    const symbol = JSON.parse(await readFile(symbolFile, 'utf8'))
+    const flatten = symbol.nodes.find((n: {op: string}) => n.op === 'Flatten')
+    flatten.op = 'Im2Col'
+    await writeFile(symbolFile, JSON.stringify(symbol))
+    const {exitCode, json} = await iccJson(['inspect-model', broken, '--cache-dir', cache])
+    assert.equal(exitCode, 4)
+    assert.equal(json.converts, false)
+    assert.match(json.problems.join('\n'), /Im2Col/)
+  })
+
   it('convert-model writes an ONNX file that ONNX Runtime runs with a dynamic batch', async () => {
     const out = join(dir, 'out', 'm.onnx')
     const r = await icc(['convert-model', tgz, '--output', out, '--cache-dir', cache, '--epoch', '1'])
