@@ -21,12 +21,14 @@ is completely downloaded and extracted.`
     },
   ]
   static override flags = {
+    'cache-dir': Flags.string({description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).'}),
     destination: Flags.string({
       description: 'Directory to extract the model into (MLModelDestinationPath).',
       required: true,
     }),
     'endpoint-url': Flags.string({description: 'Send AWS requests to this endpoint (S3 uses path-style addressing).'}),
     profile: Flags.string({description: 'AWS profile to use.'}),
+    'no-inspect': Flags.boolean({description: 'Do not inspect (and pre-convert) the model after extracting it.'}),
     region: Flags.string({description: 'AWS region (default: AWS_REGION or the profile).'}),
     'sagemaker-job-arn': Flags.string({description: 'The training job ARN (MLModelSageMakerJobArn).', required: true}),
   }
@@ -35,8 +37,10 @@ is completely downloaded and extracted.`
     const {flags} = await this.parse(PullModel)
     const json = this.jsonEnabled()
     const result = await pullModel({
+      cacheDir: flags['cache-dir'],
       destination: flags.destination,
       endpointUrl: flags['endpoint-url'],
+      noInspect: flags['no-inspect'],
       profile: flags.profile,
       progress: !json && Boolean(process.stderr.isTTY),
       region: flags.region,
@@ -47,6 +51,15 @@ is completely downloaded and extracted.`
       for (const f of result.files) this.log(`  ${f}`)
       this.log(`Symbol: ${result.symbol ?? 'none found'}`)
       this.log(`Params: ${result.params.join(', ') || 'none found'}`)
+      const m = result.model
+      if (m && 'error' in m) this.warn(`The pulled model cannot be read: ${m.error}`)
+      else if (m) {
+        this.log(
+          `Model: ${m.architecture ?? m.format}, ${m.classes ?? '?'} classes, input ${(m.inputShape ?? []).join('x')}, ` +
+            `${m.converts ? 'converts to ONNX' : 'does NOT convert'}`,
+        )
+        for (const p of m.problems) this.log(`  problem: ${p}`)
+      }
     }
 
     return result

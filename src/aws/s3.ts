@@ -5,6 +5,7 @@
  * progress bar on stderr), its size checked against Content-Length, then extracted with the model core's
  * hardened extractor into a fresh directory next to the destination. Only when that is complete does it
  * replace the destination (rename), so an interrupted or corrupt download never leaves a half-written model.
+ * Last, the model is inspected (and converted into the cache, so the first `icc serve` start is fast).
  */
 import {GetObjectCommand, S3Client} from '@aws-sdk/client-s3'
 import {createWriteStream} from 'node:fs'
@@ -15,12 +16,17 @@ import {pipeline} from 'node:stream/promises'
 
 import {AwsError, IccError, ModelError} from '../errors.js'
 import {extractArchive} from '../model/archive.js'
+import {inspectModel, type InspectResult} from '../model/index.js'
 import {type AwsOptions, clientConfig, mapAwsError} from './clients.js'
 import {createProgressBar} from './progress.js'
 import {modelArtifactOf} from './sagemaker.js'
 
 export interface PullModelOptions extends AwsOptions {
+  /** Conversion cache for the model check (default: the model core's). */
+  cacheDir?: string
   destination: string
+  /** Skip the model check (inspect) after extraction. */
+  noInspect?: boolean
   /** Show a progress bar on stderr. */
   progress?: boolean
   sagemakerJobArn: string
@@ -32,6 +38,11 @@ export interface PullModelResult {
   files: string[]
   /** MXNet params files found (e.g. image-classification-0001.params). */
   params: string[]
+  /**
+   * What `icc inspect-model` says of the pulled model (architecture, classes, input shape, whether it converts),
+   * or why it could not be read. Absent with noInspect.
+   */
+  model?: InspectResult | {error: string}
   source: string
   /** MXNet symbol file found (e.g. image-classification-symbol.json). */
   symbol?: string
@@ -159,10 +170,19 @@ export async function pullModel(options: PullModelOptions): Promise<PullModelRes
     }
 
     const base = (f: string) => f.split('/').pop() ?? f
+    let model: PullModelResult['model']
+    if (!options.noInspect) {
+      // The model is in place whatever this says: a report, not a gate (the old model is gone either way).
+      model = await inspectModel(destination, {cacheDir: options.cacheDir}).catch((error: Error) => ({
+        error: error.message,
+      }))
+    }
+
     return {
       bytes,
       destination,
       files,
+      model,
       params: files.filter((f) => f.endsWith('.params')),
       source: artifact.uri,
       symbol: files.find((f) => base(f).endsWith('-symbol.json')),

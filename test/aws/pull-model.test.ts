@@ -9,6 +9,7 @@ import * as tar from 'tar'
 
 import {AwsWire} from '../helpers/aws-wire.js'
 import {BIN, icc, iccJson} from '../helpers/cli.js'
+import {writeModelDir} from '../helpers/model-fixtures.js'
 import {ACCESS_KEY_ID, AWS_ENV, JOB_ARN, JOB_NAME, SECRET_KEY, trainingJob} from './fixtures.js'
 
 const require = createRequire(import.meta.url)
@@ -28,6 +29,7 @@ describe('icc pull-model against s3rver (real binary)', function () {
   let s3server: InstanceType<typeof S3rver>
   let wire: AwsWire
   let modelBytes: Buffer
+  let paramsBytes: Buffer
   const outputs: string[] = []
 
   const argsFor = (job: string, destination: string) => [
@@ -38,6 +40,8 @@ describe('icc pull-model against s3rver (real binary)', function () {
     destination,
     '--endpoint-url',
     wire.url,
+    '--cache-dir',
+    join(tmp, 'cache'),
   ]
   const pull = async (job: string, destination: string) => {
     const r = await iccJson(argsFor(job, destination), {env: AWS_ENV})
@@ -67,13 +71,8 @@ describe('icc pull-model against s3rver (real binary)', function () {
 
     // A real model.tar.gz like the image-classification algorithm writes.
     const src = join(tmp, 'src')
-    await mkdir(src)
-    await writeFile(
-      join(src, 'image-classification-symbol.json'),
-      JSON.stringify({arg_nodes: [0], heads: [[0, 0, 0]], nodes: [{inputs: [], name: 'data', op: 'null'}]}),
-    )
-    await writeFile(join(src, 'image-classification-0001.params'), Buffer.alloc(4096, 7))
-    await writeFile(join(src, 'model-shapes.json'), JSON.stringify([{name: 'data', shape: [1, 3, 224, 224]}]))
+    await writeModelDir(src, {numClasses: 7})
+    paramsBytes = await readFile(join(src, 'image-classification-0001.params'))
     await tar.c({cwd: src, file: join(tmp, 'model.tar.gz'), gzip: true}, [
       'image-classification-symbol.json',
       'image-classification-0001.params',
@@ -142,7 +141,12 @@ describe('icc pull-model against s3rver (real binary)', function () {
     assert.equal(r.json.symbol, 'image-classification-symbol.json')
     assert.deepEqual(r.json.params, ['image-classification-0001.params'])
     assert.deepEqual((await readdir(dest)).sort(), r.json.files)
-    assert.deepEqual(await readFile(join(dest, 'image-classification-0001.params')), Buffer.alloc(4096, 7))
+    assert.deepEqual(await readFile(join(dest, 'image-classification-0001.params')), paramsBytes)
+    // The pulled model was inspected (and converted into the cache).
+    assert.equal(r.json.model.architecture, 'ResNet-20')
+    assert.equal(r.json.model.classes, 7)
+    assert.deepEqual(r.json.model.inputShape, [3, 32, 32])
+    assert.equal(r.json.model.converts, true)
     // S3 went through path-style addressing, signed with our key.
     const get = wire.requests.find((q) => q.protocol === 'other')!
     assert.equal(get.method, 'GET')
@@ -161,6 +165,7 @@ describe('icc pull-model against s3rver (real binary)', function () {
     assert.equal(r.exitCode, 0, r.stderr)
     assert.match(r.stdout, /Symbol: image-classification-symbol.json/)
     assert.match(r.stdout, /Params: image-classification-0001.params/)
+    assert.match(r.stdout, /Model: ResNet-20, 7 classes, input 3x32x32, converts to ONNX/)
   })
 
   it('shows a progress bar (bytes, rate, ETA) on a terminal', async function () {
