@@ -15,10 +15,13 @@ import {atomicWrite, defaultCacheDir} from './cache.js'
 import {inferShapes, parseSymbol} from './mxnet-symbol.js'
 import {resnetSymbol, writeParams} from './writer.js'
 
-export const DEFAULT_MODEL_VERSION = 'colours-v1'
+export const DEFAULT_MODEL_VERSION = 'colours-v2'
 export const DEFAULT_MODEL_SIZE = 32
 
-/** Colour prototypes (RGB in 0..1); the order is the class order. */
+/**
+ * Colour prototypes (RGB in 0..1); the order is the class order. Blue is the blue of a sky, not the display primary,
+ * so that a photo of a clear sky (mean about 0.3, 0.57, 0.9) is nearer to blue than to gray.
+ */
 export const COLOURS: [string, [number, number, number]][] = [
   ['black', [0, 0, 0]],
   ['white', [1, 1, 1]],
@@ -28,7 +31,7 @@ export const COLOURS: [string, [number, number, number]][] = [
   ['yellow', [1, 1, 0]],
   ['green', [0, 0.75, 0]],
   ['cyan', [0, 1, 1]],
-  ['blue', [0, 0, 1]],
+  ['blue', [0.2, 0.45, 0.9]],
   ['magenta', [1, 0, 1]],
 ]
 const SCALE = 12
