@@ -8,8 +8,8 @@ import assert from 'node:assert/strict'
 import {readdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {tempDir} from './helpers/model-fixtures.js'
 import {REPO_ROOT} from './helpers/cli.js'
+import {tempDir} from './helpers/model-fixtures.js'
 
 describe('README quick start', function () {
   this.timeout(180_000)
