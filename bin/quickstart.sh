@@ -9,7 +9,8 @@ sock="$work/icc.sock"
 log="$work/serve.log"
 icc() { node bin/run.js "$@"; }
 
-icc serve --socket "$sock" >"$log" 2>&1 &
+# Started directly (not through the function) so that $! is the server itself and the trap can stop it.
+node bin/run.js serve --socket "$sock" >"$log" 2>&1 &
 server=$!
 cleanup() {
   kill -TERM "$server" 2>/dev/null || true

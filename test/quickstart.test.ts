@@ -28,7 +28,15 @@ describe('README quick start', function () {
       timeout: 170_000,
     })
     assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`)
-    assert.match(r.stdout, /ready on unix:/)
+    const socket = /ready on unix:([^\s"]+)/.exec(r.stdout)![1]
+    // Nothing left running: no process still has the quick start's socket on its command line.
+    const left: string[] = []
+    for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
+      if (cmdline.includes(socket)) left.push(`${pid}: ${cmdline.replaceAll('\0', ' ')}`)
+    }
+
+    assert.deepEqual(left, [])
 
     const expected: Record<string, string> = {grass: 'green', lemon: 'yellow', sky: 'blue', tomato: 'red'}
     const samples = await readdir(join(REPO_ROOT, 'assets', 'samples'))
