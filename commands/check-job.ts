@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {checkJob, type CheckJobResult} from '../src/aws/sagemaker.js'
+import {awsFlags, awsOptions} from './_aws.js'
 import {BaseCommand} from './_base.js'
 
 export default class CheckJob extends BaseCommand {
@@ -20,18 +21,14 @@ Exit codes: 0 no problems, 1 problems found (each with a fix), 2 invalid ARN, 3 
     },
   ]
   static override flags = {
-    'endpoint-url': Flags.string({description: 'Send AWS requests to this endpoint (e.g. LocalStack).'}),
-    profile: Flags.string({description: 'AWS profile to use.'}),
-    region: Flags.string({description: 'AWS region (default: AWS_REGION or the profile).'}),
+    ...awsFlags,
     'sagemaker-job-arn': Flags.string({description: 'The training job ARN (MLModelSageMakerJobArn).', required: true}),
   }
 
   async run(): Promise<CheckJobResult> {
     const {flags} = await this.parse(CheckJob)
     const result = await checkJob({
-      endpointUrl: flags['endpoint-url'],
-      profile: flags.profile,
-      region: flags.region,
+      ...awsOptions(flags),
       sagemakerJobArn: flags['sagemaker-job-arn'],
     })
     if (!this.jsonEnabled()) {

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {createInterface} from 'node:readline/promises'
 
 import {checkRole, type CheckRoleResult} from '../src/aws/iam.js'
+import {awsFlags, awsOptions} from './_aws.js'
 import {BaseCommand} from './_base.js'
 
 export default class CheckRole extends BaseCommand {
@@ -26,15 +27,13 @@ Exit codes: 0 allowed, 6 denied (implicitly or explicitly), 7 could not decide (
     },
   ]
   static override flags = {
-    'endpoint-url': Flags.string({description: 'Send AWS requests to this endpoint (e.g. LocalStack).'}),
+    ...awsFlags,
     fix: Flags.boolean({description: 'Add an inline policy granting exactly this action on exactly this job.'}),
     'group-id': Flags.string({
       description: 'Greengrass group whose associated role to check.',
       exactlyOne: ['group-id', 'role-arn', 'policy-file'],
     }),
     'policy-file': Flags.string({description: 'Evaluate this policy document (or JSON array of documents) offline.'}),
-    profile: Flags.string({description: 'AWS profile to use.'}),
-    region: Flags.string({description: 'AWS region (default: AWS_REGION or the profile).'}),
     'role-arn': Flags.string({description: 'IAM role ARN to check.'}),
     'sagemaker-job-arn': Flags.string({description: 'The training job ARN (MLModelSageMakerJobArn).', required: true}),
     yes: Flags.boolean({char: 'y', description: 'Apply --fix without asking.'}),
@@ -45,6 +44,7 @@ Exit codes: 0 allowed, 6 denied (implicitly or explicitly), 7 could not decide (
     const json = this.jsonEnabled()
     const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !json
     const result = await checkRole({
+      ...awsOptions(flags),
       confirm: interactive
         ? async (question) => {
             const rl = createInterface({input: process.stdin, output: process.stderr})
@@ -55,13 +55,10 @@ Exit codes: 0 allowed, 6 denied (implicitly or explicitly), 7 could not decide (
             }
           }
         : undefined,
-      endpointUrl: flags['endpoint-url'],
       fix: flags.fix,
       groupId: flags['group-id'],
       log: json ? undefined : (line) => this.logToStderr(line),
       policyFile: flags['policy-file'],
-      profile: flags.profile,
-      region: flags.region,
       roleArn: flags['role-arn'],
       sagemakerJobArn: flags['sagemaker-job-arn'],
       yes: flags.yes,

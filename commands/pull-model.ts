@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {formatBytes} from '../src/aws/progress.js'
 import {pullModel, type PullModelResult} from '../src/aws/s3.js'
+import {awsFlags, awsOptions} from './_aws.js'
 import {BaseCommand} from './_base.js'
 
 export default class PullModel extends BaseCommand {
@@ -21,15 +22,13 @@ is completely downloaded and extracted.`
     },
   ]
   static override flags = {
+    ...awsFlags,
     'cache-dir': Flags.string({description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).'}),
     destination: Flags.string({
       description: 'Directory to extract the model into (MLModelDestinationPath).',
       required: true,
     }),
-    'endpoint-url': Flags.string({description: 'Send AWS requests to this endpoint (S3 uses path-style addressing).'}),
-    profile: Flags.string({description: 'AWS profile to use.'}),
     'no-inspect': Flags.boolean({description: 'Do not inspect (and pre-convert) the model after extracting it.'}),
-    region: Flags.string({description: 'AWS region (default: AWS_REGION or the profile).'}),
     'sagemaker-job-arn': Flags.string({description: 'The training job ARN (MLModelSageMakerJobArn).', required: true}),
   }
 
@@ -37,13 +36,11 @@ is completely downloaded and extracted.`
     const {flags} = await this.parse(PullModel)
     const json = this.jsonEnabled()
     const result = await pullModel({
+      ...awsOptions(flags),
       cacheDir: flags['cache-dir'],
       destination: flags.destination,
-      endpointUrl: flags['endpoint-url'],
       noInspect: flags['no-inspect'],
-      profile: flags.profile,
       progress: !json && Boolean(process.stderr.isTTY),
-      region: flags.region,
       sagemakerJobArn: flags['sagemaker-job-arn'],
     })
     if (!json) {

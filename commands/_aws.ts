@@ -1,0 +1,19 @@
+/**
+ * The AWS flags every AWS-side command takes, as the aws CLI spells them, and their mapping to the library's
+ * AwsOptions (credentials always come from the SDK's default chain).
+ */
+import {Flags} from '@oclif/core'
+
+import type {AwsOptions} from '../src/aws/clients.js'
+
+export const awsFlags = {
+  'endpoint-url': Flags.string({
+    description: 'Send AWS requests to this endpoint (e.g. LocalStack: http://localhost:4566), as aws --endpoint-url.',
+  }),
+  profile: Flags.string({description: 'AWS profile to use (default: AWS_PROFILE or the default profile).'}),
+  region: Flags.string({description: 'AWS region (default: AWS_REGION or the profile).'}),
+}
+
+export function awsOptions(flags: {'endpoint-url'?: string; profile?: string; region?: string}): AwsOptions {
+  return {endpointUrl: flags['endpoint-url'], profile: flags.profile, region: flags.region}
+}
