@@ -4,3 +4,8 @@
  */
 export * from './connector/catalog.js'
 export * from './errors.js'
+export * from './connector/create.js'
+export * from './connector/definition.js'
+export * from './connector/files.js'
+export * from './connector/parameters.js'
+export * from './connector/validate.js'

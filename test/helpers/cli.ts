@@ -44,3 +44,8 @@ export async function iccJson<T = any>(
 
   return {exitCode: r.exitCode, json, stderr: r.stderr}
 }
+
+/** oclif wraps error messages to the terminal width with " ›   " margins: join them back into one line. */
+export function unwrap(text: string): string {
+  return text.replaceAll(/\s*\n ›\s+/g, ' ')
+}
