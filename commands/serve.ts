@@ -23,6 +23,10 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
         'Every Image Classification connector of a definition version becomes a service; also on TCP 127.0.0.1:8080.',
     },
     {
+      command: '<%= config.bin %> <%= command.id %> --model /ml/model --ipc-port 8000 --region us-west-2 --print-env',
+      description: 'Also answer existing Lambda code that uses the Greengrass ML SDK; print the environment it needs.',
+    },
+    {
       command: '<%= config.bin %> <%= command.id %> --parameters params.json --log-dir /var/log/icc',
       description: 'Parameters from a file, logs per service.',
     },
@@ -39,6 +43,17 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     host: Flags.string({
       description: 'TCP host for --port (default 127.0.0.1; a warning is printed for non-loopback).',
       dependsOn: ['port'],
+    }),
+    'ipc-auth-token': Flags.string({
+      description:
+        'Token Lambda code must send to the IPC endpoint (default: $AWS_CONTAINER_AUTHORIZATION_TOKEN, else generated and printed once).',
+      dependsOn: ['ipc-port'],
+    }),
+    'ipc-port': Flags.integer({
+      description:
+        'Also answer the Greengrass ML SDK (invoke_inference_service) on this loopback TCP port (the SDK default is 8000; 0: any free port).',
+      max: 65_535,
+      min: 0,
     }),
     'intra-op-threads': Flags.integer({description: 'ONNX Runtime intra-op threads per runner.', min: 1}),
     'log-dir': Flags.string({description: 'Also write <dir>/<ServiceName>.log (JSON lines).'}),
@@ -64,10 +79,19 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       min: 1,
     }),
     port: Flags.integer({description: 'Also listen on TCP (0: any free port).', max: 65_535, min: 0}),
+    'print-env': Flags.boolean({
+      description:
+        'Once ready, print the environment a Lambda needs to reach the IPC endpoint (AWS_REGION, GG_DAEMON_PORT, AWS_CONTAINER_AUTHORIZATION_TOKEN, GGC_MAX_INTERFACE_VERSION).',
+      dependsOn: ['ipc-port'],
+    }),
     'queue-limit': Flags.integer({
       default: 64,
       description: 'Requests waiting per service before 503 OVERLOADED.',
       min: 1,
+    }),
+    region: Flags.string({
+      description: 'AWS_REGION of the Lambda functions calling the IPC endpoint (default: $AWS_REGION; unset: any).',
+      dependsOn: ['ipc-port'],
     }),
     'service-name': Flags.string({description: 'LocalInferenceServiceName (default imageClassification).'}),
     socket: Flags.string({description: 'Unix socket path.'}),
@@ -89,17 +113,34 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       maxBodyBytes: flags['max-body-bytes'],
       memoryLimitKb: flags['memory-limit-kb'],
       model: flags.model,
-      onReady: (info) => {
+      ipc:
+        flags['ipc-port'] === undefined
+          ? undefined
+          : {authToken: flags['ipc-auth-token'], port: flags['ipc-port'], region: flags.region},
+      onReady: ({ipc, ...info}) => {
         const where = [info.addresses.socket && `unix:${info.addresses.socket}`, info.addresses.tcp?.url].filter(
           Boolean,
         )
         for (const w of info.warnings) this.warn(w)
-        // one line, so scripts can wait for it (oclif's log is silent with --json)
-        if (json) process.stdout.write(JSON.stringify({event: 'ready', ...info}) + '\n')
-        else
-          this.log(
-            `icc serve: ready on ${where.join(' and ')} (services: ${info.services.map((s) => s.name).join(', ')})`,
+        const printEnv = flags['print-env'] && ipc
+        // the token is a secret: on stdout only when asked for (--print-env), else once on stderr if generated
+        if (ipc?.tokenGenerated && !printEnv) {
+          process.stderr.write(
+            `icc serve: generated IPC auth token (shown once): ${ipc.env.AWS_CONTAINER_AUTHORIZATION_TOKEN}\n`,
           )
+        }
+
+        const ipcLine = ipc && {...ipc, env: printEnv ? ipc.env : undefined}
+        // one line, so scripts can wait for it (oclif's log is silent with --json)
+        if (json)
+          process.stdout.write(JSON.stringify({event: 'ready', ...info, ...(ipcLine ? {ipc: ipcLine} : {})}) + '\n')
+        else {
+          this.log(
+            `icc serve: ready on ${where.join(' and ')} (services: ${info.services.map((s) => s.name).join(', ')})` +
+              (ipc ? `; Greengrass IPC on ${ipc.url}` : ''),
+          )
+          if (printEnv) for (const [k, v] of Object.entries(ipc.env)) this.log(`export ${k}='${v}'`)
+        }
       },
       parameters: flags.parameters,
       pipelineDepth: flags['pipeline-depth'],

@@ -3,3 +3,4 @@
  * from Node.js the way Lambda code calls the connector through the Greengrass Machine Learning SDK.
  */
 export * from './ipc.js'
+export * from './native.js'

@@ -8,6 +8,7 @@ import {access} from 'node:fs/promises'
 import {ModelError, UsageError} from '../errors.js'
 import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
 import {type Host, type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
+import {generateAuthToken, lambdaEnvironment, startIpcServer} from './ipc.js'
 
 export {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
 export {type Host, type HostAddresses, type HostOptions, httpStatus, startHost} from './host.js'
@@ -21,7 +22,31 @@ export * from './types.js'
  */
 export type ServePlugin = (host: Host) => Promise<void | {close(): Promise<void>; warnings?: string[]}>
 
+export interface IpcServeOptions {
+  /** The token Lambda code must send (default: AWS_CONTAINER_AUTHORIZATION_TOKEN, else a generated one). */
+  authToken?: string
+  /** Loopback host (default 127.0.0.1). */
+  host?: string
+  /** TCP port (0: any free one; the ML SDK's default is 8000). */
+  port: number
+  /** Function ARNs must name this region (default: AWS_REGION; none: any region is accepted). */
+  region?: string
+}
+
+/** Where the Greengrass IPC endpoint listens, and the environment a Lambda needs to reach it. */
+export interface IpcInfo {
+  /** The variables to give a Lambda process (contains the token: print it only when asked). */
+  env: Record<string, string>
+  host: string
+  port: number
+  /** True when the token was generated (nobody else knows it yet). */
+  tokenGenerated: boolean
+  url: string
+}
+
 export interface ServeOptions extends Omit<HostOptions, 'services'>, ServiceFlags {
+  /** Also expose the Greengrass IPC protocol (what the ML SDK speaks) on a loopback TCP port. */
+  ipc?: IpcServeOptions
   /** Called once every service is ready and listening. */
   onReady?: (info: ServeReadyInfo) => void
   /** Front ends to start on the host (see {@link ServePlugin}). */
@@ -32,6 +57,8 @@ export interface ServeOptions extends Omit<HostOptions, 'services'>, ServiceFlag
 
 export interface ServeReadyInfo {
   addresses: HostAddresses
+  /** The Greengrass IPC endpoint, when enabled (its `env` holds the token and is not part of --json output). */
+  ipc?: IpcInfo
   services: StartedService[]
   warnings: string[]
 }
@@ -75,13 +102,44 @@ async function resolveModels(
   return out
 }
 
+/** The Greengrass IPC endpoint as a plugin of the host; `info` is filled in once it listens. */
+function ipcPlugin(options: IpcServeOptions, maxBodyBytes: number | undefined, info: {ipc?: IpcInfo}): ServePlugin {
+  return async (host) => {
+    const fromEnv = process.env.AWS_CONTAINER_AUTHORIZATION_TOKEN
+    const authToken = options.authToken || fromEnv || generateAuthToken()
+    const region = options.region ?? process.env.AWS_REGION
+    const server = await startIpcServer({
+      authToken,
+      bodyLimitBytes: maxBodyBytes,
+      dispatcher: host.dispatcher,
+      host: options.host,
+      port: options.port,
+      region,
+    })
+    const url = `http://${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`
+    info.ipc = {
+      env: lambdaEnvironment({port: server.port, region: region ?? 'us-east-1', token: authToken}),
+      host: server.host,
+      port: server.port,
+      tokenGenerated: !options.authToken && !fromEnv,
+      url,
+    }
+    return {close: async () => server.close()}
+  }
+}
+
 export async function serve(options: ServeOptions): Promise<ServeResult> {
   const configs = await buildServiceConfigs(options)
   const services = await resolveModels(configs, options.cacheDir)
   const host = await startHost({...options, services})
   const closers: {close(): Promise<void>}[] = []
+  const extra: {ipc?: IpcInfo} = {}
+  const plugins = [
+    ...(options.ipc ? [ipcPlugin(options.ipc, options.maxBodyBytes, extra)] : []),
+    ...(options.plugins ?? []),
+  ]
   try {
-    for (const plugin of options.plugins ?? []) {
+    for (const plugin of plugins) {
       const started = await plugin(host)
       if (started) {
         closers.push(started)
@@ -93,7 +151,12 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
     throw error
   }
 
-  const info: ServeReadyInfo = {addresses: host.addresses, services: host.started, warnings: host.warnings}
+  const info: ServeReadyInfo = {
+    addresses: host.addresses,
+    ...extra,
+    services: host.started,
+    warnings: host.warnings,
+  }
   options.onReady?.(info)
   // `on`, not `once`, and removed only after the shutdown: execa's exit hook (signal-exit) re-raises a signal
   // when it finds itself the only listener, which would kill the host in the middle of draining
@@ -111,5 +174,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
     process.removeListener('SIGINT', onSignal!)
   }
 
-  return {...info, stoppedBy}
+  const {ipc, ...rest} = info
+  // the result is printed with --json: keep the token out of it
+  return {...rest, ...(ipc ? {ipc: {...ipc, env: {}}} : {}), stoppedBy}
 }

@@ -4,7 +4,6 @@
  * failure to the documented exception. Real python3 processes, real HTTP on loopback; the host is the
  * FakeDispatcher stand-in.
  */
-import {execa} from 'execa'
 import assert from 'node:assert/strict'
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -12,34 +11,12 @@ import {join} from 'node:path'
 import sharp from 'sharp'
 
 import {type IpcServer, lambdaEnvironment, startIpcServer} from '../../src/serve/ipc.js'
-import {REPO_ROOT} from '../helpers/cli.js'
 import {FakeDispatcher} from '../helpers/fake-dispatcher.js'
+import {python, requirePythonNumpy, runSeedLambda, sdkCasesScript} from '../helpers/lambda.js'
 
-const PYTHON = '/usr/bin/python3'
 const TOKEN = 'py-token-0123456789'
 const REGION = 'us-east-1'
-const SEED = join(REPO_ROOT, '..', 'shared', 'seed', 'image-classification-connector.md')
 const CLASSES = 11
-
-/** The seed's usage example, cut out of the connector documentation (the first code block after its heading). */
-async function seedExample(): Promise<string> {
-  const doc = await readFile(SEED, 'utf8')
-  const section = doc.slice(doc.indexOf('## Usage Example'))
-  const m = /```\n(import logging[\s\S]*?)```/.exec(section)
-  assert.ok(m, 'usage example not found in the seed document')
-  return m[1]
-}
-
-/** Runs a Python script with the Lambda environment of the server on `port`. */
-async function python(script: string, env: Record<string, string>, args: string[] = []) {
-  return execa(PYTHON, [script, ...args], {
-    cwd: REPO_ROOT,
-    env: {...env, PYTHONDONTWRITEBYTECODE: '1', PYTHONPATH: join(REPO_ROOT, 'sdk', 'python')},
-    extendEnv: false,
-    reject: false,
-    timeout: 30_000,
-  })
-}
 
 describe('Python Greengrass ML SDK over the IPC endpoint', () => {
   let dir: string
@@ -49,8 +26,7 @@ describe('Python Greengrass ML SDK over the IPC endpoint', () => {
   let jpegPath: string
 
   before(async () => {
-    const numpy = await execa(PYTHON, ['-c', 'import numpy'], {reject: false})
-    if (numpy.exitCode !== 0) throw new Error(`${PYTHON} with numpy is required (apt-get install python3-numpy)`)
+    await requirePythonNumpy()
     dir = await mkdtemp(join(tmpdir(), 'icc-ipc-py-'))
     jpegPath = join(dir, 'test.jpg')
     await sharp({create: {background: {b: 40, g: 160, r: 220}, channels: 3, height: 32, width: 32}})
@@ -70,55 +46,8 @@ describe('Python Greengrass ML SDK over the IPC endpoint', () => {
   })
 
   it('runs the documentation usage example Lambda and parses its predictions', async () => {
-    const original = await seedExample()
-    const edits: Array<[string, string]> = [
-      ["'/test_img/test.jpg'", JSON.stringify(jpegPath)],
-      // Python 3: the body is bytes; decode it before split(',').
-      ["predictions = resp['Body'].read()", "predictions = resp['Body'].read().decode('utf-8')"],
-      // Stop after one call.
-      ['    Timer(1, infer).start()', '    # Timer(1, infer).start()  (icc test: one call only)'],
-    ]
-    let lambda = original
-    for (const [from, to] of edits) {
-      assert.equal(lambda.split(from).length, 2, `expected exactly one "${from}" in the example`)
-      lambda = lambda.replace(from, to)
-    }
-
-    const lambdaPath = join(dir, 'lambda_function.py')
-    await writeFile(lambdaPath, lambda)
-    // The harness configures logging and records what np.fromstring parses inside the example's own infer().
-    const harness = join(dir, 'harness.py')
-    await writeFile(
-      harness,
-      [
-        'import json, logging, sys',
-        'import numpy as np',
-        'logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")',
-        'parsed = []',
-        '_fromstring = np.fromstring',
-        'def _recording(*args, **kwargs):',
-        '    result = _fromstring(*args, **kwargs)',
-        '    parsed.append(result.tolist())',
-        '    return result',
-        'np.fromstring = _recording',
-        'namespace = {"__name__": "lambda_function"}',
-        'with open(sys.argv[1]) as f:',
-        '    exec(compile(f.read(), sys.argv[1], "exec"), namespace)',
-        'namespace["function_handler"]({}, None)',
-        'print(json.dumps(parsed))',
-      ].join('\n'),
-    )
     const before = dispatcher.calls.length
-    const r = await python(harness, env, [lambdaPath])
-    assert.equal(r.exitCode, 0, String(r.stderr))
-    assert.doesNotMatch(String(r.stderr), /exception/, String(r.stderr))
-    assert.match(String(r.stderr), /INFO invoking Greengrass ML Inference service/)
-    assert.match(String(r.stderr), /INFO predictions: \[/)
-    const parsed = JSON.parse(String(r.stdout)) as number[][]
-    assert.equal(parsed.length, 1)
-    assert.equal(parsed[0].length, CLASSES)
-    const sum = parsed[0].reduce((a, b) => a + b, 0)
-    assert.ok(Math.abs(sum - 1) <= 1e-4, `sum ${sum}`)
+    await runSeedLambda(dir, jpegPath, env, CLASSES)
     assert.equal(dispatcher.calls.length, before + 1)
     assert.equal(dispatcher.calls.at(-1)!.request.contentType, 'image/jpeg')
     assert.ok(dispatcher.calls.at(-1)!.request.body.equals(await readFile(jpegPath)))
@@ -132,31 +61,7 @@ describe('Python Greengrass ML SDK over the IPC endpoint', () => {
     const script = join(dir, 'cases.py')
     await writeFile(
       script,
-      `
-import json, os, sys
-import greengrass_machine_learning_sdk as ml
-
-with open(sys.argv[1], 'rb') as f:
-    jpeg = f.read()
-
-def attempt(changes, **kwargs):
-    saved = dict(os.environ)
-    os.environ.update(changes)
-    try:
-        resp = ml.client('inference').invoke_inference_service(**kwargs)
-        return {'ok': resp['Body'].read().decode('utf-8')}
-    except Exception as e:
-        return {'error': e.__class__.__name__, 'message': str(e)}
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-good = dict(AlgoType='image-classification', ServiceName='imageClassification', ContentType='image/jpeg', Body=jpeg)
-def args(**over):
-    a = dict(good)
-    a.update(over)
-    return dict((k, v) for k, v in a.items() if v is not None)
-
+      `${sdkCasesScript('imageClassification')}
 default = {}
 results = {
     'ok': attempt(default, **good),
