@@ -24,6 +24,7 @@ import {join} from 'node:path'
 import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
 
+import {invokeInferenceService} from '../../src/client/ipc.js'
 import * as modelCore from '../../src/model/index.js'
 import {readRssKb} from '../../src/serve/memory.js'
 import {cpuSessionOptions} from '../../src/serve/tuning.js'
@@ -316,18 +317,8 @@ type IpcInvoke = (
   options: {port?: number; region?: string; token?: string},
 ) => Promise<{Body: Buffer}>
 
-/** The Greengrass IPC endpoint, when this build has it: the client, and the flags that turn it on. */
-async function ipcSupport(): Promise<undefined | {flags: string[]; invoke: IpcInvoke; port: number}> {
-  const path = '../../src/client/ipc.js' // a variable: this file must build before the IPC client lands
-  let invoke: IpcInvoke | undefined
-  try {
-    invoke = ((await import(path)) as {invokeInferenceService?: IpcInvoke}).invokeInferenceService
-  } catch {
-    return undefined
-  }
-
-  const help = await execa(process.execPath, [BIN, 'serve', '--help'], {reject: false})
-  if (!invoke || !/--ipc-port/.test(help.stdout)) return undefined
+/** The Greengrass IPC endpoint: the client, and the flags that turn it on (on a free loopback port). */
+async function ipcSupport(): Promise<{flags: string[]; invoke: IpcInvoke; port: number}> {
   const port = await new Promise<number>((resolve, reject) => {
     const srv = createServer()
     srv.listen(0, '127.0.0.1', () => {
@@ -336,9 +327,7 @@ async function ipcSupport(): Promise<undefined | {flags: string[]; invoke: IpcIn
     })
     srv.on('error', reject)
   })
-  const flags = ['--ipc-port', String(port)]
-  if (/--ipc-token/.test(help.stdout)) flags.push('--ipc-token', IPC_TOKEN)
-  return {flags, invoke, port}
+  return {flags: ['--ipc-port', String(port), '--ipc-auth-token', IPC_TOKEN], invoke: invokeInferenceService, port}
 }
 
 interface Served {
@@ -566,8 +555,8 @@ async function main(): Promise<void> {
 
     const rows = report.rows as Row[]
     const ipc = args.transports.includes('ipc') ? await ipcSupport() : undefined
-    report.ipc = ipc ? {port: ipc.port} : 'not in this build (no src/client/ipc.ts or no icc serve --ipc-port)'
-    if (!ipc) log('the Greengrass IPC endpoint is not in this build: no ipc column')
+    report.ipc = ipc ? {port: ipc.port} : 'not selected'
+    if (!ipc) log('ipc transport not selected (--transports): no ipc column')
     report.coldStart = {}
     report.rss = {}
     for (const m of models) {
