@@ -36,6 +36,12 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       description: 'With GPUAcceleration GPU: run on the CPU (with a warning) when CUDA cannot be loaded.',
     }),
     'cache-dir': Flags.string({description: 'Model conversion cache directory.'}),
+    'client-timeout-seconds': Flags.integer({
+      default: 30,
+      description:
+        'Slow clients: request headers must arrive within this many seconds, the whole request within this plus the service timeout.',
+      min: 1,
+    }),
     definition: Flags.string({
       description: 'Connector definition version JSON: one service per Image Classification connector.',
     }),
@@ -104,6 +110,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     return serve({
       allowCpuFallback: flags['allow-cpu-fallback'],
       cacheDir: flags['cache-dir'],
+      clientTimeoutMs: flags['client-timeout-seconds'] * 1000,
       definition: flags.definition,
       gpuAcceleration: flags['gpu-acceleration'],
       host: flags.host,

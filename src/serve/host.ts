@@ -14,8 +14,8 @@
  */
 import Fastify, {type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
 import {chmod, lstat, mkdir, unlink} from 'node:fs/promises'
-import {createServer, type Server} from 'node:http'
-import {connect} from 'node:net'
+import {createServer, type IncomingMessage, type Server} from 'node:http'
+import {connect, type Socket} from 'node:net'
 import {dirname, join} from 'node:path'
 import pino, {type Logger} from 'pino'
 
@@ -29,6 +29,11 @@ import {type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} 
 
 export interface HostOptions {
   cacheDir?: string
+  /**
+   * Slow or idle clients: the request headers must arrive within this many ms of the connection (default 30000),
+   * the whole request within this plus the longest service timeout.
+   */
+  clientTimeoutMs?: number
   /** Crash-loop detection (default 5 crashes within 60 s, then a 60 s cool-down). */
   crashLoop?: {cooldownMs?: number; limit?: number; windowMs?: number}
   /** Bounded wait for in-flight requests at shutdown (default: the longest service timeout + 1 s). */
@@ -172,11 +177,29 @@ function sendError(reply: FastifyReply, error: ServeError): FastifyReply {
     .send({error: {code: error.code, message: error.message}})
 }
 
-function toServeError(error: unknown): ServeError {
+/**
+ * Node's header timeout starts with the first byte: a connection that never sends one would stay open forever.
+ * Close a connection that has not started a request within `ms`; its first request lifts the limit (keep-alive
+ * idleness after that is the server's keepAliveTimeout).
+ */
+function guardIdle(server: Server, ms: number): Server {
+  server.on('connection', (socket: Socket) => {
+    socket.setTimeout(ms, () => socket.destroy())
+  })
+  server.on('request', (req: IncomingMessage) => {
+    req.socket.setTimeout(0)
+  })
+  return server
+}
+
+function toServeError(error: unknown, maxBodyBytes: number): ServeError {
   if (error instanceof ServeError) return error
   const e = error as {code?: string; message?: string; statusCode?: number}
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) {
-    return new ServeError('BODY_TOO_LARGE', e.message ?? 'Request body is too large')
+    return new ServeError(
+      'BODY_TOO_LARGE',
+      `The request body is larger than the limit of ${maxBodyBytes} bytes (${(maxBodyBytes / 1024 / 1024).toFixed(1)} MiB); send a smaller image or raise --max-body-bytes.`,
+    )
   }
 
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.statusCode === 415) {
@@ -302,14 +325,26 @@ export async function startHost(options: HostOptions): Promise<Host> {
     },
   }
 
-  // slow clients: a whole request (headers + body) must arrive within 30 s plus the longest service timeout
-  const requestTimeout = 30_000 + Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000
-  const app = Fastify({bodyLimit: maxBodyBytes, logger: false, requestTimeout, return503OnClosing: true})
+  // slow clients: the headers must arrive within clientTimeoutMs, the whole request (headers + body) within that
+  // plus the longest service timeout; expired connections are found by a check every quarter of the timeout
+  const clientTimeoutMs = options.clientTimeoutMs ?? 30_000
+  const requestTimeout = clientTimeoutMs + Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000
+  const serverOptions = {
+    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(clientTimeoutMs / 4))),
+    headersTimeout: clientTimeoutMs,
+    requestTimeout,
+  }
+  const app = Fastify({
+    bodyLimit: maxBodyBytes,
+    logger: false,
+    return503OnClosing: true,
+    serverFactory: (handler) => guardIdle(createServer(serverOptions, handler), clientTimeoutMs),
+  })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', {bodyLimit: maxBodyBytes, parseAs: 'buffer'}, (_req, body, done) => done(null, body))
   app.setErrorHandler((error, _req, reply) => {
     const e = error as {code?: string; message: string; statusCode?: number}
-    const mapped = toServeError(error)
+    const mapped = toServeError(error, maxBodyBytes)
     if (mapped.code === 'INTERNAL' && e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       return reply.code(e.statusCode).send({error: {code: 'BAD_REQUEST', message: e.message}})
     }
@@ -370,7 +405,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       if (!verbose) return reply.send(result.body)
       return reply.send(`{"probabilities":${result.body},"top":${JSON.stringify(result.top ?? [])}}`)
     } catch (error) {
-      const e = toServeError(error)
+      const e = toServeError(error, maxBodyBytes)
       if (e.code === 'INTERNAL') loggers.get(name)?.error({err: e.message}, 'request failed')
       return sendError(reply, e)
     }
@@ -463,7 +498,10 @@ export async function startHost(options: HostOptions): Promise<Host> {
         )
       }
 
-      const server = createServer({headersTimeout: 30_000, requestTimeout}, (req, res) => app.routing(req, res))
+      const server = guardIdle(
+        createServer(serverOptions, (req, res) => app.routing(req, res)),
+        clientTimeoutMs,
+      )
       tcpServer = server
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)

@@ -500,8 +500,14 @@ export class Service {
   private onRunnerError(id: number, code: string, message: string): void {
     const p = this.takeInflight(id)
     if (!p) return
-    const known = ['BAD_IMAGE', 'UNSUPPORTED_CONTENT_TYPE'].includes(code)
-    this.settle(p, new ServeError(known ? (code as 'BAD_IMAGE') : 'INTERNAL', message))
+    // the caller's image: 4xx (an image too large to decode is a bad image for this service); anything else is ours
+    const mapped =
+      code === 'UNSUPPORTED_CONTENT_TYPE'
+        ? code
+        : code === 'BAD_IMAGE' || code === 'IMAGE_TOO_LARGE'
+          ? 'BAD_IMAGE'
+          : 'INTERNAL'
+    this.settle(p, new ServeError(mapped, message))
     this.pump()
   }
 
