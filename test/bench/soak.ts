@@ -153,7 +153,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         req.on('error', reject)
         req.end()
       })
-      const {services} = (JSON.parse(body) as {services: Record<string, {runnerPid?: number}>})
+      const {services} = JSON.parse(body) as {services: Record<string, {runnerPid?: number}>}
       return Object.values(services)[0]?.runnerPid
     }
 
