@@ -50,6 +50,15 @@ Exit codes: 0 created, 2 invalid parameters or flags, 3 AWS error (credentials, 
     'gpu-acceleration': Flags.string({description: 'GPUAcceleration: CPU or GPU (JTX2 only).'}),
     'group-id': Flags.string({description: 'The Greengrass group to deploy to (with --deploy).'}),
     id: Flags.string({description: 'The connector Id in the definition (default <ConnectorName>-<service name>).'}),
+    'ml-resource-owner': Flags.string({
+      description: 'With --with-ml-resource: the OS group that owns the model files on the core (OwnerSetting).',
+      dependsOn: ['with-ml-resource'],
+    }),
+    'ml-resource-permission': Flags.string({
+      dependsOn: ['ml-resource-owner'],
+      description: "With --ml-resource-owner: that group's permission on the model files (default ro).",
+      options: ['ro', 'rw'],
+    }),
     'memory-limit-kb': Flags.string({description: 'LocalInferenceServiceMemoryLimitKB, e.g. 500000.'}),
     'ml-resource-id': Flags.string({description: 'MLModelResourceId: the ML resource that holds the model.'}),
     'model-destination-path': Flags.string({
@@ -85,6 +94,12 @@ Exit codes: 0 created, 2 invalid parameters or flags, 3 AWS error (credentials, 
       dryRun: flags['dry-run'],
       groupId: flags['group-id'],
       id: flags.id,
+      mlResourceOwner: flags['ml-resource-owner']
+        ? {
+            GroupOwner: flags['ml-resource-owner'],
+            GroupPermission: (flags['ml-resource-permission'] ?? 'ro') as 'ro' | 'rw',
+          }
+        : undefined,
       name: flags.name,
       parameters: {
         GPUAcceleration: flags['gpu-acceleration'],

@@ -41,6 +41,8 @@ export interface CreateConnectorOptions extends AwsOptions {
   groupId?: string
   /** The connector's Id in the definition version (default `<ConnectorName>-<service name>`). */
   id?: string
+  /** With withMlResource: the OS group that owns the model files on the core, and its permission. */
+  mlResourceOwner?: {GroupOwner: string; GroupPermission: 'ro' | 'rw'}
   /** Name of a new definition (default `icc-<service name>`). */
   name?: string
   /** Parameters given one by one (they win over the file). */
@@ -186,6 +188,7 @@ export async function createConnector(
       ? {
           destinationPath: parameters.MLModelDestinationPath!,
           resourceId: parameters.MLModelResourceId!,
+          ownerSetting: options.mlResourceOwner,
           sagemakerJobArn: parameters.MLModelSageMakerJobArn!,
         }
       : undefined

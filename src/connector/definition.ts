@@ -13,6 +13,7 @@
  */
 import type {ErrorObject} from 'ajv'
 
+import {clientToken} from '../aws/group.js'
 import {ValidationError, type ValidationProblem} from '../errors.js'
 import {
   connectorArn,
@@ -371,8 +372,11 @@ export function planCreateConnector(options: PlanCreateConnectorOptions): Planne
     }
   }
 
+  const input = {...(options.name ? {Name: options.name} : {}), InitialVersion: {Connectors: connectors}}
+  // sent as the X-Amzn-Client-Token header (the JSON body stays the documentation's): the same request twice
+  // creates one definition
   return {
-    input: {...(options.name ? {Name: options.name} : {}), InitialVersion: {Connectors: connectors}},
+    input: {...input, AmznClientToken: clientToken('CreateConnectorDefinition', input)},
     operation: 'CreateConnectorDefinition',
   }
 }

@@ -116,6 +116,8 @@ describe('icc create-connector / validate-connector (real binary, loopback Green
       const minified = JSON.stringify(example.initialVersion)
       assert.ok(call.body.includes(minified), `${call.body}\n does not contain\n${minified}`)
       assert.match(String(call.headers.authorization), /^AWS4-HMAC-SHA256 Credential=AKIA/)
+      // idempotent: the client token travels as a header, derived from the request
+      assert.match(String(call.headers['x-amzn-client-token']), /^[0-9a-f]{32}$/)
       const json = JSON.parse(r.stdout)
       assert.equal(json.definitionId, `def-${index}`)
       assert.equal(json.latestVersion, `ver-${index}`)
@@ -134,13 +136,15 @@ describe('icc create-connector / validate-connector (real binary, loopback Green
     const r = await run(['create-connector', ...flagsFor(example), '--dry-run', '--json'])
     assert.equal(r.exitCode, 0, r.stderr)
     assert.equal(wire.requests.length, 0)
+    const token = JSON.parse(r.stdout).requests[0].input.AmznClientToken
+    assert.match(token, /^[0-9a-f]{32}$/)
     assert.equal(
       r.stdout.trim(),
       JSON.stringify(
         {
           requests: [
             {
-              input: {Name: example.name, InitialVersion: example.initialVersion},
+              input: {Name: example.name, InitialVersion: example.initialVersion, AmznClientToken: token},
               operation: 'CreateConnectorDefinition',
             },
           ],
@@ -221,6 +225,8 @@ describe('icc create-connector / validate-connector (real binary, loopback Green
       'create-connector',
       ...flagsFor(example),
       '--with-ml-resource',
+      '--ml-resource-owner',
+      'ggc_group',
       '--group-id',
       GROUP_ID,
       '--deploy',
@@ -233,6 +239,7 @@ describe('icc create-connector / validate-connector (real binary, loopback Green
     assert.equal(Id, parameters.MLModelResourceId)
     assert.deepEqual(ResourceDataContainer.SageMakerMachineLearningModelResourceData, {
       DestinationPath: parameters.MLModelDestinationPath,
+      OwnerSetting: {GroupOwner: 'ggc_group', GroupPermission: 'ro'},
       SageMakerJobArn: parameters.MLModelSageMakerJobArn,
     })
     const version = wire.calls('greengrass:CreateGroupVersion')[0].json

@@ -83,6 +83,8 @@ describe('gauntlet: icc serve under hostile input and faults', function () {
         '0',
         '--ipc-auth-token',
         TOKEN,
+        '--region',
+        'us-east-1',
         '--log-dir',
         join(dir, 'logs'),
         '--json',
