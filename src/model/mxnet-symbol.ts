@@ -55,7 +55,7 @@ export function parseSymbol(text: string, source = 'symbol file'): MxSymbol {
   if (doc.nodes.length > MAX_NODES) bad(source, `${doc.nodes.length} nodes (limit ${MAX_NODES})`)
   const nodes: SymbolNode[] = doc.nodes.map((n: unknown, i: number) => {
     const node = n as {attr?: unknown; attrs?: unknown; inputs?: unknown; name?: unknown; op?: unknown; param?: unknown}
-    if (!node || typeof node !== 'object') bad(source, `node ${i} is not an object`)
+    if (!node || typeof node !== 'object' || Array.isArray(node)) bad(source, `node ${i} is not an object`)
     if (typeof node.op !== 'string' || typeof node.name !== 'string') bad(source, `node ${i} lacks "op" or "name"`)
     const attrs: Record<string, string> = {}
     for (const bag of [node.param, node.attr, node.attrs]) {

@@ -70,6 +70,15 @@ describe('MXNet symbol reader', () => {
     check('[]', /no "nodes"/)
     check('{"nodes":[{"op":"null","name":"a","inputs":[["x",0]]}]}', /expected \[node, output/)
     check(JSON.stringify({nodes: Array.from({length: 100_001}, () => ({inputs: [], name: 'a', op: 'null'}))}), /limit/)
+    // deeply nested JSON where a node or an input belongs: a clear error, not a stack overflow
+    const deep = (n: number) => '['.repeat(n) + ']'.repeat(n)
+    check(`{"nodes":[{"op":"null","name":"a","inputs":${deep(200_000)}}]}`, /expected \[node, output|not valid JSON/)
+    check(`{"nodes":${deep(200_000)}}`, /node 0 is not an object|not valid JSON/)
+    // a deeply nested attribute value is not a string attribute: ignored, the rest is read
+    const nested = parseSymbol(
+      `{"nodes":[{"op":"null","name":"a","inputs":[],"attrs":{"k":${deep(200_000)},"x":"1"}}]}`,
+    )
+    assert.deepEqual(nested.nodes[0].attrs, {x: '1'})
   })
 
   it('the ResNet-18 generator reproduces the real SageMaker symbol node by node', () => {
