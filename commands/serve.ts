@@ -42,6 +42,12 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
         'Slow clients: request headers must arrive within this many seconds, the whole request within this plus the service timeout.',
       min: 1,
     }),
+    'crash-cooldown-seconds': Flags.integer({
+      default: 60,
+      description:
+        'After a crash loop (5 runner crashes within 60 s) the service is not ready for this long, then tries again.',
+      min: 1,
+    }),
     definition: Flags.string({
       description: 'Connector definition version JSON: one service per Image Classification connector.',
     }),
@@ -111,6 +117,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       allowCpuFallback: flags['allow-cpu-fallback'],
       cacheDir: flags['cache-dir'],
       clientTimeoutMs: flags['client-timeout-seconds'] * 1000,
+      crashLoop: {cooldownMs: flags['crash-cooldown-seconds'] * 1000},
       definition: flags.definition,
       gpuAcceleration: flags['gpu-acceleration'],
       host: flags.host,

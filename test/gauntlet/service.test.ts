@@ -273,9 +273,11 @@ describe('gauntlet: a model removed while serving; hostile file names', function
     await rm(dir, {force: true, recursive: true})
   })
 
-  it('model file removed, runner killed: not ready with the reason, errors at once, the host stays up and exits cleanly', async () => {
+  it('model removed, runner killed: not ready with the reason, errors at once, host up; model back: serving again after the cool-down', async () => {
     const model = await writeTinyOnnxModel(join(dir, 'doomed.onnx'))
-    const host = await startServe(['--model', model, '--service-name', NAME], {socket: join(dir, 'doomed.sock')})
+    const host = await startServe(['--model', model, '--service-name', NAME, '--crash-cooldown-seconds', '3'], {
+      socket: join(dir, 'doomed.sock'),
+    })
     try {
       const good = await noiseImage('png')
       assert.equal((await http({socket: host.socket}, 'POST', '/invocations', good)).status, 200)
@@ -295,6 +297,18 @@ describe('gauntlet: a model removed while serving; hostile file names', function
       assert.equal(r.json().error.code, 'SERVICE_NOT_READY')
       assert.ok(Date.now() - t0 < 2000, 'answered at once')
       assert.equal((await http({socket: host.socket}, 'GET', '/v2/health/live')).status, 200)
+      assert.match(ready.body, /next attempt in 3 s/)
+
+      // the model is put back (e.g. by icc pull-model): the next attempt after the cool-down succeeds
+      await writeTinyOnnxModel(model)
+      const back = Date.now()
+      await waitFor(
+        async () => (await http({socket: host.socket}, 'GET', '/v2/health/ready')).status === 200,
+        15_000,
+        'the service to recover',
+      )
+      assert.ok(Date.now() - back < 10_000)
+      assert.equal((await http({socket: host.socket}, 'POST', '/invocations', good)).status, 200)
     } finally {
       await stopCleanly(host)
     }
