@@ -1,0 +1,42 @@
+/**
+ * The CLI surface every command owes its users (design card): flat names, `--json`, and `--help` with at least two
+ * examples; and that `src/` (the library) never imports oclif.
+ */
+import {Config} from '@oclif/core'
+import assert from 'node:assert/strict'
+import {readdir, readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {icc, REPO_ROOT} from './helpers/cli.js'
+
+describe('CLI surface', () => {
+  it('every command is flat, takes --json and has at least two examples in --help', async () => {
+    const config = await Config.load(REPO_ROOT)
+    const ids = config.commands.map((c) => c.id).sort()
+    assert.ok(
+      ids.includes('create-connector') && ids.includes('serve') && ids.includes('validate-connector'),
+      ids.join(','),
+    )
+    for (const summary of config.commands) {
+      assert.doesNotMatch(summary.id, /:/, `${summary.id} is not flat`)
+      const command = await summary.load()
+      assert.equal(command.enableJsonFlag, true, `${summary.id}: no --json`)
+      assert.ok((command.examples ?? []).length >= 2, `${summary.id}: ${(command.examples ?? []).length} examples`)
+      assert.ok(command.description && command.description.length > 20, `${summary.id}: no description`)
+    }
+
+    const help = await icc(['validate-connector', '--help'])
+    assert.equal(help.exitCode, 0)
+    assert.match(help.stdout, /EXAMPLES[\s\S]*\$ icc validate-connector[\s\S]*\$ icc validate-connector/)
+    assert.match(help.stdout, /--json/)
+  })
+
+  it('src/ never imports @oclif/core', async () => {
+    const files = (await readdir(join(REPO_ROOT, 'src'), {recursive: true})).filter((f) => f.endsWith('.ts'))
+    assert.ok(files.length > 20)
+    for (const f of files) {
+      const text = await readFile(join(REPO_ROOT, 'src', f), 'utf8')
+      assert.doesNotMatch(text, /from '@oclif\//, `src/${f} imports oclif`)
+    }
+  })
+})
