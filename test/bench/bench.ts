@@ -26,10 +26,10 @@ import sharp from 'sharp'
 
 import {invokeInferenceService} from '../../src/client/ipc.js'
 import * as modelCore from '../../src/model/index.js'
+import {generateWeights, resnetSymbol, writeParams} from '../../src/model/writer.js'
 import {readRssKb} from '../../src/serve/memory.js'
 import {cpuSessionOptions} from '../../src/serve/tuning.js'
 import {BIN} from '../helpers/cli.js'
-import {writeOnnxResNet} from './onnx-resnet.js'
 
 type Depth = 18 | 50
 interface Args {
@@ -139,48 +139,17 @@ interface BenchModel {
   servePath: string
 }
 
-/** The project's MXNet writer (src/model/writer.ts), when this build has it. */
-interface Writer {
-  generateWeights(
-    symbolJson: string,
-    inputShape: number[],
-    seed?: number,
-  ): {data: Float32Array; name: string; shape: number[]}[]
-  resnetSymbol(options: {imageShape?: [number, number, number]; numClasses: number; numLayers: number}): string
-  writeParams(arrays: {data: Float32Array; name?: string; shape: number[]}[], options?: {format?: string}): Uint8Array
-}
-
-async function loadWriter(): Promise<undefined | Writer> {
-  const path = '../../src/model/writer.js' // a variable: this file must build before the writer lands
-  try {
-    const w = (await import(path)) as Partial<Writer>
-    return w.resnetSymbol && w.generateWeights && w.writeParams ? (w as Writer) : undefined
-  } catch {
-    return undefined
-  }
-}
-
 /**
  * A SageMaker-format model directory (symbol JSON + params + model-shapes.json + synset.txt) written by the
- * project's MXNet writer, which `icc serve` converts to ONNX (and caches); else, an ONNX ResNet (fallback).
+ * project's MXNet writer, which `icc serve` converts to ONNX (and caches).
  */
 async function buildModel(dir: string, depth: Depth): Promise<BenchModel> {
-  const writer = await loadWriter()
-  if (!writer) {
-    const path = await writeOnnxResNet(join(dir, `resnet${depth}.onnx`), depth)
-    return {
-      depth,
-      origin: 'ONNX written by test/bench/onnx-resnet.ts (the MXNet writer is not in this build)',
-      servePath: path,
-    }
-  }
-
   const modelDir = join(dir, `resnet${depth}`)
   await mkdir(modelDir, {recursive: true})
-  const symbol = writer.resnetSymbol({imageShape: [3, 224, 224], numClasses: 1000, numLayers: depth})
-  const arrays = writer.generateWeights(symbol, [1, 3, 224, 224], depth)
+  const symbol = resnetSymbol({imageShape: [3, 224, 224], numClasses: 1000, numLayers: depth})
+  const arrays = generateWeights(symbol, [1, 3, 224, 224], depth)
   await writeFile(join(modelDir, 'image-classification-symbol.json'), symbol)
-  await writeFile(join(modelDir, 'image-classification-0001.params'), writer.writeParams(arrays, {format: 'V2'}))
+  await writeFile(join(modelDir, 'image-classification-0001.params'), writeParams(arrays, {format: 'V2'}))
   await writeFile(join(modelDir, 'model-shapes.json'), JSON.stringify([{name: 'data', shape: [1, 3, 224, 224]}]))
   await writeFile(
     join(modelDir, 'synset.txt'),
