@@ -131,29 +131,29 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
         flags['ipc-port'] === undefined
           ? undefined
           : {authToken: flags['ipc-auth-token'], port: flags['ipc-port'], region: flags.region},
-      onReady: ({ipc, ...info}) => {
+      onReady: (info, {lambdaEnv}) => {
         const where = [info.addresses.socket && `unix:${info.addresses.socket}`, info.addresses.tcp?.url].filter(
           Boolean,
         )
         for (const w of info.warnings) this.warn(w)
-        const printEnv = flags['print-env'] && ipc
+        const printEnv = flags['print-env'] ? lambdaEnv : undefined
         // the token is a secret: on stdout only when asked for (--print-env), else once on stderr if generated
-        if (ipc?.tokenGenerated && !printEnv) {
+        if (info.ipc?.tokenGenerated && !printEnv) {
           process.stderr.write(
-            `icc serve: generated IPC auth token (shown once): ${ipc.env.AWS_CONTAINER_AUTHORIZATION_TOKEN}\n`,
+            `icc serve: generated IPC auth token (shown once): ${lambdaEnv?.AWS_CONTAINER_AUTHORIZATION_TOKEN}\n`,
           )
         }
 
-        const ipcLine = ipc && {...ipc, env: printEnv ? ipc.env : undefined}
         // one line, so scripts can wait for it (oclif's log is silent with --json)
-        if (json)
-          process.stdout.write(JSON.stringify({event: 'ready', ...info, ...(ipcLine ? {ipc: ipcLine} : {})}) + '\n')
-        else {
+        if (json) {
+          const ready = printEnv && info.ipc ? {...info, ipc: {...info.ipc, env: printEnv}} : info
+          process.stdout.write(JSON.stringify({event: 'ready', ...ready}) + '\n')
+        } else {
           this.log(
             `icc serve: ready on ${where.join(' and ')} (services: ${info.services.map((s) => s.name).join(', ')})` +
-              (ipc ? `; Greengrass IPC on ${ipc.url}` : ''),
+              (info.ipc ? `; Greengrass IPC on ${info.ipc.url}` : ''),
           )
-          if (printEnv) for (const [k, v] of Object.entries(ipc.env)) this.log(`export ${k}='${v}'`)
+          for (const [k, v] of Object.entries(printEnv ?? {})) this.log(`export ${k}='${v}'`)
         }
       },
       parameters: flags.parameters,

@@ -15,13 +15,6 @@ export {type Host, type HostAddresses, type HostOptions, httpStatus, startHost} 
 export {defaultSocketPath} from './paths.js'
 export * from './types.js'
 
-/**
- * A front end started on top of the host once it is ready (e.g. the Greengrass IPC endpoint on --ipc-port):
- * gets the host (its `dispatcher`, `logger`), returns something to close at shutdown (stop accepting, finish
- * in-flight requests); closed at the same time as the host drains.
- */
-export type ServePlugin = (host: Host) => Promise<void | {close(): Promise<void>; warnings?: string[]}>
-
 export interface IpcServeOptions {
   /** The token Lambda code must send (default: AWS_CONTAINER_AUTHORIZATION_TOKEN, else a generated one). */
   authToken?: string
@@ -33,10 +26,8 @@ export interface IpcServeOptions {
   region?: string
 }
 
-/** Where the Greengrass IPC endpoint listens, and the environment a Lambda needs to reach it. */
+/** Where the Greengrass IPC endpoint listens (no secret: printed with --json). */
 export interface IpcInfo {
-  /** The variables to give a Lambda process (contains the token: print it only when asked). */
-  env: Record<string, string>
   host: string
   port: number
   /** True when the token was generated (nobody else knows it yet). */
@@ -47,17 +38,18 @@ export interface IpcInfo {
 export interface ServeOptions extends Omit<HostOptions, 'services'>, ServiceFlags {
   /** Also expose the Greengrass IPC protocol (what the ML SDK speaks) on a loopback TCP port. */
   ipc?: IpcServeOptions
-  /** Called once every service is ready and listening. */
-  onReady?: (info: ServeReadyInfo) => void
-  /** Front ends to start on the host (see {@link ServePlugin}). */
-  plugins?: ServePlugin[]
+  /**
+   * Called once every service is ready and listening. `lambdaEnv` (with --ipc) holds the variables a Lambda needs
+   * to reach the IPC endpoint, token included: it is never part of `info` or of the result.
+   */
+  onReady?: (info: ServeReadyInfo, secrets: {lambdaEnv?: Record<string, string>}) => void
   /** Stop when aborted (in addition to SIGTERM/SIGINT). */
   signal?: AbortSignal
 }
 
 export interface ServeReadyInfo {
   addresses: HostAddresses
-  /** The Greengrass IPC endpoint, when enabled (its `env` holds the token and is not part of --json output). */
+  /** The Greengrass IPC endpoint, when enabled. */
   ipc?: IpcInfo
   services: StartedService[]
   warnings: string[]
@@ -102,62 +94,48 @@ async function resolveModels(
   return out
 }
 
-/** The Greengrass IPC endpoint as a plugin of the host; `info` is filled in once it listens. */
-function ipcPlugin(options: IpcServeOptions, maxBodyBytes: number | undefined, info: {ipc?: IpcInfo}): ServePlugin {
-  return async (host) => {
-    const fromEnv = process.env.AWS_CONTAINER_AUTHORIZATION_TOKEN
-    const authToken = options.authToken || fromEnv || generateAuthToken()
-    const region = options.region ?? process.env.AWS_REGION
-    const server = await startIpcServer({
-      authToken,
-      bodyLimitBytes: maxBodyBytes,
-      dispatcher: host.dispatcher,
-      host: options.host,
-      port: options.port,
-      region,
-    })
-    const url = `http://${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`
-    info.ipc = {
-      env: lambdaEnvironment({port: server.port, region: region ?? 'us-east-1', token: authToken}),
-      host: server.host,
-      port: server.port,
-      tokenGenerated: !options.authToken && !fromEnv,
-      url,
-    }
-    return {close: async () => server.close()}
+/** Start the Greengrass IPC endpoint on the host's dispatcher. */
+async function startIpc(host: Host, options: IpcServeOptions, maxBodyBytes?: number) {
+  const fromEnv = process.env.AWS_CONTAINER_AUTHORIZATION_TOKEN
+  const authToken = options.authToken || fromEnv || generateAuthToken()
+  const region = options.region ?? process.env.AWS_REGION
+  const server = await startIpcServer({
+    authToken,
+    bodyLimitBytes: maxBodyBytes,
+    dispatcher: host.dispatcher,
+    host: options.host,
+    port: options.port,
+    region,
+  })
+  const info: IpcInfo = {
+    host: server.host,
+    port: server.port,
+    tokenGenerated: !options.authToken && !fromEnv,
+    url: `http://${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
   }
+  const lambdaEnv = lambdaEnvironment({port: server.port, region: region ?? 'us-east-1', token: authToken})
+  return {info, lambdaEnv, server}
 }
 
 export async function serve(options: ServeOptions): Promise<ServeResult> {
   const configs = await buildServiceConfigs(options)
   const services = await resolveModels(configs, options.cacheDir)
   const host = await startHost({...options, services})
-  const closers: {close(): Promise<void>}[] = []
-  const extra: {ipc?: IpcInfo} = {}
-  const plugins = [
-    ...(options.ipc ? [ipcPlugin(options.ipc, options.maxBodyBytes, extra)] : []),
-    ...(options.plugins ?? []),
-  ]
+  let ipc: Awaited<ReturnType<typeof startIpc>> | undefined
   try {
-    for (const plugin of plugins) {
-      const started = await plugin(host)
-      if (started) {
-        closers.push(started)
-        host.warnings.push(...(started.warnings ?? []))
-      }
-    }
+    if (options.ipc) ipc = await startIpc(host, options.ipc, options.maxBodyBytes)
   } catch (error) {
-    await Promise.all([...closers.map(async (c) => c.close()), host.close()])
+    await host.close()
     throw error
   }
 
   const info: ServeReadyInfo = {
     addresses: host.addresses,
-    ...extra,
+    ...(ipc ? {ipc: ipc.info} : {}),
     services: host.started,
     warnings: host.warnings,
   }
-  options.onReady?.(info)
+  options.onReady?.(info, {lambdaEnv: ipc?.lambdaEnv})
   // `on`, not `once`, and removed only after the shutdown: execa's exit hook (signal-exit) re-raises a signal
   // when it finds itself the only listener, which would kill the host in the middle of draining
   let onSignal: ((sig: NodeJS.Signals) => void) | undefined
@@ -168,13 +146,11 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
     options.signal?.addEventListener('abort', () => resolve('abort'), {once: true})
   })
   try {
-    await Promise.all([...closers.map(async (c) => c.close()), host.close()])
+    await Promise.all([ipc?.server.close(), host.close()])
   } finally {
     process.removeListener('SIGTERM', onSignal!)
     process.removeListener('SIGINT', onSignal!)
   }
 
-  const {ipc, ...rest} = info
-  // the result is printed with --json: keep the token out of it
-  return {...rest, ...(ipc ? {ipc: {...ipc, env: {}}} : {}), stoppedBy}
+  return {...info, stoppedBy}
 }
