@@ -17,7 +17,7 @@
 import {execa} from 'execa'
 import {readFileSync} from 'node:fs'
 import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
-import {Agent, createServer, request} from 'node:http'
+import {Agent, createServer} from 'node:http'
 import {type AddressInfo} from 'node:net'
 import {availableParallelism, loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -30,6 +30,8 @@ import {generateWeights, resnetSymbol, writeParams} from '../../src/model/writer
 import {readRssKb} from '../../src/serve/memory.js'
 import {cpuSessionOptions} from '../../src/serve/tuning.js'
 import {BIN} from '../helpers/cli.js'
+import {http, runnerPid} from '../helpers/serve-host.js'
+import {percentile} from './stats.js'
 
 type Depth = 18 | 50
 interface Args {
@@ -163,11 +165,6 @@ async function buildModel(dir: string, depth: Depth): Promise<BenchModel> {
 }
 
 // ---------------------------------------------------------------- statistics
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]
-}
 
 interface Latency {
   n: number
@@ -359,11 +356,7 @@ async function startServe(model: BenchModel, dir: string, cacheDir: string, extr
     cacheDir,
     coldMs,
     hostPid: proc.pid!,
-    async runnerPid() {
-      const r = await httpCall({socketPath: socket}, 'GET', '/ping')
-      const {services} = JSON.parse(r.body) as {services: Record<string, {runnerPid?: number}>}
-      return Object.values(services)[0]?.runnerPid
-    },
+    runnerPid: async () => runnerPid({agent, socket}),
     socket,
     async stop() {
       proc.kill('SIGTERM')
@@ -378,38 +371,9 @@ async function startServe(model: BenchModel, dir: string, cacheDir: string, extr
 
 const agent = new Agent({keepAlive: true, maxSockets: 64})
 
-async function httpCall(
-  target: {port?: number; socketPath?: string},
-  method: string,
-  path: string,
-  body?: Buffer,
-): Promise<{body: string; status: number}> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        agent,
-        headers: body ? {'content-length': String(body.length), 'content-type': 'image/jpeg'} : {},
-        host: target.port ? '127.0.0.1' : undefined,
-        method,
-        path,
-        port: target.port,
-        socketPath: target.socketPath,
-      },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve({body: Buffer.concat(chunks).toString('utf8'), status: res.statusCode ?? 0}))
-        res.on('error', reject)
-      },
-    )
-    req.on('error', reject)
-    req.end(body)
-  })
-}
-
-function httpRunner(target: {port?: number; socketPath?: string}, jpeg: Buffer): () => Promise<void> {
+function httpRunner(target: {socket?: string; url?: string}, jpeg: Buffer): () => Promise<void> {
   return async () => {
-    const r = await httpCall(target, 'POST', '/invocations', jpeg)
+    const r = await http({...target, agent}, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg'})
     if (r.status !== 200) throw new Error(`icc serve answered ${r.status}: ${r.body.slice(0, 300)}`)
   }
 }
@@ -575,9 +539,9 @@ async function main(): Promise<void> {
         runnerKb: runnerPid ? (readRssKb(runnerPid).rssKb ?? 0) : 0,
       }
       let underLoad = {hostKb: 0, runnerKb: 0, totalKb: 0}
-      const targets: [string, {port?: number; socketPath?: string}][] = [
-        ['unix', {socketPath: served.socket}],
-        ['tcp', {port: served.tcpPort}],
+      const targets: [string, {socket?: string; url?: string}][] = [
+        ['unix', {socket: served.socket}],
+        ['tcp', {url: `http://127.0.0.1:${served.tcpPort}`}],
       ]
       if (ipc) targets.push(['ipc', {}])
       const chosen = targets.filter(([t]) => args.transports.includes(t))

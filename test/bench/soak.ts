@@ -3,7 +3,7 @@
  *
  * Starts the real binary, warms it up, then keeps `--concurrency` clients (default 32) sending real JPEG/PNG
  * samples over its unix socket for `--duration` seconds (default 60), and checks:
- *   - every request gets exactly one answer, and no answer is an error (503 OVERLOADED is deliberate backpressure
+ *   - every request is answered (one answer each: the count of answers equals the count sent), and no answer is an error (503 OVERLOADED is deliberate backpressure
  *     and counted apart);
  *   - latency p50/p99/max;
  *   - RSS of host + runner after warm-up vs at the end (median of the last samples: the host's V8 heap is a
@@ -16,14 +16,15 @@
  */
 import {readFileSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
-import {Agent, request} from 'node:http'
+import {Agent} from 'node:http'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {readRssKb} from '../../src/serve/memory.js'
 import {REPO_ROOT} from '../helpers/cli.js'
-import {startServe} from '../helpers/serve-host.js'
+import {http, runnerPid, startServe} from '../helpers/serve-host.js'
+import {percentile} from './stats.js'
 
 export interface SoakOptions {
   /** Conversion cache (default: a temporary one). */
@@ -68,59 +69,33 @@ const SAMPLES = ['sky.jpg', 'grass.png', 'tomato.jpg', 'lemon.jpg'].map((f) => (
   type: f.endsWith('.png') ? 'image/png' : 'image/jpeg',
 }))
 
-function invoke(agent: Agent, socketPath: string, sample: (typeof SAMPLES)[number]): Promise<Answer> {
+async function invoke(agent: Agent, socket: string, sample: (typeof SAMPLES)[number]): Promise<Answer> {
   const t0 = performance.now()
-  return new Promise((resolve) => {
-    let settled = false
-    const settle = (answer: Answer) => {
-      if (settled) throw new Error('a request was answered twice')
-      settled = true
-      resolve(answer)
+  try {
+    const r = await http({agent, socket}, 'POST', '/invocations', sample.body, {'content-type': sample.type})
+    let code: string | undefined
+    if (r.status !== 200) {
+      try {
+        code = r.json<{error?: {code?: string}}>().error?.code
+      } catch {
+        code = 'UNPARSEABLE'
+      }
     }
 
-    const req = request(
-      {
-        agent,
-        headers: {'content-length': sample.body.length, 'content-type': sample.type},
-        method: 'POST',
-        path: '/invocations',
-        socketPath,
-      },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => {
-          let code: string | undefined
-          if (res.statusCode !== 200) {
-            try {
-              code = (JSON.parse(Buffer.concat(chunks).toString()) as {error?: {code?: string}}).error?.code
-            } catch {
-              code = 'UNPARSEABLE'
-            }
-          }
-
-          settle({
-            code,
-            ms: performance.now() - t0,
-            retryAfter: res.headers['retry-after'] as string | undefined,
-            status: res.statusCode ?? 0,
-          })
-        })
-      },
-    )
-    req.on('error', (error) => settle({code: `CLIENT ${(error as NodeJS.ErrnoException).code}`, ms: 0, status: 0}))
-    req.end(sample.body)
-  })
+    return {
+      code,
+      ms: performance.now() - t0,
+      retryAfter: r.headers['retry-after'] as string | undefined,
+      status: r.status,
+    }
+  } catch (error) {
+    return {code: `CLIENT ${(error as NodeJS.ErrnoException).code}`, ms: 0, status: 0}
+  }
 }
 
 function processRssKb(pid: number | undefined): number {
   if (!pid) return 0
   return readRssKb(pid).rssKb ?? 0
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
 
 export async function runSoak(options: SoakOptions): Promise<SoakResult> {
@@ -141,24 +116,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   )
   const agent = new Agent({keepAlive: true, maxSockets: Math.max(options.concurrency, queueLimit * 4)})
   try {
-    const ping = async () => {
-      const {body} = await new Promise<{body: string}>((resolve, reject) => {
-        const req = request({agent, method: 'GET', path: '/ping', socketPath: host.socket}, (res) => {
-          let text = ''
-          res.on('data', (c: Buffer) => {
-            text += c.toString()
-          })
-          res.on('end', () => resolve({body: text}))
-        })
-        req.on('error', reject)
-        req.end()
-      })
-      const {services} = JSON.parse(body) as {services: Record<string, {runnerPid?: number}>}
-      return Object.values(services)[0]?.runnerPid
-    }
-
     const hostPid = host.proc.pid!
-    const sample = async () => ({hostKb: processRssKb(hostPid), runnerKb: processRssKb(await ping())})
+    const sample = async () => ({
+      hostKb: processRssKb(hostPid),
+      runnerKb: processRssKb(await runnerPid({agent, socket: host.socket})),
+    })
     const rss = async () => {
       const s = await sample()
       return s.hostKb + s.runnerKb
@@ -219,7 +181,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       .sort((a, b) => a - b)
     return {
       answers: byOutcome,
-      latencyMs: {max: latencies.at(-1) ?? 0, p50: percentile(latencies, 50), p99: percentile(latencies, 99)},
+      latencyMs: {max: latencies.at(-1) ?? 0, p50: percentile(latencies, 50) || 0, p99: percentile(latencies, 99) || 0},
       overload: {
         answered: burst.length,
         overloaded: overloaded.length,

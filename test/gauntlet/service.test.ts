@@ -19,30 +19,24 @@ import {invokeInferenceService} from '../../src/client/ipc.js'
 import {readRssKb} from '../../src/serve/memory.js'
 import {pngBomb} from '../helpers/images.js'
 import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
-import {http, noiseImage, type RunningHost, solidImage, startServe, waitFor} from '../helpers/serve-host.js'
+import {
+  alive,
+  http,
+  noiseImage,
+  runnerPid,
+  type RunningHost,
+  solidImage,
+  startServe,
+  waitFor,
+} from '../helpers/serve-host.js'
 
 const NAME = 'imageClassification'
 const TOKEN = 'gauntlet-PLANTED-token-6f1d0c'
 const SECRET = 'gauntlet+PLANTED+aws/secret0123456789abcdef'
 
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-async function runnerPid(socket: string): Promise<number | undefined> {
-  const r = await http({socket}, 'GET', '/ping')
-  return (Object.values(r.json().services)[0] as {runnerPid?: number}).runnerPid
-}
-
 /** Stop the host and check that it exits 0 and leaves no runner behind. */
 async function stopCleanly(host: RunningHost): Promise<void> {
-  const runner = await runnerPid(host.socket).catch(() => undefined)
+  const runner = await runnerPid({socket: host.socket}).catch(() => undefined)
   const r = await host.stop()
   assert.equal(r.exitCode, 0, host.stderr())
   assert.ok(!alive(host.proc.pid), 'host still running')
@@ -282,7 +276,7 @@ describe('gauntlet: a model removed while serving; hostile file names', function
       const good = await noiseImage('png')
       assert.equal((await http({socket: host.socket}, 'POST', '/invocations', good)).status, 200)
       await rm(model)
-      process.kill((await runnerPid(host.socket))!, 'SIGKILL')
+      process.kill((await runnerPid({socket: host.socket}))!, 'SIGKILL')
       await waitFor(
         async () => (await http({socket: host.socket}, 'GET', '/v2/health/ready')).body.includes('crashed'),
         30_000,

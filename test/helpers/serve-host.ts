@@ -3,7 +3,7 @@
  * over its unix socket (or TCP), and stop it. Also makes solid-colour test images with sharp.
  */
 import {execa, type ResultPromise} from 'execa'
-import {request} from 'node:http'
+import {type Agent, request} from 'node:http'
 import sharp from 'sharp'
 
 import {BIN} from './cli.js'
@@ -81,9 +81,9 @@ export interface HttpResult {
   status: number
 }
 
-/** One HTTP request over a unix socket (or to a TCP base URL). */
+/** One HTTP request over a unix socket (or to a TCP base URL), optionally through a keep-alive agent. */
 export async function http(
-  target: {socket?: string; url?: string},
+  target: {agent?: Agent; socket?: string; url?: string},
   method: string,
   path: string,
   body?: Uint8Array,
@@ -93,6 +93,7 @@ export async function http(
   return new Promise<HttpResult>((resolve, reject) => {
     const req = request(
       {
+        agent: target.agent,
         headers: {...headers, ...(body ? {'content-length': String(body.length)} : {})},
         hostname: base?.hostname,
         method,
@@ -135,6 +136,23 @@ export async function noiseImage(format: 'jpeg' | 'png', width = 64, height = 48
 
   const img = sharp(raw, {raw: {channels: 3, height, width}})
   return format === 'jpeg' ? img.jpeg().toBuffer() : img.png().toBuffer()
+}
+
+/** The pid of the first service's runner, from `GET /ping`. */
+export async function runnerPid(target: {agent?: Agent; socket?: string; url?: string}): Promise<number | undefined> {
+  const r = await http(target, 'GET', '/ping')
+  return (Object.values(r.json().services)[0] as {runnerPid?: number} | undefined)?.runnerPid
+}
+
+/** Is a process with this pid running? */
+export function alive(pid: number | undefined): boolean {
+  if (!pid) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** Wait until the predicate holds (bounded). */

@@ -9,7 +9,7 @@ import {join} from 'node:path'
 
 import {icc} from '../helpers/cli.js'
 import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
-import {http, noiseImage, parseConnectorBody, startServe, waitFor} from '../helpers/serve-host.js'
+import {alive, http, noiseImage, parseConnectorBody, startServe, waitFor} from '../helpers/serve-host.js'
 
 const X86 = 'arn:aws:greengrass:us-west-2::/connectors/ImageClassificationx86-64/versions/1'
 
@@ -26,15 +26,6 @@ function connector(id: string, name: string, model: string, extra: Record<string
       MLModelSageMakerJobArn: 'arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier',
       ...extra,
     },
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
   }
 }
 
