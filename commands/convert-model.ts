@@ -1,11 +1,12 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {convertModel, type ConvertResult} from '../src/model/index.js'
 import {BaseCommand} from './_base.js'
+import {modelFlags, modelPathArg} from './_model.js'
 
 export default class ConvertModel extends BaseCommand {
   static override args = {
-    path: Args.string({description: 'Model folder, model.tar.gz or .onnx file.', required: true}),
+    path: modelPathArg,
   }
   static override description = 'Convert a SageMaker image-classification model (MXNet) to an ONNX file.'
   static override examples = [
@@ -19,8 +20,7 @@ export default class ConvertModel extends BaseCommand {
     },
   ]
   static override flags = {
-    'cache-dir': Flags.string({description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).'}),
-    epoch: Flags.integer({description: "Use this epoch's params file instead of the highest.", min: 0}),
+    ...modelFlags,
     output: Flags.string({char: 'o', description: 'The ONNX file to write.', required: true}),
   }
 

@@ -1,12 +1,11 @@
-import {Args, Flags} from '@oclif/core'
-
 import {ExitCode} from '../src/errors.js'
 import {inspectModel, type InspectResult} from '../src/model/index.js'
 import {BaseCommand} from './_base.js'
+import {modelFlags, modelPathArg} from './_model.js'
 
 export default class InspectModel extends BaseCommand {
   static override args = {
-    path: Args.string({description: 'Model folder, model.tar.gz or .onnx file.', required: true}),
+    path: modelPathArg,
   }
   static override description =
     'Describe a SageMaker image-classification model: architecture, classes, input shape, MXNet version, params format, parameter count, ops and problems. Exits 4 when the model does not convert.'
@@ -21,8 +20,7 @@ export default class InspectModel extends BaseCommand {
     },
   ]
   static override flags = {
-    'cache-dir': Flags.string({description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).'}),
-    epoch: Flags.integer({description: "Use this epoch's params file instead of the highest.", min: 0}),
+    ...modelFlags,
   }
 
   async run(): Promise<InspectResult> {

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {predict, type Prediction} from '../src/model/index.js'
 import {BaseCommand} from './_base.js'
+import {modelFlags} from './_model.js'
 
 export default class Predict extends BaseCommand {
   static override args = {
@@ -17,8 +18,7 @@ export default class Predict extends BaseCommand {
     },
   ]
   static override flags = {
-    'cache-dir': Flags.string({description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).'}),
-    epoch: Flags.integer({description: "Use this epoch's params file instead of the highest.", min: 0}),
+    ...modelFlags,
     gpu: Flags.boolean({description: 'Use the CUDA execution provider.'}),
     model: Flags.string({char: 'm', description: 'Model folder, model.tar.gz or .onnx file.', required: true}),
     'top-k': Flags.integer({default: 5, description: 'Classes listed per image in --json output.', min: 1}),

@@ -4,6 +4,7 @@ import {formatBytes} from '../src/aws/progress.js'
 import {pullModel, type PullModelResult} from '../src/aws/s3.js'
 import {awsFlags, awsOptions} from './_aws.js'
 import {BaseCommand} from './_base.js'
+import {cacheDirFlag} from './_model.js'
 
 export default class PullModel extends BaseCommand {
   static override description = `Download a training job's model (ModelArtifacts.S3ModelArtifacts) and extract it into a directory.
@@ -23,7 +24,7 @@ is completely downloaded and extracted.`
   ]
   static override flags = {
     ...awsFlags,
-    'cache-dir': Flags.string({description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).'}),
+    'cache-dir': cacheDirFlag,
     destination: Flags.string({
       description: 'Directory to extract the model into (MLModelDestinationPath).',
       required: true,

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {serve, type ServeResult} from '../src/serve/index.js'
 import {BaseCommand} from './_base.js'
+import {cacheDirFlag} from './_model.js'
 
 export default class Serve extends BaseCommand {
   static override description = `Run the local inference service(s) of the Image Classification connector.
@@ -35,7 +36,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     'allow-cpu-fallback': Flags.boolean({
       description: 'With GPUAcceleration GPU: run on the CPU (with a warning) when CUDA cannot be loaded.',
     }),
-    'cache-dir': Flags.string({description: 'Model conversion cache directory.'}),
+    'cache-dir': cacheDirFlag,
     'client-timeout-seconds': Flags.integer({
       default: 30,
       description:

@@ -7,7 +7,7 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {icc} from '../helpers/cli.js'
+import {icc, unwrap} from '../helpers/cli.js'
 import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
 import {alive, http, noiseImage, parseConnectorBody, startServe, waitFor} from '../helpers/serve-host.js'
 
@@ -207,7 +207,7 @@ describe('icc serve life cycle', function () {
     )
     assert.equal(r.exitCode, 4, r.stderr)
     assert.match(r.stderr, /MEMORY_LIMIT_TOO_SMALL/)
-    const measured = Number(/needed (?:at least )?(\d+) KB/.exec(r.stderr.replaceAll(/\s+›\s+/g, ' '))?.[1])
+    const measured = Number(/needed (?:at least )?(\d+) KB/.exec(unwrap(r.stderr))?.[1])
     assert.ok(measured > 60_000, r.stderr)
   })
 
