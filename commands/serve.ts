@@ -80,15 +80,22 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       description: 'Largest image accepted (413 beyond).',
       min: 1,
     }),
+    'max-batch': Flags.integer({
+      default: 1,
+      description:
+        'Most images per ONNX Runtime run: requests already waiting in the runner when it is free run as one batch (dynamic batching; a lone request never waits).',
+      max: 8,
+      min: 1,
+    }),
     'memory-limit-kb': Flags.integer({description: 'LocalInferenceServiceMemoryLimitKB (default 500000).'}),
     model: Flags.string({
       description: 'MLModelDestinationPath: model directory, model.tar.gz or .onnx (default: bundled model).',
     }),
     parameters: Flags.string({description: 'Connector Parameters JSON file (as for create-connector).'}),
     'pipeline-depth': Flags.integer({
-      default: 2,
-      description: 'Requests sent to a runner ahead of time (2: it decodes the next image during an inference).',
-      max: 8,
+      description:
+        'Requests sent to a runner ahead of time (default 2 x --max-batch, at least 2: it decodes the next images during an inference).',
+      max: 16,
       min: 1,
     }),
     port: Flags.integer({description: 'Also listen on TCP (0: any free port).', max: 65_535, min: 0}),
@@ -126,6 +133,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       logDir: flags['log-dir'],
       logLevel: flags['log-level'],
       maxBodyBytes: flags['max-body-bytes'],
+      maxBatch: flags['max-batch'],
       memoryLimitKb: flags['memory-limit-kb'],
       model: flags.model,
       ipc:

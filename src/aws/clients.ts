@@ -3,6 +3,8 @@
  * credential chain, `--region`, `--profile`, `--endpoint-url` (LocalStack-style endpoints), and the SDK's
  * standard retry mode. Also the one mapping of AWS errors to {@link AwsError}s with a next step.
  */
+import {createHash} from 'node:crypto'
+
 import {AwsError, ExitCode, IccError} from '../errors.js'
 
 export interface AwsOptions {
@@ -73,4 +75,12 @@ export function mapAwsError(error: unknown, operation: string): IccError {
   return new IccError('AWS_ERROR', `${operation} failed (${name}${status ? `, HTTP ${status}` : ''}): ${message}`, {
     exitCode: ExitCode.AwsError,
   })
+}
+
+/**
+ * A client token (AmznClientToken) derived from the request, so the same request is idempotent. Kept here, away
+ * from the SDK clients, because `icc serve` uses it through the connector definition module.
+ */
+export function clientToken(...parts: unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32)
 }

@@ -16,11 +16,10 @@ import {
   GetGroupVersionCommand,
   GreengrassClient,
 } from '@aws-sdk/client-greengrass'
-import {createHash} from 'node:crypto'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {AwsError, IccError} from '../errors.js'
-import {type AwsOptions, clientConfig, mapAwsError} from './clients.js'
+import {type AwsOptions, clientConfig, clientToken, mapAwsError} from './clients.js'
 import {createSpinner} from './progress.js'
 
 export interface PlannedRequest {
@@ -37,11 +36,6 @@ export interface MlResourceOptions {
   /** MLModelResourceId: the resource's Id inside the group. */
   resourceId: string
   sagemakerJobArn: string
-}
-
-/** A client token derived from the request, so the same request is idempotent. */
-export function clientToken(...parts: unknown[]): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32)
 }
 
 /** The CreateResourceDefinition request for the connector's SageMaker ML resource. */

@@ -13,7 +13,7 @@
  */
 import type {ErrorObject} from 'ajv'
 
-import {clientToken} from '../aws/group.js'
+import {clientToken} from '../aws/clients.js'
 import {ValidationError, type ValidationProblem} from '../errors.js'
 import {
   connectorArn,

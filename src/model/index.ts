@@ -1,8 +1,3 @@
-/**
- * The model core: read SageMaker image-classification models (MXNet symbol + params, a model.tar.gz, or ONNX),
- * convert them to ONNX once (cached by content hash), run them with ONNX Runtime, and format the connector's
- * output. Used by `icc inspect-model`, `icc convert-model`, `icc predict` and `icc serve`.
- */
 import {existsSync} from 'node:fs'
 import {copyFile, mkdir, readFile} from 'node:fs/promises'
 import {createRequire} from 'node:module'
@@ -14,6 +9,12 @@ import type {LoadedModel, PreprocessingSpec, ResolvedArtifact} from './types.js'
 import {DependencyError, IccError, ModelError, UsageError} from '../errors.js'
 import {DEFAULT_SHAPE, resolveArtifact} from './artifact.js'
 import {cachedOnnx, defaultCacheDir, sha256, sha256Files} from './cache.js'
+/**
+ * The model core: read SageMaker image-classification models (MXNet symbol + params, a model.tar.gz, or ONNX),
+ * convert them to ONNX once (cached by content hash), run them with ONNX Runtime, and format the connector's
+ * output. Used by `icc inspect-model`, `icc convert-model`, `icc predict` and `icc serve`.
+ */
+import {formatProbabilities} from './format.js'
 import {readParams} from './mxnet-params.js'
 import {inferShapes, type MxSymbol, parseSymbol} from './mxnet-symbol.js'
 import {CONVERTER_VERSION, exportOnnx} from './onnx-export.js'
@@ -22,6 +23,7 @@ import {preprocessImage} from './preprocess.js'
 export {resolveArtifact} from './artifact.js'
 export {defaultCacheDir} from './cache.js'
 export {ensureDefaultModel} from './default-model.js'
+export {formatFloat32, formatFloat32Exact, formatProbabilities} from './format.js'
 export {preprocessImage} from './preprocess.js'
 export * from './types.js'
 
@@ -275,23 +277,6 @@ export function missingCudaProviderFiles(): string[] {
   } catch {
     return []
   }
-}
-
-/** Shortest decimal that reads back as the same float32. */
-export function formatFloat32(v: number): string {
-  const f = Math.fround(v)
-  if (!Number.isFinite(f)) return Number.isNaN(f) ? 'nan' : f > 0 ? 'inf' : '-inf'
-  for (let p = 1; p <= 9; p++) {
-    const n = Number(f.toPrecision(p))
-    if (Math.fround(n) === f) return String(n)
-  }
-
-  return String(f)
-}
-
-/** The connector's response body: `[p0,p1,...]`, no spaces, each value the shortest float32 round trip. */
-export function formatProbabilities(values: ArrayLike<number>): string {
-  return `[${Array.from(values, (v) => formatFloat32(v)).join(',')}]`
 }
 
 export async function inspectModel(path: string, options: LoadModelOptions = {}): Promise<InspectResult> {

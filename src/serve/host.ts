@@ -3,7 +3,8 @@
  * on a unix socket (default) and optionally TCP.
  *
  * Routes: POST /services/{ServiceName}/invocations and POST /invocations (the first service; SageMaker container
- * contract), GET /ping, /v2/health/live, /v2/health/ready, /v2/models/{name}, /metrics. Invocation bodies are
+ * contract), answered by ./invocations.ts on node:http directly (the hot path); GET /ping, /v2/health/live,
+ * /v2/health/ready, /v2/models/{name}, /metrics, served by Fastify on the same listeners. Invocation bodies are
  * the image bytes (Content-Type image/jpeg, image/png, application/x-image or none: sniffed); success returns
  * the connector's body `[p0,...]` (or JSON with `Accept: application/json; verbose` / `?top_k=N`) and a
  * Server-Timing header. Errors are `{"error":{"code","message"}}` with the status of `httpStatus`.
@@ -12,7 +13,7 @@
  * error after stopping what it started) to `{addresses, close(), dispatcher, app, services}`; the Greengrass IPC
  * endpoint plugs into `dispatcher` (the `Dispatcher` interface of ./types.ts).
  */
-import Fastify, {type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
+import Fastify, {type FastifyInstance, type FastifyReply} from 'fastify'
 import {chmod, lstat, mkdir, unlink} from 'node:fs/promises'
 import {createServer, type IncomingMessage, type Server} from 'node:http'
 import {connect, type Socket} from 'node:net'
@@ -22,10 +23,13 @@ import pino, {type Logger} from 'pino'
 import type {ServiceConfig} from './config.js'
 
 import {IccError, UsageError} from '../errors.js'
+import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath} from './paths.js'
 import {Service, type ServiceRequest} from './service.js'
-import {type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} from './types.js'
+import {type Dispatcher, type InferenceResult, ServeError} from './types.js'
+
+export {httpStatus} from './invocations.js'
 
 export interface HostOptions {
   cacheDir?: string
@@ -49,9 +53,12 @@ export interface HostOptions {
   logStream?: NodeJS.WritableStream
   /** Largest accepted request body (default 20 MiB). */
   maxBodyBytes?: number
+  /** Most images per ONNX Runtime run when requests are waiting (dynamic batching; default 1). */
+  maxBatch?: number
   /**
-   * Requests sent to each runner ahead of time (default 2): with 2, the runner decodes the next image while ONNX
-   * Runtime runs the current one. On a runner kill, the requests sent behind the one running are re-queued.
+   * Requests sent to each runner ahead of time (default 2 x maxBatch, at least 2): with 2, the runner decodes the
+   * next image while ONNX Runtime runs the current one. On a runner kill, the requests sent behind the one running
+   * are re-queued.
    */
   pipelineDepth?: number
   /** TCP port (0: any free port); undefined: no TCP listener. */
@@ -93,27 +100,6 @@ export interface Host {
   /** Warnings worth showing to the user at start-up (non-loopback TCP, CPU fallback...). */
   warnings: string[]
 }
-
-const STATUS: Record<ServeErrorCode, number> = {
-  BAD_IMAGE: 400,
-  BODY_TOO_LARGE: 413,
-  INTERNAL: 500,
-  MEMORY_LIMIT: 500,
-  OVERLOADED: 503,
-  RUNNER_RESTARTING: 503,
-  SERVICE_NOT_READY: 503,
-  SHUTTING_DOWN: 503,
-  TIMEOUT: 504,
-  UNKNOWN_SERVICE: 404,
-  UNSUPPORTED_CONTENT_TYPE: 415,
-}
-
-/** HTTP status of a serve error code on the native API. */
-export function httpStatus(code: ServeErrorCode): number {
-  return STATUS[code] ?? 500
-}
-
-const IMAGE_TYPES = new Set(['application/x-image', 'image/jpeg', 'image/jpg', 'image/png'])
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host)
@@ -169,8 +155,6 @@ function makeLogger(options: HostOptions, name: string): Logger {
 
 function sendError(reply: FastifyReply, error: ServeError): FastifyReply {
   if (error.retryAfter !== undefined) reply.header('Retry-After', String(error.retryAfter))
-  // the unread rest of an oversize body is not worth reading: close the connection after answering
-  if (error.code === 'BODY_TOO_LARGE') reply.header('Connection', 'close')
   return reply
     .code(httpStatus(error.code))
     .type('application/json')
@@ -190,26 +174,6 @@ function guardIdle(server: Server, ms: number): Server {
     req.socket.setTimeout(0)
   })
   return server
-}
-
-function toServeError(error: unknown, maxBodyBytes: number): ServeError {
-  if (error instanceof ServeError) return error
-  const e = error as {code?: string; message?: string; statusCode?: number}
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) {
-    return new ServeError(
-      'BODY_TOO_LARGE',
-      `The request body is larger than the limit of ${maxBodyBytes} bytes (${(maxBodyBytes / 1024 / 1024).toFixed(1)} MiB); send a smaller image or raise --max-body-bytes.`,
-    )
-  }
-
-  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.statusCode === 415) {
-    return new ServeError(
-      'UNSUPPORTED_CONTENT_TYPE',
-      'The Content-Type header is not valid; send image/jpeg, image/png or application/x-image.',
-    )
-  }
-
-  return new ServeError('INTERNAL', e.message ?? String(error))
 }
 
 /** Start the services and the HTTP listeners. */
@@ -238,6 +202,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
         metrics,
         modelPath: s.modelPath,
         name: s.name,
+        maxBatch: options.maxBatch,
         pipelineDepth: options.pipelineDepth,
         queueLimit: options.queueLimit ?? 64,
         runnerEnv: options.runnerEnv,
@@ -334,86 +299,34 @@ export async function startHost(options: HostOptions): Promise<Host> {
     headersTimeout: clientTimeoutMs,
     requestTimeout,
   }
+  // the invocations are answered by ./invocations.ts on node:http directly (the hot path); the framework serves
+  // the other routes, on the same listeners
+  const invocations = invocationRoute({
+    dispatcher,
+    firstService: options.services[0].name,
+    maxBodyBytes,
+    onInternalError: (name, message) => loggers.get(name)?.error({err: message}, 'request failed'),
+  })
   const app = Fastify({
-    bodyLimit: maxBodyBytes,
     logger: false,
     return503OnClosing: true,
-    serverFactory: (handler) => guardIdle(createServer(serverOptions, handler), clientTimeoutMs),
+    serverFactory: (handler) =>
+      guardIdle(
+        createServer(serverOptions, (req, res) => invocations(req, res) || handler(req, res)),
+        clientTimeoutMs,
+      ),
   })
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', {bodyLimit: maxBodyBytes, parseAs: 'buffer'}, (_req, body, done) => done(null, body))
   app.setErrorHandler((error, _req, reply) => {
-    const e = error as {code?: string; message: string; statusCode?: number}
-    const mapped = toServeError(error, maxBodyBytes)
-    if (mapped.code === 'INTERNAL' && e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+    const e = error as {message: string; statusCode?: number}
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       return reply.code(e.statusCode).send({error: {code: 'BAD_REQUEST', message: e.message}})
     }
 
-    return sendError(reply, mapped)
+    return sendError(reply, new ServeError('INTERNAL', e.message))
   })
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send({error: {code: 'NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}`}}),
   )
-
-  const invoke = async (name: string, req: FastifyRequest, reply: FastifyReply) => {
-    const declared = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
-    if (declared && !IMAGE_TYPES.has(declared)) {
-      return sendError(
-        reply,
-        new ServeError(
-          'UNSUPPORTED_CONTENT_TYPE',
-          `Content-Type "${declared}" is not supported; send image/jpeg, image/png or application/x-image.`,
-        ),
-      )
-    }
-
-    const accept = req.headers.accept ?? ''
-    const query = req.query as {top_k?: string}
-    let topK: number | undefined
-    if (query.top_k !== undefined) {
-      topK = Number(query.top_k)
-      if (!Number.isInteger(topK) || topK < 1) {
-        return reply
-          .code(400)
-          .send({error: {code: 'BAD_REQUEST', message: `top_k must be a positive integer, got "${query.top_k}"`}})
-      }
-    }
-
-    const verbose = topK !== undefined || /application\/json\s*;\s*verbose/i.test(accept)
-    if (verbose && topK === undefined) topK = 5
-    const controller = new AbortController()
-    // the response stream closes early only when the client went away before the answer
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) controller.abort()
-    })
-    const hook = req.headers['x-icc-test-hook']
-    try {
-      const result = await dispatcher.infer(name, {
-        accept,
-        body: req.body as Buffer,
-        contentType: declared || undefined,
-        signal: controller.signal,
-        testHook: process.env.ICC_TEST_HOOKS === '1' && typeof hook === 'string' ? hook : undefined,
-        topK,
-      })
-      const t = result.timings
-      reply.header(
-        'Server-Timing',
-        `queue;dur=${t.queueMs.toFixed(2)}, decode;dur=${t.decodeMs.toFixed(2)}, inference;dur=${t.inferenceMs.toFixed(2)}, total;dur=${t.totalMs.toFixed(2)}`,
-      )
-      reply.type('application/json')
-      if (!verbose) return reply.send(result.body)
-      return reply.send(`{"probabilities":${result.body},"top":${JSON.stringify(result.top ?? [])}}`)
-    } catch (error) {
-      const e = toServeError(error, maxBodyBytes)
-      if (e.code === 'INTERNAL') loggers.get(name)?.error({err: e.message}, 'request failed')
-      return sendError(reply, e)
-    }
-  }
-
-  const firstName = options.services[0].name
-  app.post('/invocations', async (req, reply) => invoke(firstName, req, reply))
-  app.post('/services/:name/invocations', async (req, reply) => invoke((req.params as {name: string}).name, req, reply))
 
   const readiness = () => {
     const out: Record<string, unknown> = {}
@@ -499,7 +412,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       }
 
       const server = guardIdle(
-        createServer(serverOptions, (req, res) => app.routing(req, res)),
+        createServer(serverOptions, (req, res) => invocations(req, res) || app.routing(req, res)),
         clientTimeoutMs,
       )
       tcpServer = server

@@ -3,6 +3,8 @@
  *
  * - icc_requests_total{service,outcome}: invocations by outcome (OK or the error code);
  * - icc_request_duration_seconds{service,phase}: histograms for queue, decode, inference and total time;
+ * - icc_batched_requests_total{service,batch_size}: successful requests by the size of the ONNX Runtime run that
+ *   served them (dynamic batching, `--max-batch`);
  * - icc_runner_restarts_total{service,reason}: runner restarts (crash, timeout, memory);
  * - icc_runner_rss_bytes{service}: the runner's resident memory; icc_service_ready / icc_queue_depth gauges.
  */
@@ -18,6 +20,7 @@ interface Histogram {
 const esc = (v: string) => v.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')
 
 export class Metrics {
+  private batches = new Map<string, number>()
   private histograms = new Map<string, Histogram>()
   private outcomes = new Map<string, number>()
   private restarts = new Map<string, number>()
@@ -27,10 +30,13 @@ export class Metrics {
     service: string,
     outcome: string,
     timings?: {decodeMs: number; inferenceMs: number; queueMs: number; totalMs: number},
+    batchSize = 1,
   ): void {
     const key = `${service}\u0000${outcome}`
     this.outcomes.set(key, (this.outcomes.get(key) ?? 0) + 1)
     if (!timings) return
+    const batchKey = `${service}\u0000${batchSize}`
+    this.batches.set(batchKey, (this.batches.get(batchKey) ?? 0) + 1)
     const ms = {
       decode: timings.decodeMs,
       inference: timings.inferenceMs,
@@ -66,6 +72,15 @@ export class Metrics {
         `icc_request_duration_seconds_sum{${labels}} ${h.sum}`,
         `icc_request_duration_seconds_count{${labels}} ${h.count}`,
       )
+    }
+
+    lines.push(
+      '# HELP icc_batched_requests_total Successful requests by the number of images in the ONNX Runtime run that served them.',
+      '# TYPE icc_batched_requests_total counter',
+    )
+    for (const [key, n] of this.batches) {
+      const [service, size] = key.split('\u0000')
+      lines.push(`icc_batched_requests_total{service="${esc(service)}",batch_size="${size}"} ${n}`)
     }
 
     lines.push(

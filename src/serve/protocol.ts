@@ -37,7 +37,7 @@ export interface RunnerReadyInfo {
 export type RunnerMessage =
   | {code: string; id: number; message: string; t: 'error'}
   | {code: string; details?: Record<string, unknown>; kind: string; message: string; suggestions?: string[]; t: 'fatal'}
-  | {decodeMs: number; id: number; inferenceMs: number; t: 'result'}
+  | {batch?: number; decodeMs: number; id: number; inferenceMs: number; t: 'result'}
   | {info: RunnerReadyInfo; t: 'ready'}
 
 export interface Frame<H> {

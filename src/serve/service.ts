@@ -2,9 +2,10 @@
  * One inference service of `icc serve`: its runner process, its request queue, and their supervision.
  *
  * - Admission: a bounded queue (`queueLimit`); beyond it requests get OVERLOADED with a Retry-After estimate.
- * - Dispatch: up to `pipelineDepth` requests (default 2) are sent to the runner, which decodes the next image
- *   while ONNX Runtime runs the current one, and runs inferences strictly one at a time, in order; each request
- *   has a deadline of `timeoutSeconds` from its arrival.
+ * - Dispatch: up to `pipelineDepth` requests (default 2 x `maxBatch`, at least 2) are sent to the runner, which
+ *   decodes the next images while ONNX Runtime runs the current ones, and runs inferences one batch at a time, in
+ *   order (a batch: up to `maxBatch` images already decoded when ONNX Runtime is free); each request has a
+ *   deadline of `timeoutSeconds` from its arrival.
  * - Timeout: a queued request past its deadline gets TIMEOUT; a request still running in the runner at its
  *   deadline gets TIMEOUT and the runner is killed (SIGKILL) and restarted, so the work really stops. Queued
  *   requests wait for the new runner (within their own deadlines).
@@ -46,7 +47,12 @@ export interface ServiceOptions {
   metrics: Metrics
   modelPath: string
   name: string
-  /** Requests sent to the runner ahead of time, so it decodes the next image during an inference (default 2). */
+  /** Most images in one ONNX Runtime run (dynamic batching of requests already waiting in the runner). */
+  maxBatch?: number
+  /**
+   * Requests sent to the runner ahead of time, so it decodes the next images during an inference (default: twice
+   * `maxBatch`, at least 2).
+   */
   pipelineDepth?: number
   queueLimit: number
   /** Extra environment for the runner (tests). */
@@ -195,6 +201,7 @@ export class Service {
       cacheDir: o.cacheDir,
       gpu: o.gpu,
       intraOpThreads: o.intraOpThreads,
+      maxBatch: o.maxBatch,
       modelPath: o.modelPath,
       serviceName: o.name,
     }
@@ -237,7 +244,7 @@ export class Service {
         }
 
         case 'result': {
-          this.onResult(header.id, header.decodeMs, header.inferenceMs, payload)
+          this.onResult(header, payload)
           break
         }
       }
@@ -427,7 +434,7 @@ export class Service {
   private pump(): void {
     if (this.state !== 'ready' || !this.child) return
     const channel = this.child.stdio[3] as NodeJS.WritableStream
-    const depth = this.options.pipelineDepth ?? 2
+    const depth = this.options.pipelineDepth ?? Math.max(2, 2 * (this.options.maxBatch ?? 1))
     while (this.queue.length > 0 && this.inflight.length < depth) {
       const p = this.queue.shift()!
       if (p.settled) continue
@@ -478,7 +485,8 @@ export class Service {
     return i === -1 ? undefined : this.inflight.splice(i, 1)[0]
   }
 
-  private onResult(id: number, decodeMs: number, inferenceMs: number, payload: Buffer): void {
+  private onResult(header: Extract<RunnerMessage, {t: 'result'}>, payload: Buffer): void {
+    const {decodeMs, id, inferenceMs} = header
     const p = this.takeInflight(id)
     if (!p) return
     const probabilities = payloadToFloat32(payload)
@@ -489,6 +497,7 @@ export class Service {
     this.latencyEwmaMs = this.latencyEwmaMs === 0 ? serviceMs : this.latencyEwmaMs * 0.8 + serviceMs * 0.2
     const {topK} = p.request
     this.settle(p, {
+      batchSize: header.batch ?? 1,
       body: formatConnectorBody(probabilities),
       probabilities,
       timings: {decodeMs, inferenceMs, queueMs, totalMs},
@@ -521,7 +530,7 @@ export class Service {
       this.options.metrics.outcome(this.name, metricsLabel ?? outcome.code)
       p.reject(outcome)
     } else {
-      this.options.metrics.outcome(this.name, 'OK', outcome.timings)
+      this.options.metrics.outcome(this.name, 'OK', outcome.timings, outcome.batchSize)
       p.resolve(outcome)
     }
   }

@@ -23,6 +23,8 @@ export interface TopClass {
 }
 
 export interface InferenceResult {
+  /** Images in the ONNX Runtime run that served this request (1 unless requests were batched). */
+  batchSize: number
   /** The connector's exact body: `[p0,p1,...]`, no spaces, each value round-trips to the same float32. */
   body: string
   probabilities: Float32Array

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 
-import {clientToken, createMlResource, deployGroup, planDeployGroup, planMlResource} from '../../src/aws/group.js'
+import {clientToken} from '../../src/aws/clients.js'
+import {createMlResource, deployGroup, planDeployGroup, planMlResource} from '../../src/aws/group.js'
 import {checkRole} from '../../src/aws/iam.js'
 import {describeTrainingJobPolicy} from '../../src/aws/policy.js'
 import {checkJob} from '../../src/aws/sagemaker.js'

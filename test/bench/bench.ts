@@ -182,41 +182,26 @@ function latencyOf(samples: number[]): Latency {
 let lastThroughputCalls = 0
 
 /** Run `one` at the given concurrency for about `ms` (after a short warm-up): requests per second. */
-async function throughput(one: () => Promise<void>, concurrency: number, ms: number, windows = 1): Promise<number> {
+async function throughput(one: () => Promise<void>, concurrency: number, ms: number): Promise<number> {
   const warmUntil = performance.now() + Math.min(500, ms / 4)
   let calls = 0
-  await Promise.all(
-    Array.from({length: concurrency}, async () => {
-      while (performance.now() < warmUntil) {
-        await one()
-        calls++
-      }
-    }),
-  )
-  // `windows` back-to-back windows of `ms`; the median rate (robust to a neighbour's burst on a shared machine)
-  const rates: number[] = []
-  for (let w = 0; w < windows; w++) {
-    let done = 0
-    const t0 = performance.now()
-    const until = t0 + ms
-
+  const loop = async (until: number) => {
     await Promise.all(
       Array.from({length: concurrency}, async () => {
         while (performance.now() < until) {
           await one()
-          done++
+          calls++
         }
       }),
     )
-    calls += done
-    rates.push(done / ((performance.now() - t0) / 1000))
   }
 
+  await loop(warmUntil)
+  const warm = calls
+  const t0 = performance.now()
+  await loop(t0 + ms)
   lastThroughputCalls = calls
-  return percentile(
-    rates.sort((x, y) => x - y),
-    50,
-  )
+  return (calls - warm) / ((performance.now() - t0) / 1000)
 }
 
 /** Latency at concurrency 1 of several paths, taking turns request by request. */
@@ -457,7 +442,7 @@ const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '-')
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
   const cfg = args.quick
-    ? {coldRuns: 1, latencyN: 25, throughputMs: 2000, windows: 1}
+    ? {coldRuns: 1, latencyN: 40, throughputMs: 1500, windows: 2}
     : {coldRuns: 3, latencyN: 100, throughputMs: 2000, windows: 3}
   const concurrencies = [1, 2, 4, 16]
   const dir = await mkdtemp(join(tmpdir(), 'icc-bench-'))
@@ -562,20 +547,51 @@ async function main(): Promise<void> {
         // latency: the paths take turns request by request, so a neighbour's burst hits them all alike
         log(`${name} ${img}: latency at concurrency 1 (${runners.map(([p]) => p).join(', ')}, interleaved)`)
         const lat = await interleavedLatency(runners, cfg.latencyN)
-        let raw: Row | undefined
-        for (const [path, one] of runners) {
-          log(`${name} ${img}: ${path} throughput`)
-          const row: Row = {concurrencies: {}, image: img, latency: lat[path], model: name, path}
-          for (const c of concurrencies) {
-            const r = await rssDuring(pids, throughput(one, c, cfg.throughputMs, cfg.windows))
-            row.concurrencies[c] = r.result
-            if (path === 'raw') continue
-            if (c === 4) {
-              const n = lastThroughputCalls
-              row.cpuPerRequestMs = {client: r.cpuMs.client / n, host: r.cpuMs.host / n, runner: r.cpuMs.runner / n}
-            }
+        // throughput: the paths take turns window by window, round after round, and each keeps its median
+        // window, so a slow phase of a shared machine hits every path alike
+        log(`${name} ${img}: throughput at concurrency ${concurrencies.join(', ')} (${cfg.windows} rounds)`)
+        const rates: Record<string, Record<number, number[]>> = {}
+        const cpu: Record<string, {calls: number; client: number; host: number; runner: number}> = {}
+        for (const c of concurrencies) {
+          for (let round = 0; round < cfg.windows; round++) {
+            for (const [path, one] of runners) {
+              const r = await rssDuring(pids, throughput(one, c, cfg.throughputMs))
+              rates[path] ??= {}
+              rates[path][c] ??= []
+              rates[path][c].push(r.result)
+              if (path === 'raw') continue
+              if (c === 4) {
+                cpu[path] ??= {calls: 0, client: 0, host: 0, runner: 0}
+                const acc = cpu[path]
+                acc.calls += lastThroughputCalls
+                acc.client += r.cpuMs.client
+                acc.host += r.cpuMs.host
+                acc.runner += r.cpuMs.runner
+              }
 
-            if (r.totalKb > underLoad.totalKb) underLoad = {hostKb: r.hostKb, runnerKb: r.runnerKb, totalKb: r.totalKb}
+              if (r.totalKb > underLoad.totalKb) {
+                underLoad = {hostKb: r.hostKb, runnerKb: r.runnerKb, totalKb: r.totalKb}
+              }
+            }
+          }
+        }
+
+        const median = (xs: number[]) =>
+          percentile(
+            [...xs].sort((x, y) => x - y),
+            50,
+          )
+        let raw: Row | undefined
+        for (const [path] of runners) {
+          const row: Row = {concurrencies: {}, image: img, latency: lat[path], model: name, path}
+          for (const c of concurrencies) row.concurrencies[c] = median(rates[path][c])
+          const acc = cpu[path]
+          if (acc) {
+            row.cpuPerRequestMs = {
+              client: acc.client / acc.calls,
+              host: acc.host / acc.calls,
+              runner: acc.runner / acc.calls,
+            }
           }
 
           if (raw) {
@@ -587,7 +603,7 @@ async function main(): Promise<void> {
 
           rows.push(row)
           log(
-            `  p50 ${fmt(row.latency.p50)} ms${row.ratioLatencyP50 ? ` (x${fmt(row.ratioLatencyP50, 2)})` : ''}, ` +
+            `  ${path}: p50 ${fmt(row.latency.p50)} ms${row.ratioLatencyP50 ? ` (x${fmt(row.ratioLatencyP50, 2)})` : ''}, ` +
               `${JSON.stringify(row.concurrencies)}` +
               (row.cpuPerRequestMs ? `, cpu/request at c=4 ${JSON.stringify(row.cpuPerRequestMs)}` : ''),
           )

@@ -76,6 +76,7 @@ export class FakeDispatcher implements Dispatcher {
     if (!jpeg && !png) throw new ServeError('BAD_IMAGE', 'the body is not a JPEG or PNG image')
     const probabilities = fakeProbabilities(b, service.classes)
     return {
+      batchSize: 1,
       body: `[${[...probabilities].join(',')}]`,
       probabilities,
       timings: {decodeMs: 0, inferenceMs: 0, queueMs: 0, totalMs: 0},

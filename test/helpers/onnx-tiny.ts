@@ -1,4 +1,3 @@
-import {writeFile} from 'node:fs/promises'
 /**
  * Test fixture: a tiny image classifier written as an ONNX file with onnx-proto, so the serve tests have a real
  * model for ONNX Runtime without waiting for the MXNet converter. It is NOT a product model.
@@ -7,7 +6,11 @@ import {writeFile} from 'node:fs/promises'
  * Softmax -> prob [N,K]. The weights are a fixed, deterministic function of (c, k), so the probabilities depend on
  * the image's mean colour and tests can compare them with ONNX Runtime run in-process.
  */
+import {writeFile} from 'node:fs/promises'
 import onnxProto from 'onnx-proto'
+import * as ort from 'onnxruntime-node'
+
+import {preprocessImage} from '../../src/model/preprocess.js'
 
 const {onnx} = onnxProto
 
@@ -83,4 +86,19 @@ export function tinyOnnxModel(options: TinyModelOptions = {}): Uint8Array {
 export async function writeTinyOnnxModel(path: string, options: TinyModelOptions = {}): Promise<string> {
   await writeFile(path, tinyOnnxModel(options))
   return path
+}
+
+/**
+ * The reference for a served tiny model: the project's preprocessing and the model run in this process on one
+ * image (what `icc serve` must answer for it).
+ */
+export async function runTinyModel(modelPath: string, image: Buffer, size = 16): Promise<Float32Array> {
+  const tensor = await preprocessImage(image, {channels: 3, height: size, width: size})
+  const session = await ort.InferenceSession.create(modelPath)
+  try {
+    const out = await session.run({data: new ort.Tensor('float32', tensor, [1, 3, size, size])})
+    return out.prob.data as Float32Array
+  } finally {
+    await session.release()
+  }
 }

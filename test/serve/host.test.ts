@@ -8,11 +8,9 @@ import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {request} from 'node:http'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import * as ort from 'onnxruntime-node'
 
-import {preprocessImage} from '../../src/model/preprocess.js'
 import {icc} from '../helpers/cli.js'
-import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
+import {runTinyModel, writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
 import {http, noiseImage, parseConnectorBody, type RunningHost, startServe, waitFor} from '../helpers/serve-host.js'
 
 const NAME = 'imageClassification'
@@ -27,13 +25,7 @@ describe('icc serve (one service, real runner)', function () {
   let png: Buffer
 
   /** The reference: the same preprocessing and model run in this process. */
-  async function expected(bytes: Buffer): Promise<Float32Array> {
-    const tensor = await preprocessImage(bytes, {channels: 3, height: 16, width: 16})
-    const session = await ort.InferenceSession.create(model)
-    const out = await session.run({data: new ort.Tensor('float32', tensor, [1, 3, 16, 16])})
-    await session.release()
-    return out.prob.data as Float32Array
-  }
+  const expected = async (bytes: Buffer) => runTinyModel(model, bytes)
 
   const invoke = async (body: Buffer, headers: Record<string, string> = {}, path = `/services/${NAME}/invocations`) =>
     http(sock, 'POST', path, body, {'content-type': 'image/jpeg', ...headers})
