@@ -1,0 +1,272 @@
+/**
+ * int8 quantization of a converted model (`icc convert-model --quantize int8`): static, post-training, written in
+ * the QDQ form (QuantizeLinear / DequantizeLinear pairs around float ops) that ONNX Runtime turns into integer
+ * kernels when it loads the model (DequantizeLinear -> Conv (-> Relu) -> QuantizeLinear becomes QLinearConv, u8s8,
+ * with VNNI where the CPU has it).
+ *
+ * 1. Every BatchNormalization that directly follows a Conv (whose output goes nowhere else) is folded into the
+ *    Conv's weights and bias: the float model computes the same, and ONNX Runtime could not fold it any more once
+ *    the weights are quantized.
+ * 2. Calibration: the float model runs on the calibration images with every tensor to be quantized exposed as an
+ *    output; a tensor's range is the lowest and highest value seen (always including 0).
+ * 3. The activations that feed Conv, Add and MaxPool become uint8 (asymmetric, one scale per tensor):
+ *    x -> QuantizeLinear -> DequantizeLinear -> its consumers. Conv weights become int8 (symmetric, one scale per
+ *    output channel) and Conv biases int32 (scale = input scale x weight scale). Everything else (Gemm, Softmax,
+ *    a BatchNormalization that follows no Conv...) stays float32.
+ *
+ * The result is an ordinary ONNX file: `icc serve --model model.int8.onnx` serves it like any other.
+ */
+import onnxProto from 'onnx-proto'
+import * as ort from 'onnxruntime-node'
+
+import {ModelError} from '../errors.js'
+
+const {onnx} = onnxProto
+type NodeProto = onnxProto.onnx.INodeProto
+type TensorProto = onnxProto.onnx.ITensorProto
+const DT = onnx.TensorProto.DataType
+
+export interface QuantizeOptions {
+  /** Calibration inputs, each one image as the model takes it (C x H x W values, already preprocessed). */
+  calibration: Float32Array[]
+  /** [C, H, W] of one image. */
+  inputShape: [number, number, number]
+}
+
+export interface QuantizeResult {
+  /** The quantized model (ONNX, QDQ form). */
+  bytes: Uint8Array
+  /** Convolutions whose weights are now int8. */
+  convolutions: number
+  /** BatchNormalizations folded into the Conv before them. */
+  foldedBatchNorms: number
+  /** Activation tensors quantized to uint8. */
+  tensors: number
+}
+
+function floatsOf(t: TensorProto): Float32Array {
+  if (t.dataType !== DT.FLOAT) throw new ModelError('QUANTIZE_FAILED', `Tensor ${t.name} is not float32.`)
+  if (t.rawData && t.rawData.length > 0) {
+    const copy = new Uint8Array(t.rawData)
+    return new Float32Array(copy.buffer, 0, copy.length / 4)
+  }
+
+  return Float32Array.from(t.floatData ?? [])
+}
+
+function tensor(name: string, dataType: number, dims: number[], data: ArrayBufferView): TensorProto {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  return {dataType, dims, name, rawData: new Uint8Array(bytes)}
+}
+
+function attrNumber(node: NodeProto, name: string, fallback: number): number {
+  const a = node.attribute?.find((x) => x.name === name)
+  return a?.f ?? (a?.i === undefined || a.i === null ? fallback : Number(a.i))
+}
+
+/** Quantize a float32 model (see the module comment). */
+export async function quantizeInt8(modelBytes: Uint8Array, options: QuantizeOptions): Promise<QuantizeResult> {
+  if (options.calibration.length === 0) {
+    throw new ModelError('NO_CALIBRATION_DATA', 'int8 quantization needs at least one calibration image.', {
+      suggestions: ['Pass --calibration DIR with JPEG/PNG images like the ones the model will see (32-100 is plenty).'],
+    })
+  }
+
+  const model = onnx.ModelProto.decode(modelBytes)
+  const graph = model.graph!
+  if (graph.node!.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear')) {
+    throw new ModelError(
+      'ALREADY_QUANTIZED',
+      'The model is already quantized (it has QuantizeLinear/DequantizeLinear).',
+      {
+        suggestions: ['Quantize the float32 model (the SageMaker model directory or its float .onnx) instead.'],
+      },
+    )
+  }
+
+  const inits = new Map<string, TensorProto>(graph.initializer!.map((t) => [t.name!, t]))
+  let nodes: NodeProto[] = [...graph.node!]
+  const graphOutputs = new Set(graph.output!.map((o) => o.name!))
+  const consumersOf = (name: string) => nodes.filter((n) => n.input!.includes(name))
+  const addInit = (t: TensorProto) => {
+    inits.set(t.name!, t)
+    return t.name!
+  }
+
+  // 1. fold BatchNormalization into the Conv before it
+  let foldedBatchNorms = 0
+  for (const bn of nodes.filter((n) => n.opType === 'BatchNormalization')) {
+    const x = bn.input![0]
+    const conv = nodes.find((n) => n.opType === 'Conv' && n.output![0] === x)
+    const w = conv && inits.get(conv.input![1])
+    const [gamma, beta, mean, variance] = bn.input!.slice(1, 5).map((name) => inits.get(name))
+    if (!conv || !w || !gamma || !beta || !mean || !variance) continue
+    if (consumersOf(x).length !== 1 || graphOutputs.has(x)) continue
+    const eps = attrNumber(bn, 'epsilon', 1e-5)
+    const weights = floatsOf(w)
+    const cout = Number(w.dims![0])
+    const per = weights.length / cout
+    const [g, b, m, v] = [gamma, beta, mean, variance].map((t) => floatsOf(t))
+    const b0 = conv.input![2] ? floatsOf(inits.get(conv.input![2])!) : new Float32Array(cout)
+    const nw = new Float32Array(weights.length)
+    const nb = new Float32Array(cout)
+    for (let c = 0; c < cout; c++) {
+      const k = g[c] / Math.sqrt(v[c] + eps)
+      for (let j = 0; j < per; j++) nw[c * per + j] = weights[c * per + j] * k
+      nb[c] = (b0[c] - m[c]) * k + b[c]
+    }
+
+    conv.input = [
+      conv.input![0],
+      addInit(tensor(`${conv.name}__w_folded`, DT.FLOAT, w.dims!.map(Number), nw)),
+      addInit(tensor(`${conv.name}__b_folded`, DT.FLOAT, [cout], nb)),
+    ]
+    conv.output = [bn.output![0]]
+    nodes = nodes.filter((n) => n !== bn)
+    foldedBatchNorms++
+  }
+
+  // 2. which activations, and their ranges on the calibration images
+  const wanted = new Set<string>()
+  for (const n of nodes) {
+    if (n.opType === 'Conv' || n.opType === 'MaxPool') wanted.add(n.input![0])
+    if (n.opType === 'Add') for (const i of n.input!) if (!inits.has(i)) wanted.add(i)
+  }
+
+  const ranges = await calibrate(model, nodes, inits, [...wanted], options)
+
+  // 3. the QDQ rewrite
+  const scales = new Map<string, number>()
+  const pairs = new Map<string, NodeProto[]>()
+  const weightNodes: NodeProto[] = []
+  for (const name of wanted) {
+    const {max, min} = ranges.get(name)!
+    const lo = Math.min(min, 0)
+    const hi = Math.max(max, 0)
+    const scale = hi > lo ? (hi - lo) / 255 : 1
+    const zeroPoint = Math.min(255, Math.max(0, Math.round(-lo / scale)))
+    scales.set(name, scale)
+    const s = addInit(tensor(`${name}__scale`, DT.FLOAT, [], new Float32Array([scale])))
+    const z = addInit(tensor(`${name}__zero_point`, DT.UINT8, [], new Uint8Array([zeroPoint])))
+    pairs.set(name, [
+      {input: [name, s, z], name: `${name}__quantize`, opType: 'QuantizeLinear', output: [`${name}__q`]},
+      {input: [`${name}__q`, s, z], name: `${name}__dequantize`, opType: 'DequantizeLinear', output: [`${name}__dq`]},
+    ])
+  }
+
+  for (const n of nodes) n.input = n.input!.map((i) => (wanted.has(i) ? `${i}__dq` : i))
+  let convolutions = 0
+  for (const conv of nodes.filter((n) => n.opType === 'Conv')) {
+    const w = inits.get(conv.input![1])
+    const inputScale = scales.get(conv.input![0].replace(/__dq$/, ''))
+    if (!w || inputScale === undefined) continue
+    const weights = floatsOf(w)
+    const cout = Number(w.dims![0])
+    const per = weights.length / cout
+    const wScale = new Float32Array(cout)
+    const wq = new Int8Array(weights.length)
+    for (let c = 0; c < cout; c++) {
+      let peak = 0
+      for (let j = 0; j < per; j++) peak = Math.max(peak, Math.abs(weights[c * per + j]))
+      wScale[c] = peak > 0 ? peak / 127 : 1
+      for (let j = 0; j < per; j++)
+        wq[c * per + j] = Math.max(-127, Math.min(127, Math.round(weights[c * per + j] / wScale[c])))
+    }
+
+    const base = conv.name!
+    const inputs = [conv.input![0], `${base}__w_dq`]
+    weightNodes.push({
+      attribute: [{i: 0, name: 'axis', type: onnx.AttributeProto.AttributeType.INT}],
+      input: [
+        addInit(tensor(`${base}__w_q`, DT.INT8, w.dims!.map(Number), wq)),
+        addInit(tensor(`${base}__w_scale`, DT.FLOAT, [cout], wScale)),
+        addInit(tensor(`${base}__w_zero_point`, DT.INT8, [cout], new Int8Array(cout))),
+      ],
+      name: `${base}__w_dequantize`,
+      opType: 'DequantizeLinear',
+      output: [`${base}__w_dq`],
+    })
+    if (conv.input![2]) {
+      const bias = floatsOf(inits.get(conv.input![2])!)
+      const bScale = new Float32Array(cout)
+      const bq = new Int32Array(cout)
+      for (let c = 0; c < cout; c++) {
+        bScale[c] = inputScale * wScale[c]
+        bq[c] = Math.max(-2_147_483_647, Math.min(2_147_483_647, Math.round(bias[c] / bScale[c])))
+      }
+
+      weightNodes.push({
+        attribute: [{i: 0, name: 'axis', type: onnx.AttributeProto.AttributeType.INT}],
+        input: [
+          addInit(tensor(`${base}__b_q`, DT.INT32, [cout], bq)),
+          addInit(tensor(`${base}__b_scale`, DT.FLOAT, [cout], bScale)),
+          addInit(tensor(`${base}__b_zero_point`, DT.INT32, [cout], new Int32Array(cout))),
+        ],
+        name: `${base}__b_dequantize`,
+        opType: 'DequantizeLinear',
+        output: [`${base}__b_dq`],
+      })
+      inputs.push(`${base}__b_dq`)
+    }
+
+    conv.input = inputs
+    convolutions++
+  }
+
+  // every node after its inputs: the weights' DequantizeLinear first, each activation's pair after its producer
+  const ordered: NodeProto[] = [...weightNodes]
+  for (const name of graph.input!.map((i) => i.name!)) ordered.push(...(pairs.get(name) ?? []))
+  for (const n of nodes) {
+    ordered.push(n)
+    for (const o of n.output!) ordered.push(...(pairs.get(o) ?? []))
+  }
+
+  const used = new Set(ordered.flatMap((n) => n.input!))
+  graph.node = ordered
+  graph.initializer = [...inits.values()].filter((t) => used.has(t.name!))
+  model.producerName = 'icc (int8 QDQ)'
+  return {bytes: onnx.ModelProto.encode(model).finish(), convolutions, foldedBatchNorms, tensors: wanted.size}
+}
+
+/** Lowest and highest value of each tensor over the calibration images, running the float model. */
+async function calibrate(
+  model: onnxProto.onnx.IModelProto,
+  nodes: NodeProto[],
+  inits: Map<string, TensorProto>,
+  names: string[],
+  options: QuantizeOptions,
+): Promise<Map<string, {max: number; min: number}>> {
+  const probe = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish())
+  const g = probe.graph!
+  g.node = nodes
+  const used = new Set(nodes.flatMap((n) => n.input!))
+  g.initializer = [...inits.values()].filter((t) => used.has(t.name!))
+  const outputs = new Set(g.output!.map((o) => o.name))
+  for (const name of names) {
+    if (!outputs.has(name)) g.output!.push({name, type: {tensorType: {elemType: DT.FLOAT}}})
+  }
+
+  const session = await ort.InferenceSession.create(onnx.ModelProto.encode(probe).finish(), {
+    graphOptimizationLevel: 'basic',
+    logSeverityLevel: 3,
+  })
+  const ranges = new Map(names.map((n) => [n, {max: -Infinity, min: Infinity}]))
+  try {
+    const [c, h, w] = options.inputShape
+    for (const image of options.calibration) {
+      const out = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', image, [1, c, h, w])}, names)
+      for (const name of names) {
+        const data = out[name].data as Float32Array
+        const r = ranges.get(name)!
+        for (const value of data) {
+          if (value < r.min) r.min = value
+          if (value > r.max) r.max = value
+        }
+      }
+    }
+  } finally {
+    await session.release()
+  }
+
+  return ranges
+}
