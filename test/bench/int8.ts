@@ -4,8 +4,9 @@
  * For ResNet-18 and ResNet-50 (1000 classes, written by the project's writer): calibrate on 32 photo-like JPEGs,
  * then, in this process with the runner's session options, measure side by side (taking turns, request by
  * request) the float32 and the int8 model: inference p50, the whole pipeline p50 (decode + resize + inference of
- * a 640x480 JPEG), throughput at concurrency 4 and the size of the model file; and the top-1 agreement of the two
- * on 200 other JPEGs. Then the real trained model of ../shared (the fashion-MNIST LeNet, when present): top-1
+ * a 640x480 JPEG), throughput at concurrency 4 and the size of the model file; and, on 200 other JPEGs, the top-1
+ * agreement of the two, how many classes float32 chose (the writer's weights are untrained: a few classes win
+ * every image, so agreement is easy there) and how far the probabilities move. Then the real trained model of ../shared (the fashion-MNIST LeNet, when present): top-1
  * agreement and accuracy against the labels on its 1000 test images, calibrated on every 10th.
  *
  * Usage: node dist/test/bench/int8.js [--quick] [--out FILE] [--models 18,50]
@@ -84,10 +85,27 @@ async function resnets(dir: string, report: Record<string, unknown>): Promise<vo
     const run = async (s: ort.InferenceSession, x: Float32Array) =>
       (await s.run({[s.inputNames[0]]: new ort.Tensor('float32', x, [1, c, h, w])}))[s.outputNames[0]]
         .data as Float32Array
-    // top-1 agreement on images that were not used for calibration
+    // on images that were not used for calibration: top-1 agreement, how many classes float32 chose at all (the
+    // writer's weights are not trained: a few classes win everything, which makes agreement easy), and how far the
+    // probabilities move
     let agree = 0
-    for (const x of tensors.slice(n.calibration))
-      if (argmax(await run(sessions.float32, x)) === argmax(await run(sessions.int8, x))) agree++
+    let maxDiff = 0
+    let sumDiff = 0
+    let count = 0
+    const classes = new Set<number>()
+    for (const x of tensors.slice(n.calibration)) {
+      const a = await run(sessions.float32, x)
+      const b = await run(sessions.int8, x)
+      classes.add(argmax(a))
+      if (argmax(a) === argmax(b)) agree++
+      for (const [k, v] of a.entries()) {
+        const d = Math.abs(v - b[k])
+        maxDiff = Math.max(maxDiff, d)
+        sumDiff += d
+        count++
+      }
+    }
+
     // latency, taking turns; the pipeline includes decoding the 640x480 JPEG
     const lat: Record<string, {inference: number[]; pipeline: number[]}> = {
       float32: {inference: [], pipeline: []},
@@ -122,7 +140,8 @@ async function resnets(dir: string, report: Record<string, unknown>): Promise<vo
     const i8 = rows.int8 as Record<string, number>
     report[`resnet${depth}`] = {
       ...rows,
-      agreement: {images: n.agreement, same: agree},
+      agreement: {distinctFloat32Classes: classes.size, images: n.agreement, same: agree},
+      probabilityDifference: {max: maxDiff, mean: sumDiff / count},
       quantizeMs,
       speedup: {
         inference: f.inferenceP50Ms / i8.inferenceP50Ms,
@@ -198,12 +217,15 @@ try {
       lines.push(
         `resnet${String(depth).padEnd(4)}${kind.padEnd(10)}${x.inferenceP50Ms.toFixed(1).padStart(10)} ms${x.pipelineP50Ms.toFixed(1).padStart(12)} ms` +
           `${x.throughputC4.toFixed(1).padStart(9)}${(x.modelBytes / 1e6).toFixed(1).padStart(11)}` +
-          (kind === 'int8' ? `   ${r.agreement.same}/${r.agreement.images}` : ''),
+          (kind === 'int8'
+            ? `   ${r.agreement.same}/${r.agreement.images} (float32 chose ${r.agreement.distinctFloat32Classes} distinct classes)`
+            : ''),
       )
     }
 
     lines.push(
-      `  speed-up: inference x${r.speedup.inference.toFixed(2)}, pipeline x${r.speedup.pipeline.toFixed(2)}, throughput at c=4 x${r.speedup.throughputC4.toFixed(2)}`,
+      `  speed-up: inference x${r.speedup.inference.toFixed(2)}, pipeline x${r.speedup.pipeline.toFixed(2)}, throughput at c=4 x${r.speedup.throughputC4.toFixed(2)}; ` +
+        `|int8 - float32| per probability: max ${r.probabilityDifference.max.toExponential(1)}, mean ${r.probabilityDifference.mean.toExponential(1)}`,
     )
   }
 
