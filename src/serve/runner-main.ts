@@ -152,6 +152,7 @@ async function main(): Promise<void> {
   }
 
   let session: ort.InferenceSession
+  let maxBatch = Math.max(1, config.maxBatch ?? 1)
   let model: modelCore.LoadedModel
   let info: RunnerReadyInfo
   try {
@@ -166,10 +167,18 @@ async function main(): Promise<void> {
     const [c, h, w] = model.inputShape
     const warm = performance.now()
     // warm up every batch size the runner will use, so no request pays for a first run (and the peak memory
-    // reported below includes the largest batch)
-    for (const n of new Set([1, Math.max(1, config.maxBatch ?? 1)])) {
-      const zeros = new ort.Tensor('float32', new Float32Array(n * c * h * w), [n, c, h, w])
-      await session.run({[session.inputNames[0]]: zeros})
+    // reported below includes the largest batch); a model whose batch dimension is fixed runs one image at a time
+    const zeros = (n: number) => new ort.Tensor('float32', new Float32Array(n * c * h * w), [n, c, h, w])
+    await session.run({[session.inputNames[0]]: zeros(1)})
+    if (maxBatch > 1) {
+      try {
+        await session.run({[session.inputNames[0]]: zeros(maxBatch)})
+      } catch (error) {
+        warnings.push(
+          `--max-batch ${maxBatch} is ignored: the model does not run a batch of ${maxBatch} (${firstLine(error)}); it serves one image at a time.`,
+        )
+        maxBatch = 1
+      }
     }
 
     collectGarbage()
@@ -224,7 +233,6 @@ async function main(): Promise<void> {
   // stage 2, in arrival order: inference. When ONNX Runtime is free, every image already decoded at the head of
   // the line (up to maxBatch) goes into one run: a batch only forms from requests that are waiting anyway, so a
   // lone request never waits for company.
-  const maxBatch = Math.max(1, config.maxBatch ?? 1)
   const chw = c * h * w
   const line: {decoded?: Decoded; header: HostMessage}[] = []
   let running = false
@@ -321,3 +329,7 @@ async function runHook(hook: string): Promise<void> {
 }
 
 await main()
+
+function firstLine(error: unknown): string {
+  return String((error as Error)?.message ?? error).split('\n')[0]
+}

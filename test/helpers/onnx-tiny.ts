@@ -15,6 +15,8 @@ import {preprocessImage} from '../../src/model/preprocess.js'
 const {onnx} = onnxProto
 
 export interface TinyModelOptions {
+  /** The batch dimension: symbolic (default 'N') or fixed. */
+  batch?: number | string
   channels?: number
   classes?: number
   height?: number
@@ -57,7 +59,9 @@ export function tinyOnnxModel(options: TinyModelOptions = {}): Uint8Array {
         rawData: new Uint8Array(weights.buffer),
       }),
     ],
-    input: [onnx.ValueInfoProto.create({name: 'data', type: tensorType(['N', channels, height, width])})],
+    input: [
+      onnx.ValueInfoProto.create({name: 'data', type: tensorType([options.batch ?? 'N', channels, height, width])}),
+    ],
     name: 'icc-tiny-test-model',
     node: [
       onnx.NodeProto.create({input: ['data', 'scale'], name: 'scale', opType: 'Mul', output: ['scaled']}),
@@ -72,7 +76,7 @@ export function tinyOnnxModel(options: TinyModelOptions = {}): Uint8Array {
         output: ['prob'],
       }),
     ],
-    output: [onnx.ValueInfoProto.create({name: 'prob', type: tensorType(['N', classes])})],
+    output: [onnx.ValueInfoProto.create({name: 'prob', type: tensorType([options.batch ?? 'N', classes])})],
   })
   const model = onnx.ModelProto.create({
     graph,

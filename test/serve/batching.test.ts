@@ -85,6 +85,28 @@ describe('icc serve --max-batch (dynamic batching, real runner)', function () {
     assert.match(metrics, new RegExp(`icc_batched_requests_total\\{service="${NAME}",batch_size="2"\\} 2`))
   })
 
+  it('serves a model whose batch dimension is fixed one image at a time, and says so at start-up', async () => {
+    const fixed = await writeTinyOnnxModel(join(dir, 'fixed.onnx'), {batch: 1})
+    const socket = join(dir, 'fixed.sock')
+    const other = await startServe(['--model', fixed, '--service-name', 'fixed', '--max-batch', '4'], {socket})
+    try {
+      assert.match(other.stderr() + other.stdout(), /--max-batch 4 is ignored: the model does not run a batch of 4/)
+      const answers = await Promise.all(
+        images.map(async (b) => http({socket}, 'POST', '/invocations', b, {'content-type': 'image/jpeg'})),
+      )
+      for (const [i, res] of answers.entries()) {
+        assert.equal(res.status, 200, res.body)
+        assert.equal(batchOf(res), 1)
+        assert.deepEqual(
+          parseConnectorBody(res.body).map((v) => Math.fround(v)),
+          [...(await expected(images[i]))],
+        )
+      }
+    } finally {
+      await other.stop()
+    }
+  })
+
   it('answers a bad image in the middle of a batch with its own error; the others are served', async () => {
     const garbage = Buffer.from('not an image at all, just text')
     const answers = await burst([images[1], garbage, images[2]])
