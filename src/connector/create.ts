@@ -234,11 +234,12 @@ export async function createConnector(
     }
 
     const warnings: string[] = []
+    const entry = buildConnectorEntry({id, parameters, target})
     let kept: string[] = []
     let request = plan
     if (options.definitionId) {
       const existing = await latestConnectors(client, options.definitionId)
-      const merged = mergeConnectors(existing.connectors, buildConnectorEntry({id, parameters, target}))
+      const merged = mergeConnectors(existing.connectors, entry)
       const check = checkDefinitionVersion({Connectors: merged.connectors})
       const clashes = check.problems.filter((p) => /already used/.test(p.message))
       if (clashes.length > 0) {
@@ -257,7 +258,7 @@ export async function createConnector(
 
     const created = await sendConnectorDefinition(client, request)
     const result: CreateConnectorResult = {
-      connectorArn: buildConnectorEntry({id, parameters, target}).ConnectorArn,
+      connectorArn: entry.ConnectorArn,
       connectorId: id,
       definitionArn: created.arn,
       definitionId: created.definitionId,

@@ -44,14 +44,20 @@ function compiled(): NonNullable<typeof cached> {
   if (cached) return cached
   const ajv = new Ajv({allErrors: true, strict: true})
   const parameters = new Map<string, ValidateFunction>()
+  // every file once (the definition schema refers to them all by $id), then each catalog version by its file
+  const ids = new Map<string, string>()
   for (const file of readdirSync(join(SCHEMA_DIR, 'parameters'))) {
-    ajv.addSchema(JSON.parse(readFileSync(join(SCHEMA_DIR, 'parameters', file), 'utf8')))
+    const schema = JSON.parse(readFileSync(join(SCHEMA_DIR, 'parameters', file), 'utf8')) as {$id: string}
+    ajv.addSchema(schema)
+    ids.set(join('parameters', file), schema.$id)
   }
 
   for (const connector of CONNECTORS) {
     for (const version of connector.versions) {
-      const schema = JSON.parse(readFileSync(join(SCHEMA_DIR, parametersSchemaFile(connector, version)), 'utf8'))
-      parameters.set(`${connector.name}/${version}`, ajv.getSchema(schema.$id)!)
+      const id = ids.get(parametersSchemaFile(connector, version))
+      const validate = id === undefined ? undefined : ajv.getSchema(id)
+      if (!validate) throw new Error(`schemas/${parametersSchemaFile(connector, version)} is missing from this install`)
+      parameters.set(`${connector.name}/${version}`, validate)
     }
   }
 

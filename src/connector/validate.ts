@@ -8,7 +8,7 @@
  */
 import type {ValidationProblem} from '../errors.js'
 
-import {CONNECTORS, type PlatformId} from './catalog.js'
+import {type PlatformId} from './catalog.js'
 import {checkDefinitionVersion, looksLikeDefinition} from './definition.js'
 import {parametersOf, readJsonFile} from './files.js'
 import {inferTarget, parameterProblems} from './parameters.js'
@@ -68,7 +68,7 @@ export async function validateConnectorFile(options: ValidateConnectorOptions): 
         {
           message: `${connector.displayName} has no version ${version}.`,
           path: '--connector-version',
-          suggestion: `Use ${CONNECTORS[0].versions.join(' or ')}.`,
+          suggestion: `Use ${connector.versions.join(' or ')}.`,
         },
       ]
   return {
