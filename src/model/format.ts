@@ -61,14 +61,14 @@ export function formatFloat32(value: number): string {
   const f = Math.fround(value)
   if (f === 0) return '0'
   if (!shortest(f)) return formatFloat32Exact(f)
-  return (f < 0 ? '-' : '') + decimalString(found.digits, found.exponent)
+  return (f < 0 ? '-' : '') + decimalString(best.digits, best.exponent)
 }
 
-/** The result of {@link shortest}: `digits x 10^exponent` (no allocation per value on the hot path). */
-const found = {digits: 0, exponent: 0}
+/** The shortest candidate found so far by {@link shortest}: `digits x 10^exponent` (no allocation per value). */
+const best = {digits: 0, exponent: 0}
 
 /**
- * The fast path: set `found` to the shortest decimal of |f| and return true, or return false when it cannot
+ * The fast path: set `best` to the shortest decimal of |f| and return true, or return false when it cannot
  * decide safely (and for NaN, infinities and the largest float32, whose interval is open above).
  */
 function shortest(value: number): boolean {
@@ -118,13 +118,8 @@ function shortest(value: number): boolean {
     best.exponent = k + 1 - d
   }
 
-  found.digits = best.digits
-  found.exponent = best.exponent
   return ok
 }
-
-/** The shortest candidate found so far by {@link shortest}. */
-const best = {digits: 0, exponent: 0}
 
 /** What {@link pick} returns when neither candidate is inside, or when one is too close to an end to tell. */
 const NONE = -1
@@ -144,28 +139,18 @@ function pick(first: number, second: number, unit: number, vlo: number, vhi: num
   return NONE
 }
 
-/** Strip the trailing zeros of `found.digits` (raising the exponent); the number of digits left. */
-function normalise(): number {
-  let {digits, exponent} = found
-  while (digits % 10 === 0) {
-    digits /= 10
-    exponent++
-  }
-
-  found.digits = digits
-  found.exponent = exponent
-  let n = 1
-  while (n < 16 && digits >= POW10[n]) n++
-  return n
-}
-
 /** `digits x 10^exponent` written as JavaScript writes that number (Number::toString). */
 function decimalString(digits: number, exponent: number): string {
-  found.digits = digits
-  found.exponent = exponent
-  const k = normalise()
-  const s = String(found.digits)
-  const n = found.exponent + k // the value is 0.s x 10^n
+  let d = digits
+  let e = exponent
+  while (d % 10 === 0) {
+    d /= 10
+    e++
+  }
+
+  const s = String(d)
+  const k = s.length
+  const n = e + k // the value is 0.s x 10^n
   if (k <= n && n <= 21) return s + '0'.repeat(n - k)
   if (n > 0 && n <= 21) return `${s.slice(0, n)}.${s.slice(n)}`
   if (n > -6 && n <= 0) return `0.${'0'.repeat(-n)}${s}`

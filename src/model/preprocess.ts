@@ -4,7 +4,8 @@
  * It does what the SageMaker image-classification algorithm does at inference (MXNet `imdecode` + resize):
  *
  * 1. Identify the format from the bytes (`sniffImageType`). Only JPEG and PNG are served, as by the connector.
- *    The request's content type must be one of {@link SUPPORTED_CONTENT_TYPES} (or absent); when it names the
+ *    The request's content type must be one of {@link SUPPORTED_CONTENT_TYPES} (`image/jpg` counts as
+ *    `image/jpeg`) or absent; when it names the
  *    other supported format than the bytes hold (a "lying" content type), **the bytes win**: the image is
  *    decoded as what it is and `info.contentTypeMismatch` is set so the caller can log it. A content type that
  *    is not supported (image/gif, text/plain...) or bytes in another format (GIF, WebP, TIFF, BMP...) give
@@ -32,12 +33,12 @@ import sharp from 'sharp'
 import type {PreprocessingSpec, PreprocessOptions} from './types.js'
 
 import {ModelError} from '../errors.js'
+import {isSupportedContentType, normaliseContentType, SUPPORTED_CONTENT_TYPES} from './content-type.js'
 
 /** The image formats icc decodes (as the connector: JPEG and PNG). */
 export type SupportedImageType = 'image/jpeg' | 'image/png'
 
-/** Content types a request may declare (`application/x-image` means "sniff the bytes", as in SageMaker). */
-export const SUPPORTED_CONTENT_TYPES: readonly string[] = ['image/jpeg', 'image/png', 'application/x-image']
+export {SUPPORTED_CONTENT_TYPES} from './content-type.js'
 
 /** Default decompression-bomb guard: 50 megapixels. */
 export const DEFAULT_MAX_PIXELS = 50_000_000
@@ -212,13 +213,8 @@ function tensorLength(options: PreprocessOptions): number {
   return channels * width * height
 }
 
-function normaliseContentType(contentType: string | undefined): string | undefined {
-  const value = contentType?.split(';')[0].trim().toLowerCase()
-  return value || undefined
-}
-
 function checkFormat(bytes: Uint8Array, contentType: string | undefined): SupportedImageType {
-  if (contentType !== undefined && !SUPPORTED_CONTENT_TYPES.includes(contentType)) {
+  if (contentType !== undefined && !isSupportedContentType(contentType)) {
     throw new ModelError(
       'UNSUPPORTED_CONTENT_TYPE',
       `Content type "${contentType}" is not supported; send image/jpeg or image/png (application/x-image or no content type lets icc detect the format).`,

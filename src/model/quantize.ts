@@ -221,11 +221,16 @@ export async function quantizeInt8(modelBytes: Uint8Array, options: QuantizeOpti
     for (const o of n.output!) ordered.push(...(pairs.get(o) ?? []))
   }
 
-  const used = new Set(ordered.flatMap((n) => n.input!))
   graph.node = ordered
-  graph.initializer = [...inits.values()].filter((t) => used.has(t.name!))
+  graph.initializer = usedInitializers(ordered, inits)
   model.producerName = 'icc (int8 QDQ)'
   return {bytes: onnx.ModelProto.encode(model).finish(), convolutions, foldedBatchNorms, tensors: wanted.size}
+}
+
+/** The initializers some node reads (folding and quantizing leave the replaced ones behind). */
+function usedInitializers(nodes: NodeProto[], inits: Map<string, TensorProto>): TensorProto[] {
+  const used = new Set(nodes.flatMap((n) => n.input!))
+  return [...inits.values()].filter((t) => used.has(t.name!))
 }
 
 /** Lowest and highest value of each tensor over the calibration images, running the float model. */
@@ -236,16 +241,17 @@ async function calibrate(
   names: string[],
   options: QuantizeOptions,
 ): Promise<Map<string, {max: number; min: number}>> {
-  const probe = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish())
-  const g = probe.graph!
-  g.node = nodes
-  const used = new Set(nodes.flatMap((n) => n.input!))
-  g.initializer = [...inits.values()].filter((t) => used.has(t.name!))
-  const outputs = new Set(g.output!.map((o) => o.name))
-  for (const name of names) {
-    if (!outputs.has(name)) g.output!.push({name, type: {tensorType: {elemType: DT.FLOAT}}})
-  }
-
+  // the model as it stands (BatchNorms folded), with every tensor to measure as an extra output
+  const graph = model.graph!
+  const known = new Set(graph.output!.map((o) => o.name))
+  const output = [
+    ...graph.output!,
+    ...names.filter((name) => !known.has(name)).map((name) => ({name, type: {tensorType: {elemType: DT.FLOAT}}})),
+  ]
+  const probe = onnx.ModelProto.create({
+    ...model,
+    graph: onnx.GraphProto.create({...graph, initializer: usedInitializers(nodes, inits), node: nodes, output}),
+  })
   const session = await ort.InferenceSession.create(onnx.ModelProto.encode(probe).finish(), {
     graphOptimizationLevel: 'basic',
     logSeverityLevel: 3,

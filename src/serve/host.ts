@@ -15,7 +15,7 @@
  */
 import Fastify, {type FastifyInstance, type FastifyReply} from 'fastify'
 import {chmod, lstat, mkdir, unlink} from 'node:fs/promises'
-import {createServer, type IncomingMessage, type Server} from 'node:http'
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {connect, type Socket} from 'node:net'
 import {dirname, join} from 'node:path'
 import pino, {type Logger} from 'pino'
@@ -307,15 +307,13 @@ export async function startHost(options: HostOptions): Promise<Host> {
     maxBodyBytes,
     onInternalError: (name, message) => loggers.get(name)?.error({err: message}, 'request failed'),
   })
-  const app = Fastify({
-    logger: false,
-    return503OnClosing: true,
-    serverFactory: (handler) =>
-      guardIdle(
-        createServer(serverOptions, (req, res) => invocations(req, res) || handler(req, res)),
-        clientTimeoutMs,
-      ),
-  })
+  // every listener (unix socket, TCP): invocations first, then the framework's router
+  const listener = (route: (req: IncomingMessage, res: ServerResponse) => void) =>
+    guardIdle(
+      createServer(serverOptions, (req, res) => invocations(req, res) || route(req, res)),
+      clientTimeoutMs,
+    )
+  const app = Fastify({logger: false, return503OnClosing: true, serverFactory: listener})
   app.setErrorHandler((error, _req, reply) => {
     const e = error as {message: string; statusCode?: number}
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
@@ -411,10 +409,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
         )
       }
 
-      const server = guardIdle(
-        createServer(serverOptions, (req, res) => invocations(req, res) || app.routing(req, res)),
-        clientTimeoutMs,
-      )
+      const server = listener((req, res) => app.routing(req, res))
       tcpServer = server
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)

@@ -19,6 +19,7 @@ import type {IncomingMessage, ServerResponse} from 'node:http'
 
 import type {ServiceRequest} from './service.js'
 
+import {isSupportedContentType, normaliseContentType} from '../model/content-type.js'
 import {type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} from './types.js'
 
 const STATUS: Record<ServeErrorCode, number> = {
@@ -39,14 +40,6 @@ const STATUS: Record<ServeErrorCode, number> = {
 export function httpStatus(code: ServeErrorCode): number {
   return STATUS[code] ?? 500
 }
-
-/** Content types an invocation may declare (none: the bytes are sniffed). */
-export const IMAGE_CONTENT_TYPES: ReadonlySet<string> = new Set([
-  'application/x-image',
-  'image/jpeg',
-  'image/jpg',
-  'image/png',
-])
 
 export interface InvocationRouteOptions {
   dispatcher: Dispatcher & {infer(serviceName: string, request: ServiceRequest): Promise<InferenceResult>}
@@ -95,8 +88,8 @@ export function invocationRoute(
     )
 
   const answer = async (name: string, query: string, req: IncomingMessage, res: ServerResponse) => {
-    const declared = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
-    if (declared && !IMAGE_CONTENT_TYPES.has(declared)) {
+    const declared = normaliseContentType(req.headers['content-type'])
+    if (declared && !isSupportedContentType(declared)) {
       sendServeError(
         res,
         new ServeError(
@@ -142,7 +135,7 @@ export function invocationRoute(
       const result = await dispatcher.infer(name, {
         accept,
         body,
-        contentType: declared || undefined,
+        contentType: declared,
         signal: controller.signal,
         testHook: process.env.ICC_TEST_HOOKS === '1' && typeof hook === 'string' ? hook : undefined,
         topK,
@@ -214,10 +207,9 @@ async function readBody(req: IncomingMessage, limit: number): Promise<'aborted' 
 
       chunks.push(chunk)
     })
-    req.on('end', () => finish(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)))
+    const whole = () => (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size))
+    req.on('end', () => finish(whole()))
     req.on('error', () => finish('aborted'))
-    req.on('close', () =>
-      finish(req.complete ? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)) : 'aborted'),
-    )
+    req.on('close', () => finish(req.complete ? whole() : 'aborted'))
   })
 }

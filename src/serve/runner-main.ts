@@ -6,8 +6,9 @@
  * Life cycle: load the model, create the session (CUDA when asked; CPU fallback only when allowed), run one
  * warm-up inference (per batch size), report `ready` with the model facts and measured load/warm-up time and
  * memory, then serve `infer` frames: each image is decoded as soon as it arrives, and ONNX Runtime runs one batch
- * at a time, in arrival order, of up to `maxBatch` images already decoded (dynamic batching). A failure before `ready` is reported as a `fatal` frame (typed, so the host can
- * fail start-up with the right exit code) and the runner exits. The runner exits when the pipe closes, so it
+ * at a time, in arrival order, of up to `maxBatch` images already decoded (dynamic batching). A failure before
+ * `ready` is reported as a `fatal` frame (typed, so the host can fail start-up with the right exit code) and the
+ * runner exits. The runner exits when the pipe closes, so it
  * never outlives its host.
  *
  * Test hooks (`ICC_TEST_HOOKS=1` only; ignored otherwise): a request may carry `hang` (busy-loop, blocking the
@@ -235,9 +236,8 @@ async function main(): Promise<void> {
   // lone request never waits for company.
   const chw = c * h * w
   const line: {decoded?: Decoded; header: HostMessage}[] = []
-  let running = false
-  const next = async (): Promise<void> => {
-    if (running) return
+  /** The next batch: decoded images at the head of the line (failed ones are answered on the way). */
+  const take = () => {
     const batch: {decoded: {decodeMs: number; tensor: Float32Array}; header: HostMessage}[] = []
     while (line.length > 0 && line[0].decoded && batch.length < maxBatch) {
       const job = line.shift()!
@@ -246,8 +246,18 @@ async function main(): Promise<void> {
       else batch.push({decoded: d, header: job.header})
     }
 
-    if (batch.length === 0) return
+    return batch
+  }
+
+  let running = false
+  const next = async (): Promise<void> => {
+    if (running) return
     running = true
+    for (let batch = take(); batch.length > 0; batch = take()) await run(batch)
+    running = false
+  }
+
+  const run = async (batch: ReturnType<typeof take>): Promise<void> => {
     try {
       let input = batch[0].decoded.tensor
       if (batch.length > 1) {
@@ -270,11 +280,7 @@ async function main(): Promise<void> {
       }
     } catch (error) {
       for (const job of batch) sendError(job.header.id, error)
-    } finally {
-      running = false
     }
-
-    await next()
   }
 
   const decoder = new FrameDecoder<HostMessage>(({header, payload}) => {

@@ -30,7 +30,7 @@ import {cpuSessionOptions} from '../../src/serve/tuning.js'
 import {BIN} from '../helpers/cli.js'
 import {http, runnerPid} from '../helpers/serve-host.js'
 import {type BenchModel, buildModel, type Depth, photoJpeg} from './inputs.js'
-import {percentile} from './stats.js'
+import {median, percentile, throughput} from './stats.js'
 
 interface Args {
   images: number[]
@@ -105,32 +105,6 @@ interface Latency {
 function latencyOf(samples: number[]): Latency {
   const s = [...samples].sort((x, y) => x - y)
   return {n: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99)}
-}
-
-/** Requests made by the last `throughput` call, warm-up included (for CPU time per request). */
-let lastThroughputCalls = 0
-
-/** Run `one` at the given concurrency for about `ms` (after a short warm-up): requests per second. */
-async function throughput(one: () => Promise<void>, concurrency: number, ms: number): Promise<number> {
-  const warmUntil = performance.now() + Math.min(500, ms / 4)
-  let calls = 0
-  const loop = async (until: number) => {
-    await Promise.all(
-      Array.from({length: concurrency}, async () => {
-        while (performance.now() < until) {
-          await one()
-          calls++
-        }
-      }),
-    )
-  }
-
-  await loop(warmUntil)
-  const warm = calls
-  const t0 = performance.now()
-  await loop(t0 + ms)
-  lastThroughputCalls = calls
-  return (calls - warm) / ((performance.now() - t0) / 1000)
 }
 
 /** Latency at concurrency 1 of several paths, taking turns request by request. */
@@ -436,13 +410,8 @@ async function main(): Promise<void> {
         if (!last) await served.stop()
       }
 
-      const med = (xs: number[]) =>
-        percentile(
-          [...xs].sort((x, y) => x - y),
-          50,
-        )
-      report.coldStart[name] = {freshCacheMs: med(cold.fresh), runs: cold, warmCacheMs: med(cold.warm)}
-      log(`  fresh cache ${fmt(med(cold.fresh), 0)} ms, warm cache ${fmt(med(cold.warm), 0)} ms`)
+      report.coldStart[name] = {freshCacheMs: median(cold.fresh), runs: cold, warmCacheMs: median(cold.warm)}
+      log(`  fresh cache ${fmt(median(cold.fresh), 0)} ms, warm cache ${fmt(median(cold.warm), 0)} ms`)
 
       // 2. raw and end to end, side by side
       const session = await rawSession(loaded)
@@ -487,12 +456,12 @@ async function main(): Promise<void> {
               const r = await rssDuring(pids, throughput(one, c, cfg.throughputMs))
               rates[path] ??= {}
               rates[path][c] ??= []
-              rates[path][c].push(r.result)
+              rates[path][c].push(r.result.rate)
               if (path === 'raw') continue
               if (c === 4) {
                 cpu[path] ??= {calls: 0, client: 0, host: 0, runner: 0}
                 const acc = cpu[path]
-                acc.calls += lastThroughputCalls
+                acc.calls += r.result.calls
                 acc.client += r.cpuMs.client
                 acc.host += r.cpuMs.host
                 acc.runner += r.cpuMs.runner
@@ -505,11 +474,6 @@ async function main(): Promise<void> {
           }
         }
 
-        const median = (xs: number[]) =>
-          percentile(
-            [...xs].sort((x, y) => x - y),
-            50,
-          )
         let raw: Row | undefined
         for (const [path] of runners) {
           const row: Row = {concurrencies: {}, image: img, latency: lat[path], model: name, path}
@@ -664,8 +628,8 @@ async function rawLevers(
     const session = await rawSession(model, opts)
     const one = rawRunner(model, session, jpeg)
     const lat = await latency(one, cfg.latencyN)
-    const t1 = await throughput(one, 1, cfg.throughputMs)
-    const t4 = await throughput(one, 4, cfg.throughputMs)
+    const t1 = (await throughput(one, 1, cfg.throughputMs)).rate
+    const t4 = (await throughput(one, 4, cfg.throughputMs)).rate
     log(`lever ${label}: p50 ${fmt(lat.p50)} ms, c=1 ${fmt(t1)}/s, c=4 ${fmt(t4)}/s`)
     await session.release()
   }

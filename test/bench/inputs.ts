@@ -2,11 +2,10 @@
  * The benchmarks' inputs, built on the spot: photo-like JPEGs and SageMaker-format ResNets (MXNet symbol + params
  * written by the project's writer, 1000 classes), so nothing is downloaded and every run measures the same thing.
  */
-import {mkdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import sharp from 'sharp'
 
-import {generateWeights, resnetSymbol, writeParams} from '../../src/model/writer.js'
+import {writeModelDir} from '../helpers/model-fixtures.js'
 
 export type Depth = 18 | 50
 
@@ -48,7 +47,7 @@ export async function photoJpeg(width: number, height: number, seed: number): Pr
 
 export interface BenchModel {
   depth: Depth
-  /** How the model was built (writer + conversion, or the ONNX fallback). */
+  /** How the model was built. */
   origin: string
   /** What `icc serve --model` gets. */
   servePath: string
@@ -56,23 +55,19 @@ export interface BenchModel {
 
 /**
  * A SageMaker-format model directory (symbol JSON + params + model-shapes.json + synset.txt) written by the
- * project's MXNet writer, which `icc serve` converts to ONNX (and caches).
+ * project's MXNet writer (the tests' fixture helper), which `icc serve` converts to ONNX (and caches).
  */
 export async function buildModel(dir: string, depth: Depth): Promise<BenchModel> {
-  const modelDir = join(dir, `resnet${depth}`)
-  await mkdir(modelDir, {recursive: true})
-  const symbol = resnetSymbol({imageShape: [3, 224, 224], numClasses: 1000, numLayers: depth})
-  const arrays = generateWeights(symbol, [1, 3, 224, 224], depth)
-  await writeFile(join(modelDir, 'image-classification-symbol.json'), symbol)
-  await writeFile(join(modelDir, 'image-classification-0001.params'), writeParams(arrays, {format: 'V2'}))
-  await writeFile(join(modelDir, 'model-shapes.json'), JSON.stringify([{name: 'data', shape: [1, 3, 224, 224]}]))
-  await writeFile(
-    join(modelDir, 'synset.txt'),
-    Array.from({length: 1000}, (_, i) => `n${String(i).padStart(8, '0')} class ${i}`).join('\n') + '\n',
-  )
+  const {dir: servePath} = await writeModelDir(join(dir, `resnet${depth}`), {
+    format: 'V2',
+    imageShape: [3, 224, 224],
+    labels: Array.from({length: 1000}, (_, i) => `n${String(i).padStart(8, '0')} class ${i}`),
+    numClasses: 1000,
+    numLayers: depth,
+  })
   return {
     depth,
     origin: 'SageMaker-format MXNet model written by src/model/writer.ts, converted by loadModel',
-    servePath: modelDir,
+    servePath,
   }
 }

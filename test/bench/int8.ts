@@ -23,7 +23,7 @@ import {quantizeInt8} from '../../src/model/quantize.js'
 import {cpuSessionOptions} from '../../src/serve/tuning.js'
 import {SHARED} from '../helpers/cli.js'
 import {buildModel, type Depth, photoJpeg} from './inputs.js'
-import {percentile} from './stats.js'
+import {median, throughput} from './stats.js'
 
 const argv = process.argv.slice(2)
 const quick = argv.includes('--quick')
@@ -37,26 +37,6 @@ const argmax = (v: ArrayLike<number>) => {
   let best = 0
   for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i
   return best
-}
-
-const median = (xs: number[]) =>
-  percentile(
-    [...xs].sort((a, b) => a - b),
-    50,
-  )
-
-async function throughput(one: () => Promise<unknown>, concurrency: number, ms: number): Promise<number> {
-  let n = 0
-  const t0 = performance.now()
-  await Promise.all(
-    Array.from({length: concurrency}, async () => {
-      while (performance.now() - t0 < ms) {
-        await one()
-        n++
-      }
-    }),
-  )
-  return n / ((performance.now() - t0) / 1000)
 }
 
 async function resnets(dir: string, report: Record<string, unknown>): Promise<void> {
@@ -132,7 +112,7 @@ async function resnets(dir: string, report: Record<string, unknown>): Promise<vo
         inferenceP50Ms: median(lat[kind].inference),
         modelBytes: kind === 'int8' ? q.bytes.length : float.length,
         pipelineP50Ms: median(lat[kind].pipeline),
-        throughputC4: await throughput(one, 4, n.throughputMs),
+        throughputC4: (await throughput(one, 4, n.throughputMs)).rate,
       }
     }
 

@@ -24,7 +24,7 @@ import {fileURLToPath} from 'node:url'
 import {readRssKb} from '../../src/serve/memory.js'
 import {REPO_ROOT} from '../helpers/cli.js'
 import {http, runnerPid, startServe} from '../helpers/serve-host.js'
-import {percentile} from './stats.js'
+import {median, percentile} from './stats.js'
 
 export interface SoakOptions {
   /** Conversion cache (default: a temporary one). */
@@ -154,8 +154,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     )
     const requests = await load(options.durationMs, answers).finally(() => clearInterval(sampler))
     // the host's V8 heap is a sawtooth: compare with the median of the last samples, not one point
-    const tail = [...rssSamples.slice(-3).map((r) => r.hostKb + r.runnerKb), await rss()].sort((a, b) => a - b)
-    const end = tail[Math.floor(tail.length / 2)]
+    const end = median([...rssSamples.slice(-3).map((r) => r.hostKb + r.runnerKb), await rss()])
 
     // overload: 4x the queue limit (at least 64) at once
     const burst = await Promise.all(

@@ -247,6 +247,12 @@ describe('model/preprocess', () => {
       }
     })
 
+    it('takes image/jpg (a common spelling) as image/jpeg', async () => {
+      const {info} = await preprocessImageWithInfo(await solidJpeg(4, 4, RED), rgb(2, 2, {contentType: 'Image/JPG'}))
+      assert.equal(info.contentType, 'image/jpeg')
+      assert.equal(info.contentTypeMismatch, false)
+    })
+
     it('decodes what the bytes are when the content type lies, and says so', async () => {
       const {info, tensor} = await preprocessImageWithInfo(
         await solidPng(4, 4, BLUE),

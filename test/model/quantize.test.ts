@@ -15,9 +15,8 @@ import sharp from 'sharp'
 
 import {loadModel} from '../../src/model/index.js'
 import {quantizeInt8} from '../../src/model/quantize.js'
-import {generateWeights, resnetSymbol, writeParams} from '../../src/model/writer.js'
 import {icc, SHARED} from '../helpers/cli.js'
-import {tempDir} from '../helpers/model-fixtures.js'
+import {type FixtureOptions, tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 import {noiseImage} from '../helpers/serve-host.js'
 
 const {onnx} = onnxProto
@@ -36,6 +35,9 @@ async function runAll(model: Uint8Array | string, inputs: Float32Array[], shape:
     await session.release()
   }
 }
+
+/** A SageMaker-format ResNet-18 (ImageNet stem: BatchNorm after Conv, max pooling, residual Adds) on 64x64. */
+const RESNET: FixtureOptions = {format: 'V2', imageShape: [3, 64, 64], numClasses: 10, numLayers: 18}
 
 const argmax = (v: Float32Array) => v.reduce((best, x, i) => (x > v[best] ? i : best), 0)
 
@@ -71,18 +73,8 @@ describe('int8 quantization', function () {
   })
 
   it('folds a ResNet BatchNorms into its convolutions and writes int8 weights in QDQ form', async () => {
-    const dir = await tempDir()
-    const symbol = resnetSymbol({imageShape: [3, 64, 64], numClasses: 10, numLayers: 18})
-    const float = await (async () => {
-      await writeFile(join(dir, 'image-classification-symbol.json'), symbol)
-      await writeFile(
-        join(dir, 'image-classification-0001.params'),
-        writeParams(generateWeights(symbol, [1, 3, 64, 64], 18), {format: 'V2'}),
-      )
-      await writeFile(join(dir, 'model-shapes.json'), JSON.stringify([{name: 'data', shape: [1, 3, 64, 64]}]))
-      const m = await loadModel(dir, {cacheDir: join(dir, 'cache')})
-      return readFile(m.onnxPath)
-    })()
+    const {dir} = await writeModelDir(await tempDir(), RESNET)
+    const float = await readFile((await loadModel(dir, {cacheDir: join(dir, 'cache')})).onnxPath)
     const images = await Promise.all(Array.from({length: 12}, async (_, i) => noiseImage('png', 64, 64, i + 1)))
     const inputs = await Promise.all(
       images.map(async (png) => Float32Array.from(await sharp(png).removeAlpha().raw().toBuffer())),
@@ -120,15 +112,7 @@ describe('int8 quantization', function () {
 
   it('icc convert-model --quantize int8 calibrates on a directory; without one it says what to pass (exit 2)', async () => {
     const dir = await tempDir()
-    const modelDir = join(dir, 'model')
-    await mkdir(modelDir)
-    const symbol = resnetSymbol({imageShape: [3, 64, 64], numClasses: 5, numLayers: 18})
-    await writeFile(join(modelDir, 'image-classification-symbol.json'), symbol)
-    await writeFile(
-      join(modelDir, 'image-classification-0001.params'),
-      writeParams(generateWeights(symbol, [1, 3, 64, 64], 7), {format: 'V2'}),
-    )
-    await writeFile(join(modelDir, 'model-shapes.json'), JSON.stringify([{name: 'data', shape: [1, 3, 64, 64]}]))
+    const {dir: modelDir} = await writeModelDir(join(dir, 'model'), {...RESNET, numClasses: 5})
     const photos = join(dir, 'photos', 'nested')
     await mkdir(photos, {recursive: true})
     for (let i = 0; i < 6; i++) await writeFile(join(photos, `p${i}.jpg`), await noiseImage('jpeg', 48, 40, i + 9))

@@ -96,6 +96,15 @@ describe('icc serve (one service, real runner)', function () {
     }
   })
 
+  it('serves image/jpg as image/jpeg (the host and the runner agree on the content types)', async () => {
+    const res = await invoke(jpeg, {'content-type': 'image/jpg'})
+    assert.equal(res.status, 200, res.body)
+    assert.deepEqual(
+      parseConnectorBody(res.body).map((v) => Math.fround(v)),
+      [...(await expected(jpeg))],
+    )
+  })
+
   it('answers on TCP 127.0.0.1 too', async () => {
     assert.match(String(host.tcpUrl), /^http:\/\/127\.0\.0\.1:\d+$/)
     const res = await http({url: host.tcpUrl}, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg'})
