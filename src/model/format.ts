@@ -7,10 +7,12 @@
  * of each request, so it avoids the costly part of the obvious method (`toPrecision(d)` + `Number()` per digit
  * count, ~0.5 µs a value, 0.5-1 ms for a 1000-class model): it scales the value and the two ends of its float32
  * rounding interval to nine integer digits with exact powers of ten and picks the fewest digits whose nearest
- * candidate lies inside the interval, with plain double arithmetic (~0.1 µs a value). The scaled figures carry a
- * rounding error below 1e-6 of a unit of the ninth digit; whenever a decision falls within 1e-4 of a unit of a
- * boundary (a candidate near an end of the interval, or a value half-way between two candidates) the value is
- * handed to the exact method ({@link formatFloat32Exact}), so the result never depends on that error.
+ * candidate lies inside the interval, with plain double arithmetic. The scaled figures carry a rounding error
+ * below 1e-6 of a unit of the ninth digit; whenever a decision falls within 1e-4 of a unit of a boundary (a
+ * candidate near an end of the interval, or a value half-way between two candidates) the value is handed to the
+ * exact method ({@link formatFloat32Exact}), so the result never depends on that error. The digits are written as
+ * ASCII bytes into one reused buffer, read out once as a flat string: no string per value, no concatenation.
+ * 1000 softmax outputs take ~0.1 ms (0.2 ms with strings per value, 1.2 ms by the exact method).
  */
 
 const F32 = new Float32Array(1)
@@ -36,6 +38,8 @@ function scale10(x: number, p: number): number {
   return q >= 0 ? v * POW10[q] : v / POW10[-q]
 }
 
+const LOG10_2 = Math.log10(2)
+
 /** Margin, in units of the ninth significant digit, under which a decision is left to the exact method. */
 const EPS = 1e-4
 
@@ -58,10 +62,26 @@ export function formatFloat32Exact(value: number): string {
 
 /** Shortest decimal string that reads back as the same float32 (see the module comment). */
 export function formatFloat32(value: number): string {
+  const n = writeFloat32(SCRATCH, 0, value)
+  return SCRATCH.toString('latin1', 0, n)
+}
+
+/** Room for one value: the longest is `-0.00000` + nine digits (17 bytes); with margin. */
+const MAX_VALUE_BYTES = 24
+const SCRATCH = Buffer.allocUnsafe(MAX_VALUE_BYTES)
+
+/** Write the shortest decimal of a float32 as ASCII at `pos`; return the position after it. */
+function writeFloat32(out: Buffer, pos: number, value: number): number {
   const f = Math.fround(value)
-  if (f === 0) return '0'
-  if (!shortest(f)) return formatFloat32Exact(f)
-  return (f < 0 ? '-' : '') + decimalString(best.digits, best.exponent)
+  if (f === 0) {
+    out[pos] = 0x30
+    return pos + 1
+  }
+
+  if (!shortest(f)) return pos + out.write(formatFloat32Exact(f), pos, 'latin1')
+  let p = pos
+  if (f < 0) out[p++] = 0x2d
+  return writeDecimal(out, p, best.digits, best.exponent)
 }
 
 /** The shortest candidate found so far by {@link shortest}: `digits x 10^exponent` (no allocation per value). */
@@ -83,8 +103,10 @@ function shortest(value: number): boolean {
   // the float32 rounding interval: exact in double (25 significant bits at most); its ends round to even
   const lo = (previous + f) / 2
   const hi = (f + next) / 2
-  // decimal exponent of f: f = 0.d1d2... x 10^(k+1) with d1 != 0; Math.log10 may be off by one near a power
-  let k = Math.floor(Math.log10(f))
+  // decimal exponent of f: f = 0.d1d2... x 10^(k+1) with d1 != 0; the estimate may be off by one
+  // from the binary exponent (normal numbers): log10(f) is within [E, E + 1) x log10(2), so this is k or k - 1
+  const biased = bits >>> 23
+  let k = biased === 0 ? Math.floor(Math.log10(f)) : Math.floor((biased - 127) * LOG10_2)
   let v = scale10(f, 8 - k)
   if (v >= 1e9) {
     k++
@@ -130,38 +152,92 @@ const UNSURE = -2
  * more than the safety margin; NONE when both are outside by more than it, UNSURE otherwise.
  */
 function pick(first: number, second: number, unit: number, vlo: number, vhi: number): number {
-  for (const candidate of [first, second]) {
-    const c = candidate * unit
-    if (c > vlo + EPS && c < vhi - EPS) return candidate
-    if (c >= vlo - EPS && c <= vhi + EPS) return UNSURE
-  }
-
-  return NONE
+  const a = inside(first * unit, vlo, vhi)
+  if (a !== NONE) return a === UNSURE ? UNSURE : first
+  const b = inside(second * unit, vlo, vhi)
+  return b === UNSURE ? UNSURE : b === NONE ? NONE : second
 }
 
-/** `digits x 10^exponent` written as JavaScript writes that number (Number::toString). */
-function decimalString(digits: number, exponent: number): string {
-  let d = digits
+/** 0 when c is inside (vlo, vhi) by more than the margin, NONE when outside by more, UNSURE otherwise. */
+function inside(c: number, vlo: number, vhi: number): number {
+  if (c > vlo + EPS && c < vhi - EPS) return 0
+  return c >= vlo - EPS && c <= vhi + EPS ? UNSURE : NONE
+}
+
+/** The digits of the value being written, right-aligned (nine at most). */
+const DIGITS = new Uint8Array(9)
+
+/**
+ * `digits x 10^exponent` (digits < 10^9) written as JavaScript writes that number (Number::toString), as ASCII
+ * at `pos`, without building strings; returns the position after it.
+ */
+function writeDecimal(out: Buffer, pos: number, digits: number, exponent: number): number {
+  let d = digits | 0 // below 10^9: int32 arithmetic
   let e = exponent
-  while (d % 10 === 0) {
-    d /= 10
+  let q = (d / 10) | 0
+  while (d === q * 10) {
+    d = q
+    q = (d / 10) | 0
     e++
   }
 
-  const s = String(d)
-  const k = s.length
-  const n = e + k // the value is 0.s x 10^n
-  if (k <= n && n <= 21) return s + '0'.repeat(n - k)
-  if (n > 0 && n <= 21) return `${s.slice(0, n)}.${s.slice(n)}`
-  if (n > -6 && n <= 0) return `0.${'0'.repeat(-n)}${s}`
-  const exp = n - 1
-  const mantissa = k === 1 ? s : `${s[0]}.${s.slice(1)}`
-  return `${mantissa}e${exp < 0 ? '-' : '+'}${Math.abs(exp)}`
+  let k = 0 // significant digits, at the end of DIGITS
+  while (d > 0) {
+    q = (d / 10) | 0
+    DIGITS[8 - k++] = 0x30 + d - q * 10
+    d = q
+  }
+
+  const s = 9 - k // DIGITS[s + i] is the i-th digit
+  const n = e + k // the value is 0.DIGITS x 10^n
+  let p = pos
+  if (k <= n && n <= 21) {
+    for (let i = 0; i < k; i++) out[p++] = DIGITS[s + i]
+    for (let i = k; i < n; i++) out[p++] = 0x30
+  } else if (n > 0 && n <= 21) {
+    for (let i = 0; i < k; i++) {
+      if (i === n) out[p++] = 0x2e
+      out[p++] = DIGITS[s + i]
+    }
+  } else if (n > -6 && n <= 0) {
+    out[p++] = 0x30
+    out[p++] = 0x2e
+    for (let i = n; i < 0; i++) out[p++] = 0x30
+    for (let i = 0; i < k; i++) out[p++] = DIGITS[s + i]
+  } else {
+    out[p++] = DIGITS[s]
+    if (k > 1) out[p++] = 0x2e
+    for (let i = 1; i < k; i++) out[p++] = DIGITS[s + i]
+    out[p++] = 0x65 // e
+    const exp = n - 1
+    out[p++] = exp < 0 ? 0x2d : 0x2b
+    const a = Math.abs(exp)
+    if (a >= 10) out[p++] = 0x30 + Math.floor(a / 10)
+    out[p++] = 0x30 + (a % 10)
+  }
+
+  return p
 }
 
-/** The connector's response body: `[p0,p1,...]`, no spaces, each value the shortest float32 round trip. */
+/** Scratch space of the body writer, grown to the largest body so far. */
+let body = Buffer.allocUnsafe(1024 * MAX_VALUE_BYTES + 2)
+
+/**
+ * The connector's response body: `[p0,p1,...]`, no spaces, each value the shortest float32 round trip. Written as
+ * bytes into one reused buffer and read out as one flat string (no string per value, no concatenation).
+ */
 export function formatProbabilities(values: ArrayLike<number>): string {
-  let out = '['
-  for (let i = 0; i < values.length; i++) out += (i === 0 ? '' : ',') + formatFloat32(values[i])
-  return out + ']'
+  const need = values.length * (MAX_VALUE_BYTES + 1) + 2
+  if (body.length < need) body = Buffer.allocUnsafe(need)
+  const out = body
+  let p = 0
+  out[p++] = 0x5b // [
+  if (values.length > 0) p = writeFloat32(out, p, values[0])
+  for (let i = 1; i < values.length; i++) {
+    out[p++] = 0x2c // ,
+    p = writeFloat32(out, p, values[i])
+  }
+
+  out[p++] = 0x5d // ]
+  return out.toString('latin1', 0, p)
 }

@@ -11,8 +11,11 @@
  * ready line) with a fresh and a warm conversion cache, and the RSS of host and runner idle and under load.
  * Prints a table with the ratio e2e/raw per line and PASS/FAIL per target; `--out FILE` writes all of it as JSON.
  *
+ * The HTTP paths are measured with a lean keep-alive client (./lean-http.ts) so that the client takes as little of
+ * the machine's CPU from the server as it can; `--client node` uses node:http instead (what it costs is printed).
+ *
  * Usage: node dist/test/bench/bench.js [--quick] [--out FILE] [--models 18,50] [--images 224,640]
- *        [--serve-arg=--flag=value ...] [--raw-levers]
+ *        [--transports unix,tcp,ipc] [--client lean|node] [--serve-arg=--flag=value ...] [--raw-levers]
  */
 import {execa} from 'execa'
 import {readFileSync} from 'node:fs'
@@ -29,10 +32,12 @@ import {readRssKb} from '../../src/serve/memory.js'
 import {cpuSessionOptions} from '../../src/serve/tuning.js'
 import {BIN} from '../helpers/cli.js'
 import {http, runnerPid} from '../helpers/serve-host.js'
-import {type BenchModel, buildModel, type Depth, photoJpeg} from './inputs.js'
+import {type BenchModel, buildModel, CLASSES, type Depth, photoJpeg} from './inputs.js'
+import {LeanHttp} from './lean-http.js'
 import {median, percentile, throughput} from './stats.js'
 
 interface Args {
+  client: 'lean' | 'node'
   images: number[]
   models: Depth[]
   out?: string
@@ -44,6 +49,7 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
+    client: 'lean',
     images: [224, 640],
     models: [18, 50],
     quick: false,
@@ -71,6 +77,13 @@ function parseArgs(argv: string[]): Args {
 
       case '--models': {
         a.models = argv[++i].split(',').map((s) => Number(s) as Depth)
+        break
+      }
+
+      case '--client': {
+        const c = argv[++i]
+        if (c !== 'lean' && c !== 'node') throw new Error(`--client is lean or node, got ${c}`)
+        a.client = c
         break
       }
 
@@ -109,7 +122,7 @@ function latencyOf(samples: number[]): Latency {
 
 /** Latency at concurrency 1 of several paths, taking turns request by request. */
 async function interleavedLatency(
-  runners: [string, () => Promise<void>][],
+  runners: [string, () => Promise<unknown>][],
   n: number,
 ): Promise<Record<string, Latency>> {
   const samples: Record<string, number[]> = Object.fromEntries(runners.map(([p]) => [p, []]))
@@ -125,7 +138,7 @@ async function interleavedLatency(
   return Object.fromEntries(Object.entries(samples).map(([p, xs]) => [p, latencyOf(xs)]))
 }
 
-async function latency(one: () => Promise<void>, n: number): Promise<Latency> {
+async function latency(one: () => Promise<unknown>, n: number): Promise<Latency> {
   for (let i = 0; i < Math.min(5, n); i++) await one()
   const samples: number[] = []
   for (let i = 0; i < n; i++) {
@@ -259,10 +272,43 @@ async function startServe(model: BenchModel, dir: string, cacheDir: string, extr
 
 const agent = new Agent({keepAlive: true, maxSockets: 64})
 
-function httpRunner(target: {socket?: string; url?: string}, jpeg: Buffer): () => Promise<void> {
+const leanClients: LeanHttp[] = []
+
+/**
+ * One invocation over HTTP with the chosen client. Every answer's status and shape (`[...]`) is checked; the
+ * first one is read whole (a JSON array of one number per class) before the path is measured (see main).
+ */
+function httpRunner(
+  target: {socket?: string; url?: string},
+  jpeg: Buffer,
+  client: Args['client'],
+): () => Promise<Buffer | string> {
+  if (client === 'node') {
+    return async () => {
+      const r = await http({...target, agent}, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg'})
+      if (r.status !== 200) throw new Error(`icc serve answered ${r.status}: ${r.body.slice(0, 300)}`)
+      return r.body
+    }
+  }
+
+  const url = target.url ? new URL(target.url) : undefined
+  const lean = new LeanHttp(url ? {host: url.hostname, port: Number(url.port)} : {socket: target.socket!})
+  leanClients.push(lean)
   return async () => {
-    const r = await http({...target, agent}, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg'})
-    if (r.status !== 200) throw new Error(`icc serve answered ${r.status}: ${r.body.slice(0, 300)}`)
+    const r = await lean.post('/invocations', jpeg, 'image/jpeg')
+    if (r.status !== 200 || r.body[0] !== 0x5b || r.body.at(-1) !== 0x5d) {
+      throw new Error(`icc serve answered ${r.status}: ${r.body.toString('utf8', 0, 300)}`)
+    }
+
+    return r.body
+  }
+}
+
+/** The first answer of a path, read whole: one probability per class. */
+function checkAnswer(body: Buffer | string, classes: number): void {
+  const values = JSON.parse(String(body)) as unknown
+  if (!Array.isArray(values) || values.length !== classes || values.some((v) => typeof v !== 'number')) {
+    throw new Error(`not ${classes} probabilities: ${String(body).slice(0, 200)}`)
   }
 }
 
@@ -278,13 +324,14 @@ function cpuMs(pid?: number): number {
   }
 }
 
-function ipcRunner(ipc: {invoke: IpcInvoke; port: number}, jpeg: Buffer): () => Promise<void> {
+function ipcRunner(ipc: {invoke: IpcInvoke; port: number}, jpeg: Buffer): () => Promise<Buffer> {
   return async () => {
     const r = await ipc.invoke(
       {AlgoType: 'image-classification', Body: jpeg, ContentType: 'image/jpeg', ServiceName: SERVICE},
       {port: ipc.port, region: 'us-east-1', token: IPC_TOKEN},
     )
     if (r.Body.length < 2) throw new Error('empty IPC answer')
+    return r.Body
   }
 }
 
@@ -346,7 +393,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
   const cfg = args.quick
     ? {coldRuns: 1, latencyN: 40, throughputMs: 1500, windows: 2}
-    : {coldRuns: 3, latencyN: 100, throughputMs: 2000, windows: 3}
+    : {coldRuns: 3, latencyN: 100, throughputMs: 2000, windows: 5}
   const concurrencies = [1, 2, 4, 16]
   const dir = await mkdtemp(join(tmpdir(), 'icc-bench-'))
   const started = Date.now()
@@ -430,11 +477,11 @@ async function main(): Promise<void> {
       const chosen = targets.filter(([t]) => args.transports.includes(t))
       const paths = args.quick && m.depth === 50 ? chosen.slice(0, 1) : chosen
       for (const img of imageNames) {
-        const runners: [string, () => Promise<void>][] = [['raw', rawRunner(loaded, session, images[img])]]
+        const runners: [string, () => Promise<unknown>][] = [['raw', rawRunner(loaded, session, images[img])]]
         for (const [path, target] of paths) {
-          const one = path === 'ipc' ? ipcRunner(ipc!, images[img]) : httpRunner(target, images[img])
+          const one = path === 'ipc' ? ipcRunner(ipc!, images[img]) : httpRunner(target, images[img], args.client)
           try {
-            await one()
+            checkAnswer(await one(), CLASSES)
             runners.push([path, one])
           } catch (error) {
             report.errors = {...report.errors, [path]: (error as Error).message}
@@ -518,6 +565,7 @@ async function main(): Promise<void> {
     }
   } finally {
     agent.destroy()
+    for (const c of leanClients) c.close()
     report.loadavgAtEnd = loadavg()
     report.seconds = Math.round((Date.now() - started) / 1000)
     if (args.out) await writeFile(args.out, JSON.stringify(report, null, 2) + '\n')

@@ -9,6 +9,9 @@ import {writeModelDir} from '../helpers/model-fixtures.js'
 
 export type Depth = 18 | 50
 
+/** Classes of the benchmark models (ImageNet's count). */
+export const CLASSES = 1000
+
 /** A photo-like JPEG: smooth gradients and blobs plus sensor-like noise, so its size is realistic. */
 export async function photoJpeg(width: number, height: number, seed: number): Promise<Buffer> {
   const raw = Buffer.alloc(width * height * 3)
@@ -61,8 +64,8 @@ export async function buildModel(dir: string, depth: Depth): Promise<BenchModel>
   const {dir: servePath} = await writeModelDir(join(dir, `resnet${depth}`), {
     format: 'V2',
     imageShape: [3, 224, 224],
-    labels: Array.from({length: 1000}, (_, i) => `n${String(i).padStart(8, '0')} class ${i}`),
-    numClasses: 1000,
+    labels: Array.from({length: CLASSES}, (_, i) => `n${String(i).padStart(8, '0')} class ${i}`),
+    numClasses: CLASSES,
     numLayers: depth,
   })
   return {

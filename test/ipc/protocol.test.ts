@@ -3,6 +3,8 @@
  * TypeScript client's error mapping. Real HTTP over loopback; the host is the FakeDispatcher stand-in.
  */
 import assert from 'node:assert/strict'
+import {createServer} from 'node:http'
+import {type AddressInfo, type Socket} from 'node:net'
 import sharp from 'sharp'
 
 import {
@@ -302,6 +304,48 @@ describe('Greengrass IPC endpoint', () => {
         return true
       })
       server = await startIpcServer({authToken: TOKEN, dispatcher, region: REGION})
+    })
+
+    it('keeps its connection between calls, and replaces one the endpoint closed just as it was reused', async () => {
+      // a stand-in endpoint that hangs up on the first request it gets on a kept-alive connection (what a server's
+      // idle timeout does when it fires just as the client reuses the connection)
+      let connections = 0
+      let hungUp = 0
+      const body = JSON.stringify({Body: '[0.25,0.75]', ContentType: 'application/json'})
+      const fake = createServer((req, res) => {
+        const socket = req.socket as Socket & {served?: number}
+        socket.served = (socket.served ?? 0) + 1
+        if (socket.served === 3 && hungUp === 0) {
+          hungUp++
+          socket.destroy()
+          return
+        }
+
+        req.resume()
+        req.on('end', () => {
+          if (req.method === 'POST') res.writeHead(202, {'x-amz-invocationid': 'id-1'}).end()
+          else res.writeHead(200, {'content-type': 'application/json'}).end(body)
+        })
+      })
+      fake.on('connection', () => connections++)
+      await new Promise<void>((resolve) => {
+        fake.listen(0, '127.0.0.1', resolve)
+      })
+      try {
+        const {port} = fake.address() as AddressInfo
+        for (let i = 0; i < 3; i++) {
+          const resp = await invokeInferenceService(args(), {...opts(), port})
+          assert.deepEqual(parsePredictions(resp.Body), [0.25, 0.75])
+        }
+
+        // call 1 on the first connection; call 2's POST hit the hang-up and went again on a second connection,
+        // which carried the rest
+        assert.equal(hungUp, 1)
+        assert.equal(connections, 2)
+      } finally {
+        fake.closeAllConnections()
+        fake.close()
+      }
     })
 
     it('validates its arguments before calling', async () => {

@@ -82,4 +82,28 @@ describe('connector number format: the fast path against the exact method', () =
     assert.equal(formatFloat32(-0), '0')
     assert.equal(formatProbabilities([Number.NaN, Infinity, -Infinity, 0.5]), '[NaN,Infinity,-Infinity,0.5]')
   })
+
+  it('a body: each value as the one-value format, commas between, the longest notations, any length', () => {
+    let seed = 7
+    const values: number[] = []
+    for (let i = 0; i < 100_000; i++) {
+      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0
+      values.push(fromBits(seed ^ (seed << 13)))
+    }
+
+    // the longest ones: a sign, "0.00000" and nine digits; the exponent notations at both ends of float32
+    values.push(-1.234_567_9e-6, -9.999_999e-7, -1.175_494_4e-38, -3.402_823_5e38, 1e-45, Number.NaN, -Infinity, 0)
+    const text = formatProbabilities(values)
+    assert.equal(text, `[${values.map((v) => formatFloat32(v)).join(',')}]`)
+    assert.ok(text.endsWith(',-0.0000012345679,-9.999999e-7,-1.1754944e-38,-3.4028235e+38,1e-45,NaN,-Infinity,0]'))
+    const back = text.slice(1, -1).split(',').map(Number)
+    assert.equal(back.length, values.length)
+    for (const [i, v] of values.entries()) {
+      if (Number.isNaN(v)) assert.ok(Number.isNaN(back[i]))
+      else assert.equal(Math.fround(back[i]), Math.fround(v), `value ${i}`)
+    }
+
+    // a short body after the long one: nothing of the earlier one is left over
+    assert.equal(formatProbabilities([0.25, 1e-7]), '[0.25,1e-7]')
+  })
 })
