@@ -19,11 +19,43 @@ interface Histogram {
 
 const esc = (v: string) => v.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')
 
+/** A counter labelled by service and one more label: counts, and their lines in the exposition format. */
+class ServiceCounter {
+  private readonly counts = new Map<string, number>()
+
+  constructor(
+    private readonly name: string,
+    private readonly help: string,
+    private readonly label: string,
+  ) {}
+
+  add(service: string, value: number | string): void {
+    const key = `${service}\u0000${value}`
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
+  }
+
+  render(lines: string[]): void {
+    lines.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`)
+    for (const [key, n] of this.counts) {
+      const [service, value] = key.split('\u0000')
+      lines.push(`${this.name}{service="${esc(service)}",${this.label}="${esc(value)}"} ${n}`)
+    }
+  }
+}
+
 export class Metrics {
-  private batches = new Map<string, number>()
+  private batches = new ServiceCounter(
+    'icc_batched_requests_total',
+    'Successful requests by the number of images in the ONNX Runtime run that served them.',
+    'batch_size',
+  )
   private histograms = new Map<string, Histogram>()
-  private outcomes = new Map<string, number>()
-  private restarts = new Map<string, number>()
+  private outcomes = new ServiceCounter(
+    'icc_requests_total',
+    'Inference requests by outcome (OK or the error code).',
+    'outcome',
+  )
+  private restarts = new ServiceCounter('icc_runner_restarts_total', 'Runner restarts by reason.', 'reason')
   private rssKb = new Map<string, number>()
 
   outcome(
@@ -32,11 +64,9 @@ export class Metrics {
     timings?: {decodeMs: number; inferenceMs: number; queueMs: number; totalMs: number},
     batchSize = 1,
   ): void {
-    const key = `${service}\u0000${outcome}`
-    this.outcomes.set(key, (this.outcomes.get(key) ?? 0) + 1)
+    this.outcomes.add(service, outcome)
     if (!timings) return
-    const batchKey = `${service}\u0000${batchSize}`
-    this.batches.set(batchKey, (this.batches.get(batchKey) ?? 0) + 1)
+    this.batches.add(service, batchSize)
     const ms = {
       decode: timings.decodeMs,
       inference: timings.inferenceMs,
@@ -47,15 +77,8 @@ export class Metrics {
   }
 
   render(gauges: {name: string; queueDepth: number; ready: boolean}[]): string {
-    const lines: string[] = [
-      '# HELP icc_requests_total Inference requests by outcome (OK or the error code).',
-      '# TYPE icc_requests_total counter',
-    ]
-    for (const [key, n] of this.outcomes) {
-      const [service, outcome] = key.split('\u0000')
-      lines.push(`icc_requests_total{service="${esc(service)}",outcome="${esc(outcome)}"} ${n}`)
-    }
-
+    const lines: string[] = []
+    this.outcomes.render(lines)
     lines.push(
       '# HELP icc_request_duration_seconds Time per phase of successful requests: queue, decode, inference, total.',
       '# TYPE icc_request_duration_seconds histogram',
@@ -74,24 +97,8 @@ export class Metrics {
       )
     }
 
-    lines.push(
-      '# HELP icc_batched_requests_total Successful requests by the number of images in the ONNX Runtime run that served them.',
-      '# TYPE icc_batched_requests_total counter',
-    )
-    for (const [key, n] of this.batches) {
-      const [service, size] = key.split('\u0000')
-      lines.push(`icc_batched_requests_total{service="${esc(service)}",batch_size="${size}"} ${n}`)
-    }
-
-    lines.push(
-      '# HELP icc_runner_restarts_total Runner restarts by reason.',
-      '# TYPE icc_runner_restarts_total counter',
-    )
-    for (const [key, n] of this.restarts) {
-      const [service, reason] = key.split('\u0000')
-      lines.push(`icc_runner_restarts_total{service="${esc(service)}",reason="${reason}"} ${n}`)
-    }
-
+    this.batches.render(lines)
+    this.restarts.render(lines)
     lines.push(
       '# HELP icc_runner_rss_bytes Resident memory of the runner process.',
       '# TYPE icc_runner_rss_bytes gauge',
@@ -105,8 +112,7 @@ export class Metrics {
   }
 
   restart(service: string, reason: string): void {
-    const key = `${service}\u0000${reason}`
-    this.restarts.set(key, (this.restarts.get(key) ?? 0) + 1)
+    this.restarts.add(service, reason)
   }
 
   rss(service: string, kb: number): void {

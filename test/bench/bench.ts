@@ -26,7 +26,7 @@ import {availableParallelism, loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import * as ort from 'onnxruntime-node'
 
-import {invokeInferenceService} from '../../src/client/ipc.js'
+import {invokeInferenceService, parsePredictions} from '../../src/client/ipc.js'
 import * as modelCore from '../../src/model/index.js'
 import {readRssKb} from '../../src/serve/memory.js'
 import {cpuSessionOptions} from '../../src/serve/tuning.js'
@@ -294,8 +294,9 @@ function httpRunner(
   const url = target.url ? new URL(target.url) : undefined
   const lean = new LeanHttp(url ? {host: url.hostname, port: Number(url.port)} : {socket: target.socket!})
   leanClients.push(lean)
+  const post = lean.poster('/invocations', jpeg, 'image/jpeg')
   return async () => {
-    const r = await lean.post('/invocations', jpeg, 'image/jpeg')
+    const r = await post()
     if (r.status !== 200 || r.body[0] !== 0x5b || r.body.at(-1) !== 0x5d) {
       throw new Error(`icc serve answered ${r.status}: ${r.body.toString('utf8', 0, 300)}`)
     }
@@ -304,12 +305,10 @@ function httpRunner(
   }
 }
 
-/** The first answer of a path, read whole: one probability per class. */
+/** The first answer of a path, read whole (by icc's client parser): one probability per class. */
 function checkAnswer(body: Buffer | string, classes: number): void {
-  const values = JSON.parse(String(body)) as unknown
-  if (!Array.isArray(values) || values.length !== classes || values.some((v) => typeof v !== 'number')) {
-    throw new Error(`not ${classes} probabilities: ${String(body).slice(0, 200)}`)
-  }
+  const n = parsePredictions(body).length
+  if (n !== classes) throw new Error(`${n} probabilities instead of ${classes}: ${String(body).slice(0, 200)}`)
 }
 
 /** CPU time (user + system) of a process so far, in ms, from /proc/<pid>/stat. */

@@ -24,9 +24,9 @@ const HEAD_END = Buffer.from('\r\n\r\n')
 class Connection {
   /** Set once the connection has carried an answer: a failure before the next answer's first byte is retried. */
   used = false
-  private chunks: Buffer[] = []
+  /** What has arrived of the answer being read. */
+  private buffered?: Buffer
   private closed = false
-  private have = 0
   private pending?: {reject(e: Error): void; resolve(a: LeanAnswer): void}
   private readonly socket: Socket
 
@@ -50,8 +50,7 @@ class Connection {
   send(head: Buffer, body: Buffer): Promise<LeanAnswer> {
     return new Promise((resolve, reject) => {
       this.pending = {reject, resolve}
-      this.chunks = []
-      this.have = 0
+      this.buffered = undefined
       this.socket.cork()
       this.socket.write(head)
       this.socket.write(body)
@@ -63,14 +62,12 @@ class Connection {
     this.closed = true
     const p = this.pending
     this.pending = undefined
-    p?.reject(Object.assign(error, {beforeAnswer: this.have === 0}))
+    p?.reject(Object.assign(error, {beforeAnswer: this.buffered === undefined}))
   }
 
   private onData(chunk: Buffer): void {
-    this.chunks.push(chunk)
-    this.have += chunk.length
-    const all = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks, this.have)
-    this.chunks = [all]
+    const all = this.buffered ? Buffer.concat([this.buffered, chunk]) : chunk
+    this.buffered = all
     const end = all.indexOf(HEAD_END)
     if (end === -1) return
     const head = all.toString('latin1', 0, end)
@@ -85,15 +82,14 @@ class Connection {
     if (all.length < total) return
     const p = this.pending
     this.pending = undefined
-    this.chunks = []
-    this.have = 0
+    this.buffered = undefined
     this.used = true
     if (/\r\nconnection: *close/i.test(head)) this.close()
     p?.resolve({body: all.subarray(end + 4, total), status: Number(head.slice(9, 12))})
   }
 }
 
-/** A pool of keep-alive connections to one target: `post` takes an idle one or opens another. */
+/** A pool of keep-alive connections to one target: a request takes an idle one or opens another. */
 export class LeanHttp {
   private readonly idle: Connection[] = []
 
@@ -103,23 +99,28 @@ export class LeanHttp {
     for (const c of this.idle.splice(0)) c.close()
   }
 
-  /** POST `body`; a kept-alive connection that the server closed meanwhile is replaced once, transparently. */
-  async post(path: string, body: Buffer, contentType: string): Promise<LeanAnswer> {
+  /**
+   * A function that POSTs `body` to `path` (the request head is built once); a kept-alive connection that the
+   * server closed meanwhile is replaced once, transparently.
+   */
+  poster(path: string, body: Buffer, contentType: string): () => Promise<LeanAnswer> {
     const head = Buffer.from(
       `POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`,
       'latin1',
     )
-    for (;;) {
-      let c = this.idle.pop()
-      while (c && !c.alive) c = this.idle.pop()
-      const conn = c ?? new Connection(this.target)
-      try {
-        const answer = await conn.send(head, body)
-        if (conn.alive) this.idle.push(conn)
-        return answer
-      } catch (error) {
-        // the keep-alive race: the server closed an idle connection just as it was taken
-        if (!(conn.used && (error as {beforeAnswer?: boolean}).beforeAnswer)) throw error
+    return async () => {
+      for (;;) {
+        let c = this.idle.pop()
+        while (c && !c.alive) c = this.idle.pop()
+        const conn = c ?? new Connection(this.target)
+        try {
+          const answer = await conn.send(head, body)
+          if (conn.alive) this.idle.push(conn)
+          return answer
+        } catch (error) {
+          // the keep-alive race: the server closed an idle connection just as it was taken
+          if (!(conn.used && (error as {beforeAnswer?: boolean}).beforeAnswer)) throw error
+        }
       }
     }
   }

@@ -119,18 +119,20 @@ describe('int8 quantization', function () {
     await writeFile(join(photos, 'notes.txt'), 'not an image')
     const out = join(dir, 'model.int8.onnx')
     const cache = ['--cache-dir', join(dir, 'cache')]
-    const r = await icc([
-      'convert-model',
-      modelDir,
-      '--output',
-      out,
-      '--quantize',
-      'int8',
-      '--calibration',
-      join(dir, 'photos'),
-      '--json',
-      ...cache,
-    ])
+    /** `icc convert-model MODEL --output OUTPUT --quantize int8 [--calibration DIR]` */
+    const quantize = (model: string, output: string, calibration?: string, ...more: string[]) =>
+      icc([
+        'convert-model',
+        model,
+        '--output',
+        output,
+        '--quantize',
+        'int8',
+        ...(calibration ? ['--calibration', calibration] : []),
+        ...more,
+        ...cache,
+      ])
+    const r = await quantize(modelDir, out, join(dir, 'photos'), '--json')
     assert.equal(r.exitCode, 0, r.stderr)
     const result = JSON.parse(r.stdout)
     assert.equal(result.quantization.calibrationImages, 6)
@@ -141,34 +143,14 @@ describe('int8 quantization', function () {
     const predicted = await icc(['predict', '--model', out, join(photos, 'p0.jpg'), '--json', ...cache])
     assert.equal(predicted.exitCode, 0, predicted.stderr)
     assert.equal(JSON.parse(predicted.stdout).results[0].probabilities.length, 5)
-    const again = await icc([
-      'convert-model',
-      out,
-      '--output',
-      join(dir, 'twice.onnx'),
-      '--quantize',
-      'int8',
-      '--calibration',
-      join(dir, 'photos'),
-      ...cache,
-    ])
+    const again = await quantize(out, join(dir, 'twice.onnx'), join(dir, 'photos'))
     assert.equal(again.exitCode, 4, again.stderr)
     assert.match(again.stderr, /already quantized/)
 
-    const refused = await icc(['convert-model', modelDir, '--output', out, '--quantize', 'int8', ...cache])
+    const refused = await quantize(modelDir, out)
     assert.equal(refused.exitCode, 2)
     assert.match(refused.stderr, /--calibration/)
-    const empty = await icc([
-      'convert-model',
-      modelDir,
-      '--output',
-      out,
-      '--quantize',
-      'int8',
-      '--calibration',
-      join(dir, 'model'),
-      ...cache,
-    ])
+    const empty = await quantize(modelDir, out, join(dir, 'model'))
     assert.equal(empty.exitCode, 2)
     assert.match(empty.stderr, /No \.jpg, \.jpeg or \.png file/)
   })
