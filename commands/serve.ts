@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {serve, type ServeResult} from '../src/serve/index.js'
+import {DEFAULT_MAX_BODY_BYTES, serve, type ServeResult} from '../src/serve/index.js'
 import {BaseCommand} from './_base.js'
 import {cacheDirFlag} from './_model.js'
 
@@ -76,7 +76,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       options: ['debug', 'error', 'info', 'trace', 'warn'],
     }),
     'max-body-bytes': Flags.integer({
-      default: 20 * 1024 * 1024,
+      default: DEFAULT_MAX_BODY_BYTES,
       description: 'Largest image accepted (413 beyond).',
       min: 1,
     }),

@@ -27,7 +27,7 @@ import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath} from './paths.js'
 import {Service, type ServiceRequest} from './service.js'
-import {type Dispatcher, type InferenceResult, ServeError} from './types.js'
+import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeError} from './types.js'
 
 export {httpStatus} from './invocations.js'
 
@@ -183,7 +183,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
   const services = new Map<string, Service>()
   const loggers = new Map<string, Logger>()
   const warnings: string[] = []
-  const maxBodyBytes = options.maxBodyBytes ?? 20 * 1024 * 1024
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
   for (const s of options.services) {
     const logger = makeLogger(options, s.name)
     loggers.set(s.name, logger)

@@ -183,9 +183,9 @@ export function invocationRoute(
 
 /**
  * The whole body as one buffer, or 'too-large' as soon as it passes `limit` (what was read is dropped and the
- * rest is not kept), or 'aborted' when the client goes away first.
+ * rest is not kept), or 'aborted' when the client goes away first. Shared with the Greengrass IPC endpoint.
  */
-async function readBody(req: IncomingMessage, limit: number): Promise<'aborted' | 'too-large' | Buffer> {
+export async function readBody(req: IncomingMessage, limit: number): Promise<'aborted' | 'too-large' | Buffer> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let size = 0

@@ -16,13 +16,20 @@
  *           ready, unknown invocation id): the SDK raises GreengrassDependencyException
  *
  * Results are handed out once, expire when nobody fetches them, and are bounded in number. The endpoint binds
- * loopback only. {@link lambdaEnvironment} gives the variables a Lambda process needs to find it.
+ * loopback only, and runs on node:http directly, like the native invocation route: a call is two requests. {@link lambdaEnvironment} gives the variables a Lambda process needs to find it.
  */
-import Fastify, {type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
 import {createHash, randomBytes, randomUUID, timingSafeEqual} from 'node:crypto'
+import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
 
 import {UsageError} from '../errors.js'
-import {type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} from './types.js'
+import {readBody} from './invocations.js'
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  type Dispatcher,
+  type InferenceResult,
+  ServeError,
+  type ServeErrorCode,
+} from './types.js'
 
 /** Version segment of the IPC API path. */
 export const IPC_API_VERSION = '2016-11-01'
@@ -52,7 +59,7 @@ const FUNCTION_ARN = /^arn:aws:lambda:([a-z0-9-]+):aws:function:GG-ML-INF-(.+)$/
 const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9-]{1,62}$/
 
 export interface IpcOptions {
-  /** Largest request body (image) in bytes; default 16 MiB. */
+  /** Largest request body (image) in bytes; default {@link DEFAULT_MAX_BODY_BYTES}, as on the native API. */
   bodyLimitBytes?: number
   dispatcher: Dispatcher
   /** The token Lambda code sends in `Authorization` (AWS_CONTAINER_AUTHORIZATION_TOKEN). Required. */
@@ -195,8 +202,23 @@ function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest()
 }
 
-function errorReply(reply: FastifyReply, status: number, message: string, type: string): FastifyReply {
-  return reply.code(status).header('content-type', 'application/json').send({errorMessage: message, errorType: type})
+const JSON_TYPE = 'application/json'
+
+/** Answer with `{errorMessage, errorType}`, the shape Lambda's invoke API (and the ML SDK) reads errors in. */
+function errorReply(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  type: string,
+  extra: Record<string, string> = {},
+): void {
+  sendJson(res, status, JSON.stringify({errorMessage: message, errorType: type}), extra)
+}
+
+function sendJson(res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return
+  res.writeHead(status, {'content-length': Buffer.byteLength(text), 'content-type': JSON_TYPE, ...extra})
+  res.end(text)
 }
 
 function outcomeOf(error: unknown): Outcome {
@@ -217,11 +239,22 @@ function outcomeOf(error: unknown): Outcome {
   }
 }
 
+/** The IPC API as a node:http request handler, and its table of results waiting to be fetched. */
+export interface IpcEndpoint {
+  /** Drop every pending result (running inferences are aborted) and refuse new invocations with 503. */
+  dispose(): void
+  handle(req: IncomingMessage, res: ServerResponse): void
+  pending(): number
+}
+
+const FUNCTIONS = `/${IPC_API_VERSION}/functions/`
+const WORK = '/work'
+
 /**
- * Register the IPC routes on a fastify instance. The instance must leave body parsing of these routes to this
- * function (it adds a catch-all buffer parser). Returns a function that drops all pending results.
+ * The IPC API on node:http directly: every call of the ML SDK is two requests (POST the image, GET the result),
+ * so the endpoint does no more per request than the native invocation route does (./invocations.ts).
  */
-export function registerIpcRoutes(app: FastifyInstance, options: IpcOptions): {dispose(): void; pending(): number} {
+export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
   if (typeof options.authToken !== 'string' || options.authToken.length === 0) {
     throw new UsageError('IPC_TOKEN_MISSING', 'the Greengrass IPC endpoint needs a non-empty auth token', {
       suggestions: ['pass --ipc-auth-token TOKEN or set AWS_CONTAINER_AUTHORIZATION_TOKEN'],
@@ -231,25 +264,32 @@ export function registerIpcRoutes(app: FastifyInstance, options: IpcOptions): {d
   const {dispatcher} = options
   const ttlMs = options.resultTtlMs ?? 60_000
   const maxPending = options.maxPendingResults ?? 1000
-  const bodyLimit = options.bodyLimitBytes ?? 16 * 1024 * 1024
+  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_MAX_BODY_BYTES
   const tokenDigest = digest(options.authToken)
   const pending = new Map<string, Pending>()
+  let disposed = false
 
-  const authorized = (request: FastifyRequest): boolean => {
-    const given = request.headers.authorization
+  const authorized = (req: IncomingMessage): boolean => {
+    const given = req.headers.authorization
     if (typeof given !== 'string' || given.length === 0) return false
     return timingSafeEqual(digest(given), tokenDigest)
   }
 
-  const refuse = (request: FastifyRequest, reply: FastifyReply): FastifyReply =>
-    request.headers.authorization
-      ? errorReply(reply, 403, 'the Authorization token is not the one this icc serve accepts', 'AccessDenied')
+  const refuse = (req: IncomingMessage, res: ServerResponse): void =>
+    req.headers.authorization
+      ? errorReply(res, 403, 'the Authorization token is not the one this icc serve accepts', 'AccessDenied')
       : errorReply(
-          reply,
+          res,
           401,
           'missing Authorization header: set AWS_CONTAINER_AUTHORIZATION_TOKEN for the Lambda (icc serve --print-env)',
           'AccessDenied',
         )
+
+  const tooLarge = (res: ServerResponse): void =>
+    // the unread rest of an oversize body is not worth reading: close the connection after answering
+    errorReply(res, 413, `request body is larger than the limit of ${bodyLimit} bytes`, 'RequestTooLarge', {
+      connection: 'close',
+    })
 
   const drop = (id: string): void => {
     const entry = pending.get(id)
@@ -259,98 +299,130 @@ export function registerIpcRoutes(app: FastifyInstance, options: IpcOptions): {d
     if (!entry.done) entry.abort.abort()
   }
 
-  app.addContentTypeParser('*', {bodyLimit, parseAs: 'buffer'}, (_request, body, done) => {
-    done(null, body)
-  })
-
-  const path = `/${IPC_API_VERSION}/functions/:arn`
-
-  app.post(path, {bodyLimit}, async (request, reply) => {
-    if (!authorized(request)) return refuse(request, reply)
-    const {arn} = request.params as {arn: string}
-    const invocationType = request.headers[HEADER_INVOCATION_TYPE]
-    if (invocationType !== undefined && invocationType !== 'RequestResponse') {
-      return errorReply(
-        reply,
-        400,
-        `X-Amz-Invocation-Type "${String(invocationType)}" is not supported; inference services answer RequestResponse only`,
-        'InvalidRequest',
-      )
-    }
-
+  /** The service a POST addresses, or undefined when it has been answered with an error. */
+  const target = (arn: string, res: ServerResponse): string | undefined => {
     const parsed = parseFunctionArn(arn, dispatcher.serviceNames())
     if (!parsed) {
-      return errorReply(
-        reply,
+      errorReply(
+        res,
         404,
         `function ${arn} is not an inference service; expected arn:aws:lambda:<region>:aws:function:GG-ML-INF-${SUPPORTED_ALGO_TYPE}-<ServiceName>`,
         'ResourceNotFound',
       )
+      return undefined
     }
 
     if (options.region !== undefined && parsed.region !== options.region) {
-      return errorReply(
-        reply,
+      errorReply(
+        res,
         404,
         `function ${arn} names region ${parsed.region}, but this icc serve runs as ${options.region}; set AWS_REGION=${options.region} for the Lambda`,
         'ResourceNotFound',
       )
+      return undefined
     }
 
     if (parsed.algoType !== SUPPORTED_ALGO_TYPE) {
-      return errorReply(
-        reply,
+      errorReply(
+        res,
         404,
         `AlgoType "${parsed.algoType}" is not supported; only "${SUPPORTED_ALGO_TYPE}" is`,
         'ResourceNotFound',
       )
+      return undefined
     }
 
     const status = SERVICE_NAME.test(parsed.serviceName) ? dispatcher.status(parsed.serviceName) : undefined
     if (!status) {
       const names = dispatcher.serviceNames()
-      return errorReply(
-        reply,
+      errorReply(
+        res,
         404,
         `no local inference service named "${parsed.serviceName}"; this icc serve runs: ${names.length > 0 ? names.join(', ') : '(none)'}`,
         'ResourceNotFound',
       )
+      return undefined
     }
 
     if (!status.ready) {
-      reply.header('retry-after', '1')
-      return errorReply(
-        reply,
+      errorReply(
+        res,
         503,
         `inference service "${parsed.serviceName}" is not ready${status.reason ? `: ${status.reason}` : ''}`,
         'ServiceUnavailable',
+        {'retry-after': '1'},
       )
+      return undefined
     }
 
+    return parsed.serviceName
+  }
+
+  /** True, having answered 429, when the table of waiting results is full. */
+  const full = (res: ServerResponse): boolean => {
+    if (pending.size < maxPending) return false
+    errorReply(
+      res,
+      429,
+      `too many inference results are waiting to be fetched (${maxPending}); fetch results with GET before posting more`,
+      'TooManyRequests',
+      {'retry-after': '1'},
+    )
+    return true
+  }
+
+  /** True, having answered 503, once the endpoint has been disposed of (icc serve is shutting down). */
+  const stopped = (res: ServerResponse): boolean => {
+    if (!disposed) return false
+    errorReply(res, 503, 'icc serve is shutting down; no new inference is started', 'ServiceUnavailable')
+    return true
+  }
+
+  // POST: check everything the headers say before reading the body, then start the inference and answer 202
+  const post = async (arn: string, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const invocationType = req.headers[HEADER_INVOCATION_TYPE]
+    if (invocationType !== undefined && invocationType !== 'RequestResponse') {
+      errorReply(
+        res,
+        400,
+        `X-Amz-Invocation-Type "${String(invocationType)}" is not supported; inference services answer RequestResponse only`,
+        'InvalidRequest',
+      )
+      return
+    }
+
+    const serviceName = target(arn, res)
+    if (serviceName === undefined) return
     let context: ClientContext
     try {
-      const header = request.headers[HEADER_CLIENT_CONTEXT]
+      const header = req.headers[HEADER_CLIENT_CONTEXT]
       context = decodeClientContext(Array.isArray(header) ? header.join(',') : header)
     } catch (error) {
-      return errorReply(reply, 400, (error as Error).message, 'InvalidRequest')
+      errorReply(res, 400, (error as Error).message, 'InvalidRequest')
+      return
     }
 
-    if (pending.size >= maxPending) {
-      reply.header('retry-after', '1')
-      return errorReply(
-        reply,
-        429,
-        `too many inference results are waiting to be fetched (${maxPending}); fetch results with GET before posting more`,
-        'TooManyRequests',
-      )
+    if (full(res) || stopped(res)) return
+    if (Number(req.headers['content-length']) > bodyLimit) {
+      tooLarge(res)
+      return
     }
 
-    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
+    const body = await readBody(req, bodyLimit)
+    if (body === 'too-large') {
+      tooLarge(res)
+      return
+    }
+
+    if (body === 'aborted') return
+    // checked again: the table may have filled, or the endpoint closed, while the body arrived
+    if (full(res) || stopped(res)) return
+
     const id = randomUUID()
     const abort = new AbortController()
     const entry: Pending = {abort, arn, done: false, outcome: Promise.resolve({} as Outcome)}
     entry.outcome = dispatcher
-      .infer(parsed.serviceName, {accept: context.accept, body, contentType: context.contentType, signal: abort.signal})
+      .infer(serviceName, {accept: context.accept, body, contentType: context.contentType, signal: abort.signal})
       .then(
         (result): Outcome => ({kind: 'ok', result}),
         (error: unknown) => outcomeOf(error),
@@ -365,49 +437,104 @@ export function registerIpcRoutes(app: FastifyInstance, options: IpcOptions): {d
         return outcome
       })
     pending.set(id, entry)
-    return reply.code(202).header('X-Amz-InvocationId', id).send('')
-  })
+    if (res.headersSent || res.destroyed) return
+    res.writeHead(202, {'content-length': 0, 'x-amz-invocationid': id})
+    res.end()
+  }
 
-  app.get(path, async (request, reply) => {
-    if (!authorized(request)) return refuse(request, reply)
-    const {arn} = request.params as {arn: string}
-    const id = request.headers[HEADER_INVOCATION_ID]
+  // GET: hand out the result once (waiting for it when the inference is still running)
+  const get = async (arn: string, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    req.resume()
+    const id = req.headers[HEADER_INVOCATION_ID]
     if (typeof id !== 'string' || id.length === 0) {
-      return errorReply(reply, 400, 'missing X-Amz-InvocationId header', 'InvalidRequest')
+      errorReply(res, 400, 'missing X-Amz-InvocationId header', 'InvalidRequest')
+      return
     }
 
     const entry = pending.get(id)
     if (!entry || entry.arn !== arn) {
-      return errorReply(
-        reply,
+      errorReply(
+        res,
         404,
         `no result for invocation ${id} of ${arn}: unknown id, already fetched, or expired after ${ttlMs} ms`,
         'ResourceNotFound',
       )
+      return
     }
 
     clearTimeout(entry.timer)
     pending.delete(id)
     const outcome = await entry.outcome
-    reply.header('content-type', 'application/json')
     if (outcome.kind === 'ok') {
-      return reply.code(200).send({Body: outcome.result.body, ContentType: 'application/json'})
+      sendJson(res, 200, `{"Body":${JSON.stringify(outcome.result.body)},"ContentType":"application/json"}`)
+      return
     }
 
-    return reply
-      .code(200)
-      .header('X-Amz-Function-Error', outcome.functionError)
-      .send({errorMessage: outcome.message, errorType: outcome.type})
-  })
+    sendJson(res, 200, JSON.stringify({errorMessage: outcome.message, errorType: outcome.type}), {
+      [HEADER_FUNCTION_ERROR]: outcome.functionError,
+    })
+  }
 
-  const unsupported = async (_request: FastifyRequest, reply: FastifyReply) =>
-    errorReply(reply, 404, 'icc serve answers inference invocations only (no /work API)', 'ResourceNotFound')
-  app.all(`/${IPC_API_VERSION}/functions/:arn/work`, unsupported)
+  const notFound = (req: IncomingMessage, res: ServerResponse, path: string): void =>
+    errorReply(
+      res,
+      404,
+      `${req.method} ${path} is not part of the Greengrass IPC API; the ML SDK posts to ${FUNCTIONS}<function ARN>`,
+      'ResourceNotFound',
+    )
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    const rest = path.startsWith(FUNCTIONS) ? path.slice(FUNCTIONS.length) : ''
+    const slash = rest.indexOf('/')
+    if (rest.length === 0 || (slash !== -1 && (slash === 0 || rest.slice(slash) !== WORK))) {
+      notFound(req, res, path)
+      return
+    }
+
+    if (slash !== -1) {
+      errorReply(res, 404, 'icc serve answers inference invocations only (no /work API)', 'ResourceNotFound')
+      return
+    }
+
+    let arn: string
+    try {
+      arn = decodeURIComponent(rest)
+    } catch {
+      errorReply(res, 400, `the function ARN "${rest}" in the path is not valid URL encoding`, 'InvalidRequest')
+      return
+    }
+
+    if (req.method !== 'POST' && req.method !== 'GET') {
+      errorReply(
+        res,
+        405,
+        `${req.method} is not part of the Greengrass IPC API: POST starts an invocation, GET fetches its result`,
+        'InvalidRequest',
+        {allow: 'GET, POST'},
+      )
+      return
+    }
+
+    if (!authorized(req)) {
+      refuse(req, res)
+      return
+    }
+
+    const answer = req.method === 'POST' ? post(arn, req, res) : get(arn, req, res)
+    answer.catch((error: unknown) => {
+      errorReply(res, 500, `internal error: ${(error as Error)?.message ?? String(error)}`, 'ServiceException')
+    })
+  }
 
   return {
     dispose() {
+      disposed = true
       for (const id of pending.keys()) drop(id)
     },
+    handle,
     pending: () => pending.size,
   }
 }
@@ -421,29 +548,28 @@ export async function startIpcServer(options: IpcServerOptions): Promise<IpcServ
     })
   }
 
-  const bodyLimit = options.bodyLimitBytes ?? 16 * 1024 * 1024
-  const app = Fastify({bodyLimit, logger: false})
-  app.removeAllContentTypeParsers()
-  app.setErrorHandler((error: {message?: string; statusCode?: number}, _request, reply) => {
-    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
-    const message =
-      status === 413 ? `request body is larger than the limit of ${bodyLimit} bytes` : (error.message ?? 'error')
-    return errorReply(reply, status, message, status === 413 ? 'RequestTooLarge' : 'InvalidRequest')
+  const endpoint = ipcEndpoint(options)
+  // answers being worked on; when the endpoint closes, they close their connection as they finish
+  const active = new Map<ServerResponse, IncomingMessage>()
+  let closing = false
+  // Lambda code calls at its own pace: an idle connection is kept for a while, so that the next call does not
+  // connect again (the client replaces one that the endpoint closed just as it was reused)
+  const server = createServer({keepAliveTimeout: 72_000}, (req, res) => {
+    if (closing) res.shouldKeepAlive = false
+    active.set(res, req)
+    res.once('close', () => active.delete(res))
+    endpoint.handle(req, res)
   })
-  app.setNotFoundHandler((request, reply) =>
-    errorReply(
-      reply,
-      404,
-      `${request.method} ${request.url.split('?')[0]} is not part of the Greengrass IPC API; the ML SDK posts to /${IPC_API_VERSION}/functions/<function ARN>`,
-      'ResourceNotFound',
-    ),
-  )
-  const routes = registerIpcRoutes(app, {...options, bodyLimitBytes: bodyLimit})
   try {
-    await app.listen({host, port: options.port ?? 0})
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({host, port: options.port ?? 0}, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
   } catch (error) {
-    routes.dispose()
-    await app.close()
+    endpoint.dispose()
     throw new UsageError(
       'IPC_LISTEN_FAILED',
       `cannot listen on ${host}:${options.port ?? 0} for the Greengrass IPC endpoint: ${(error as Error).message}`,
@@ -451,15 +577,28 @@ export async function startIpcServer(options: IpcServerOptions): Promise<IpcServ
     )
   }
 
-  const address = app.server.address()
+  const address = server.address()
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 0)
+  let closed: Promise<void> | undefined
   return {
-    async close() {
-      routes.dispose()
-      await app.close()
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        closing = true
+        endpoint.dispose()
+        // idle kept-alive connections are closed at once, and so is an upload still under way (its POST would be
+        // refused now); a GET still waiting for its result is answered first, and its connection closed after it
+        for (const [res, req] of active) {
+          res.shouldKeepAlive = false
+          if (!req.complete) req.socket.destroy()
+        }
+
+        server.close(() => resolve())
+        server.closeIdleConnections()
+      })
+      return closed
     },
     host,
-    pendingResults: routes.pending,
+    pendingResults: endpoint.pending,
     port,
   }
 }

@@ -11,8 +11,9 @@
  * ready line) with a fresh and a warm conversion cache, and the RSS of host and runner idle and under load.
  * Prints a table with the ratio e2e/raw per line and PASS/FAIL per target; `--out FILE` writes all of it as JSON.
  *
- * The HTTP paths are measured with a lean keep-alive client (./lean-http.ts) so that the client takes as little of
- * the machine's CPU from the server as it can; `--client node` uses node:http instead (what it costs is printed).
+ * The HTTP paths (unix, TCP, and the two requests of an IPC call) are measured with a lean keep-alive client
+ * (./lean-http.ts) so that the client takes as little of the machine's CPU from the server as it can; `--client
+ * node` uses node:http instead, and icc's own IPC client for the IPC path (what each costs is printed).
  *
  * Usage: node dist/test/bench/bench.js [--quick] [--out FILE] [--models 18,50] [--images 224,640]
  *        [--transports unix,tcp,ipc] [--client lean|node] [--serve-arg=--flag=value ...] [--raw-levers]
@@ -28,6 +29,7 @@ import * as ort from 'onnxruntime-node'
 
 import {invokeInferenceService, parsePredictions} from '../../src/client/ipc.js'
 import * as modelCore from '../../src/model/index.js'
+import {functionArn} from '../../src/serve/ipc.js'
 import {readRssKb} from '../../src/serve/memory.js'
 import {cpuSessionOptions} from '../../src/serve/tuning.js'
 import {BIN} from '../helpers/cli.js'
@@ -323,14 +325,57 @@ function cpuMs(pid?: number): number {
   }
 }
 
-function ipcRunner(ipc: {invoke: IpcInvoke; port: number}, jpeg: Buffer): () => Promise<Buffer> {
+/**
+ * One call through the Greengrass IPC endpoint: POST the image, GET the result by its invocation id. With the lean
+ * client both requests are written by hand (the headers the ML SDK sends); with `--client node`, icc's own
+ * TypeScript client (`invokeInferenceService`, node:http) makes the call. Returns the connector body `[...]`.
+ */
+function ipcRunner(
+  ipc: {invoke: IpcInvoke; port: number},
+  jpeg: Buffer,
+  client: Args['client'],
+): () => Promise<Buffer> {
+  if (client === 'node') {
+    return async () => {
+      const r = await ipc.invoke(
+        {AlgoType: 'image-classification', Body: jpeg, ContentType: 'image/jpeg', ServiceName: SERVICE},
+        {port: ipc.port, region: 'us-east-1', token: IPC_TOKEN},
+      )
+      if (r.Body.length < 2) throw new Error('empty IPC answer')
+      return r.Body
+    }
+  }
+
+  const lean = new LeanHttp({host: '127.0.0.1', port: ipc.port})
+  leanClients.push(lean)
+  const path = `/2016-11-01/functions/${functionArn('us-east-1', 'image-classification', SERVICE)}`
+  const context = Buffer.from(JSON.stringify({custom: {'Content-Type': 'image/jpeg'}})).toString('base64')
+  const postHead = Buffer.from(
+    `POST ${path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${IPC_TOKEN}\r\nX-Amz-Client-Context: ${context}\r\n` +
+      `X-Amz-Invocation-Type: RequestResponse\r\nContent-Type: application/octet-stream\r\nContent-Length: ${jpeg.length}\r\n\r\n`,
+    'latin1',
+  )
+  const getHead = `GET ${path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${IPC_TOKEN}\r\nX-Amz-InvocationId: `
   return async () => {
-    const r = await ipc.invoke(
-      {AlgoType: 'image-classification', Body: jpeg, ContentType: 'image/jpeg', ServiceName: SERVICE},
-      {port: ipc.port, region: 'us-east-1', token: IPC_TOKEN},
-    )
-    if (r.Body.length < 2) throw new Error('empty IPC answer')
-    return r.Body
+    const posted = await lean.send(postHead, jpeg)
+    const id = /\r\nx-amz-invocationid: *([^\r]+)/i.exec(posted.head)?.[1]
+    if (posted.status !== 202 || !id) {
+      throw new Error(
+        `the IPC endpoint answered the POST with ${posted.status}: ${posted.body.toString('utf8', 0, 300)}`,
+      )
+    }
+
+    const r = await lean.send(Buffer.from(`${getHead}${id}\r\n\r\n`, 'latin1'))
+    if (r.status !== 200 || /\r\nx-amz-function-error:/i.test(r.head)) {
+      throw new Error(`the IPC endpoint answered the GET with ${r.status}: ${r.body.toString('utf8', 0, 300)}`)
+    }
+
+    const reply = JSON.parse(r.body.toString('utf8')) as {Body?: unknown}
+    if (typeof reply.Body !== 'string' || !reply.Body.startsWith('[')) {
+      throw new Error(`the IPC reply has no connector Body: ${r.body.toString('utf8', 0, 300)}`)
+    }
+
+    return Buffer.from(reply.Body, 'latin1')
   }
 }
 
@@ -478,7 +523,8 @@ async function main(): Promise<void> {
       for (const img of imageNames) {
         const runners: [string, () => Promise<unknown>][] = [['raw', rawRunner(loaded, session, images[img])]]
         for (const [path, target] of paths) {
-          const one = path === 'ipc' ? ipcRunner(ipc!, images[img]) : httpRunner(target, images[img], args.client)
+          const one =
+            path === 'ipc' ? ipcRunner(ipc!, images[img], args.client) : httpRunner(target, images[img], args.client)
           try {
             checkAnswer(await one(), CLASSES)
             runners.push([path, one])

@@ -1,6 +1,7 @@
 /**
  * A lean HTTP/1.1 client for the benchmarks: keep-alive connections over a unix socket or TCP, a pool of them for
- * concurrent callers, one `writev` per request (head + body), and answers read by `Content-Length`.
+ * concurrent callers, one `writev` per request (head + body), and answers read by `Content-Length`. It drives the
+ * native API (POST /invocations) and the Greengrass IPC protocol (POST, then GET by invocation id).
  *
  * Why not node:http: on a 2-core machine the benchmark client shares the CPU with the server it measures. Node's
  * client (agent, streams, header objects, events) costs ~0.5 ms of CPU per request here, which ONNX Runtime then
@@ -14,6 +15,8 @@ import {connect, type Socket} from 'node:net'
 
 export interface LeanAnswer {
   body: Buffer
+  /** The status line and headers, as they came (latin1), for a caller that needs a header. */
+  head: string
   status: number
 }
 
@@ -47,10 +50,15 @@ class Connection {
     this.socket.destroy()
   }
 
-  send(head: Buffer, body: Buffer): Promise<LeanAnswer> {
+  send(head: Buffer, body?: Buffer): Promise<LeanAnswer> {
     return new Promise((resolve, reject) => {
       this.pending = {reject, resolve}
       this.buffered = undefined
+      if (!body) {
+        this.socket.write(head)
+        return
+      }
+
       this.socket.cork()
       this.socket.write(head)
       this.socket.write(body)
@@ -85,7 +93,7 @@ class Connection {
     this.buffered = undefined
     this.used = true
     if (/\r\nconnection: *close/i.test(head)) this.close()
-    p?.resolve({body: all.subarray(end + 4, total), status: Number(head.slice(9, 12))})
+    p?.resolve({body: all.subarray(end + 4, total), head, status: Number(head.slice(9, 12))})
   }
 }
 
@@ -99,28 +107,32 @@ export class LeanHttp {
     for (const c of this.idle.splice(0)) c.close()
   }
 
-  /**
-   * A function that POSTs `body` to `path` (the request head is built once); a kept-alive connection that the
-   * server closed meanwhile is replaced once, transparently.
-   */
+  /** A function that POSTs `body` to `path` (the request head is built once). */
   poster(path: string, body: Buffer, contentType: string): () => Promise<LeanAnswer> {
     const head = Buffer.from(
       `POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`,
       'latin1',
     )
-    return async () => {
-      for (;;) {
-        let c = this.idle.pop()
-        while (c && !c.alive) c = this.idle.pop()
-        const conn = c ?? new Connection(this.target)
-        try {
-          const answer = await conn.send(head, body)
-          if (conn.alive) this.idle.push(conn)
-          return answer
-        } catch (error) {
-          // the keep-alive race: the server closed an idle connection just as it was taken
-          if (!(conn.used && (error as {beforeAnswer?: boolean}).beforeAnswer)) throw error
-        }
+    return () => this.send(head, body)
+  }
+
+  /**
+   * Send one request (`head`: request line and headers, ending with the blank line; `body` as its Content-Length
+   * says) and read its answer; a kept-alive connection that the server closed meanwhile is replaced once,
+   * transparently.
+   */
+  async send(head: Buffer, body?: Buffer): Promise<LeanAnswer> {
+    for (;;) {
+      let c = this.idle.pop()
+      while (c && !c.alive) c = this.idle.pop()
+      const conn = c ?? new Connection(this.target)
+      try {
+        const answer = await conn.send(head, body)
+        if (conn.alive) this.idle.push(conn)
+        return answer
+      } catch (error) {
+        // the keep-alive race: the server closed an idle connection just as it was taken
+        if (!(conn.used && (error as {beforeAnswer?: boolean}).beforeAnswer)) throw error
       }
     }
   }

@@ -3,8 +3,9 @@
  * TypeScript client's error mapping. Real HTTP over loopback; the host is the FakeDispatcher stand-in.
  */
 import assert from 'node:assert/strict'
-import {createServer} from 'node:http'
-import {type AddressInfo, type Socket} from 'node:net'
+import {Agent, createServer, request} from 'node:http'
+import {type AddressInfo, connect, type Socket} from 'node:net'
+import {Readable} from 'node:stream'
 import sharp from 'sharp'
 
 import {
@@ -16,6 +17,7 @@ import {
 import {
   decodeClientContext,
   functionArn,
+  ipcEndpoint,
   type IpcServer,
   lambdaEnvironment,
   parseFunctionArn,
@@ -226,12 +228,126 @@ describe('Greengrass IPC endpoint', () => {
       })
       assert.equal(r.status, 413)
       assert.match(((await r.json()) as {errorMessage: string}).errorMessage, /limit of 1024 bytes/)
+      // streamed without a Content-Length: refused once the limit is passed, and nothing was started
+      const streamed = await fetch(`http://127.0.0.1:${small.port}/2016-11-01/functions/${arn}`, {
+        body: Readable.toWeb(Readable.from([Buffer.alloc(800, 1), Buffer.alloc(800, 2)])) as ReadableStream,
+        duplex: 'half',
+        headers: {authorization: TOKEN},
+        method: 'POST',
+      } as Parameters<typeof fetch>[1])
+      assert.equal(streamed.status, 413)
+      assert.equal(small.pendingResults(), 0)
+      assert.equal(dispatcher.calls.length, 0)
     } finally {
       await small.close()
     }
 
     await assert.rejects(startIpcServer({authToken: TOKEN, dispatcher, host: '0.0.0.0'}), /loopback only/)
     await assert.rejects(startIpcServer({authToken: '', dispatcher}), /non-empty auth token/)
+  })
+
+  it('answers other paths, methods and the /work API with specific errors', async () => {
+    const cases: Array<[string, string, number, RegExp]> = [
+      ['GET', '/', 404, /GET \/ is not part of the Greengrass IPC API.*\/2016-11-01\/functions\/<function ARN>/],
+      ['POST', '/2015-03-31/functions/x/invocations', 404, /not part of the Greengrass IPC API/],
+      ['POST', '/2016-11-01/functions/', 404, /not part of the Greengrass IPC API/],
+      ['POST', `/2016-11-01/functions/${arn}/extra`, 404, /not part of the Greengrass IPC API/],
+      ['GET', `/2016-11-01/functions/${arn}/work`, 404, /no \/work API/],
+      ['PUT', `/2016-11-01/functions/${arn}`, 405, /POST starts an invocation, GET fetches its result/],
+      ['POST', '/2016-11-01/functions/%E0%A4%A', 400, /not valid URL encoding/],
+    ]
+    for (const [method, path, status, message] of cases) {
+      const r = await fetch(`${base}${path}`, {headers: {authorization: TOKEN}, method})
+      assert.equal(r.status, status, `${method} ${path}`)
+      assert.match(((await r.json()) as {errorMessage: string}).errorMessage, message, `${method} ${path}`)
+      if (status === 405) assert.equal(r.headers.get('allow'), 'GET, POST')
+    }
+
+    // a percent-encoded ARN addresses the same function, and a query string is ignored
+    const p = await fetch(`${base}/2016-11-01/functions/${encodeURIComponent(arn)}?x=1`, {
+      body: jpeg,
+      headers: {authorization: TOKEN, 'x-amz-client-context': ctx({'Content-Type': 'image/jpeg'})},
+      method: 'POST',
+    })
+    assert.equal(p.status, 202)
+    assert.equal((await get(p.headers.get('x-amz-invocationid')!)).status, 200)
+    assert.equal(dispatcher.calls.length, 1)
+  })
+
+  it('closes with an idle kept-alive connection open, answering a GET that still waits for its result', async () => {
+    dispatcher.delayMs = 150
+    const agent = new Agent({keepAlive: true})
+    // the POST leaves an idle kept-alive connection in the agent; the GET goes on a connection of its own
+    const posted = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        {
+          agent,
+          headers: {authorization: TOKEN, 'x-amz-client-context': ctx({'Content-Type': 'image/jpeg'})},
+          host: '127.0.0.1',
+          method: 'POST',
+          path: `/2016-11-01/functions/${arn}`,
+          port: server.port,
+        },
+        (res) => {
+          res.resume()
+          res.on('end', () => resolve(String(res.headers['x-amz-invocationid'])))
+        },
+      )
+      req.on('error', reject)
+      req.end(jpeg)
+    })
+    try {
+      const waiting = get(posted)
+      await new Promise((r) => setTimeout(r, 30))
+      const started = Date.now()
+      await server.close()
+      // the idle kept-alive connection did not hold the close for its keep-alive timeout
+      assert.ok(Date.now() - started < 5000, `close took ${Date.now() - started} ms`)
+      const answered = await waiting
+      assert.equal(answered.status, 200)
+      assert.match(((await answered.json()) as {Body: string}).Body, /^\[/)
+    } finally {
+      agent.destroy()
+      server = await startIpcServer({authToken: TOKEN, dispatcher, region: REGION})
+    }
+  })
+
+  it('does not wait for an upload that stalls when it closes, and starts nothing once closed', async () => {
+    const socket = connect(server.port, '127.0.0.1')
+    await new Promise((r) => socket.once('connect', r))
+    const closedSocket = new Promise((r) => socket.once('close', r))
+    socket.write(
+      `POST /2016-11-01/functions/${arn} HTTP/1.1\r\nHost: x\r\nAuthorization: ${TOKEN}\r\nContent-Length: 1000\r\n\r\n` +
+        'x'.repeat(10),
+    )
+    await new Promise((r) => setTimeout(r, 50))
+    const started = Date.now()
+    await server.close()
+    assert.ok(Date.now() - started < 5000, `close took ${Date.now() - started} ms`)
+    await closedSocket
+    assert.equal(dispatcher.calls.length, 0)
+
+    const endpoint = ipcEndpoint({authToken: TOKEN, dispatcher})
+    endpoint.dispose()
+    const bare = createServer(endpoint.handle)
+    await new Promise<void>((resolve) => {
+      bare.listen(0, '127.0.0.1', resolve)
+    })
+    try {
+      const r = await fetch(`http://127.0.0.1:${(bare.address() as AddressInfo).port}/2016-11-01/functions/${arn}`, {
+        body: jpeg,
+        headers: {authorization: TOKEN},
+        method: 'POST',
+      })
+      assert.equal(r.status, 503)
+      assert.match(((await r.json()) as {errorMessage: string}).errorMessage, /shutting down/)
+      assert.equal(endpoint.pending(), 0)
+      assert.equal(dispatcher.calls.length, 0)
+    } finally {
+      bare.closeAllConnections()
+      bare.close()
+      server = await startIpcServer({authToken: TOKEN, dispatcher, region: REGION})
+    }
   })
 
   it('parses function ARNs whose service names contain hyphens', () => {
