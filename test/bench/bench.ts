@@ -537,13 +537,15 @@ async function main(): Promise<void> {
         // latency: the paths take turns request by request, so a neighbour's burst hits them all alike
         log(`${name} ${img}: latency at concurrency 1 (${runners.map(([p]) => p).join(', ')}, interleaved)`)
         const lat = await interleavedLatency(runners, cfg.latencyN)
-        // throughput: the paths take turns window by window, round after round, and each keeps its median
-        // window, so a slow phase of a shared machine hits every path alike
+        // throughput: window by window, the paths take turns at each concurrency, and every round goes through
+        // all the concurrencies; each (path, concurrency) keeps its median window. A slow phase of a shared machine
+        // thus hits every path and every concurrency alike (the c=4 target compares with the raw pipeline's best
+        // concurrency, which must not come from a quieter minute than the windows it is compared with)
         log(`${name} ${img}: throughput at concurrency ${concurrencies.join(', ')} (${cfg.windows} rounds)`)
         const rates: Record<string, Record<number, number[]>> = {}
         const cpu: Record<string, {calls: number; client: number; host: number; runner: number}> = {}
-        for (const c of concurrencies) {
-          for (let round = 0; round < cfg.windows; round++) {
+        for (let round = 0; round < cfg.windows; round++) {
+          for (const c of concurrencies) {
             for (const [path, one] of runners) {
               const r = await rssDuring(pids, throughput(one, c, cfg.throughputMs))
               rates[path] ??= {}
