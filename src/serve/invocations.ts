@@ -20,6 +20,7 @@ import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {ServiceRequest} from './service.js'
 
 import {isSupportedContentType, normaliseContentType} from '../model/content-type.js'
+import {readBody, sendJson} from './http-io.js'
 import {type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} from './types.js'
 
 const STATUS: Record<ServeErrorCode, number> = {
@@ -50,15 +51,8 @@ export interface InvocationRouteOptions {
   onInternalError(service: string, message: string): void
 }
 
-const JSON_TYPE = 'application/json; charset=utf-8'
 const SERVICES = '/services/'
 const INVOCATIONS = '/invocations'
-
-function sendJson(res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) return
-  res.writeHead(status, {'content-length': Buffer.byteLength(text), 'content-type': JSON_TYPE, ...extra})
-  res.end(text)
-}
 
 function sendError(res: ServerResponse, status: number, code: string, message: string, extra?: Record<string, string>) {
   sendJson(res, status, JSON.stringify({error: {code, message}}), extra)
@@ -113,11 +107,6 @@ export function invocationRoute(
     const accept = req.headers.accept ?? ''
     const verbose = topK !== undefined || /application\/json\s*;\s*verbose/i.test(accept)
     if (verbose && topK === undefined) topK = 5
-    if (Number(req.headers['content-length']) > maxBodyBytes) {
-      sendServeError(res, tooLarge())
-      return
-    }
-
     const body = await readBody(req, maxBodyBytes)
     if (body === 'too-large') {
       sendServeError(res, tooLarge())
@@ -179,37 +168,4 @@ export function invocationRoute(
     })
     return true
   }
-}
-
-/**
- * The whole body as one buffer, or 'too-large' as soon as it passes `limit` (what was read is dropped and the
- * rest is not kept), or 'aborted' when the client goes away first. Shared with the Greengrass IPC endpoint.
- */
-export async function readBody(req: IncomingMessage, limit: number): Promise<'aborted' | 'too-large' | Buffer> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    let settled = false
-    const finish = (value: 'aborted' | 'too-large' | Buffer) => {
-      if (settled) return
-      settled = true
-      resolve(value)
-    }
-
-    req.on('data', (chunk: Buffer) => {
-      if (settled) return
-      size += chunk.length
-      if (size > limit) {
-        chunks.length = 0
-        finish('too-large')
-        return
-      }
-
-      chunks.push(chunk)
-    })
-    const whole = () => (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size))
-    req.on('end', () => finish(whole()))
-    req.on('error', () => finish('aborted'))
-    req.on('close', () => finish(req.complete ? whole() : 'aborted'))
-  })
 }

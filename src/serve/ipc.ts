@@ -16,13 +16,14 @@
  *           ready, unknown invocation id): the SDK raises GreengrassDependencyException
  *
  * Results are handed out once, expire when nobody fetches them, and are bounded in number. The endpoint binds
- * loopback only, and runs on node:http directly, like the native invocation route: a call is two requests. {@link lambdaEnvironment} gives the variables a Lambda process needs to find it.
+ * loopback only, and runs on node:http directly, like the native invocation route (a call is two requests).
+ * {@link lambdaEnvironment} gives the variables a Lambda process needs to find it.
  */
 import {createHash, randomBytes, randomUUID, timingSafeEqual} from 'node:crypto'
 import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
 
 import {UsageError} from '../errors.js'
-import {readBody} from './invocations.js'
+import {readBody, sendJson} from './http-io.js'
 import {
   DEFAULT_MAX_BODY_BYTES,
   type Dispatcher,
@@ -202,6 +203,7 @@ function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest()
 }
 
+/** IPC answers are JSON without a charset parameter, as the Greengrass core sent them. */
 const JSON_TYPE = 'application/json'
 
 /** Answer with `{errorMessage, errorType}`, the shape Lambda's invoke API (and the ML SDK) reads errors in. */
@@ -212,13 +214,7 @@ function errorReply(
   type: string,
   extra: Record<string, string> = {},
 ): void {
-  sendJson(res, status, JSON.stringify({errorMessage: message, errorType: type}), extra)
-}
-
-function sendJson(res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) return
-  res.writeHead(status, {'content-length': Buffer.byteLength(text), 'content-type': JSON_TYPE, ...extra})
-  res.end(text)
+  sendJson(res, status, JSON.stringify({errorMessage: message, errorType: type}), extra, JSON_TYPE)
 }
 
 function outcomeOf(error: unknown): Outcome {
@@ -403,11 +399,6 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
     }
 
     if (full(res) || stopped(res)) return
-    if (Number(req.headers['content-length']) > bodyLimit) {
-      tooLarge(res)
-      return
-    }
-
     const body = await readBody(req, bodyLimit)
     if (body === 'too-large') {
       tooLarge(res)
@@ -466,13 +457,17 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
     pending.delete(id)
     const outcome = await entry.outcome
     if (outcome.kind === 'ok') {
-      sendJson(res, 200, `{"Body":${JSON.stringify(outcome.result.body)},"ContentType":"application/json"}`)
+      sendJson(
+        res,
+        200,
+        `{"Body":${JSON.stringify(outcome.result.body)},"ContentType":"application/json"}`,
+        {},
+        JSON_TYPE,
+      )
       return
     }
 
-    sendJson(res, 200, JSON.stringify({errorMessage: outcome.message, errorType: outcome.type}), {
-      [HEADER_FUNCTION_ERROR]: outcome.functionError,
-    })
+    errorReply(res, 200, outcome.message, outcome.type, {[HEADER_FUNCTION_ERROR]: outcome.functionError})
   }
 
   const notFound = (req: IncomingMessage, res: ServerResponse, path: string): void =>

@@ -3,10 +3,10 @@
  * (native HTTP routes, the Greengrass IPC endpoint) and the clients.
  */
 
-/** One inference request, as every front end hands it to the host. */
 /** Largest request body (image) `icc serve` accepts unless told otherwise (`--max-body-bytes`): 20 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
 
+/** One inference request, as every front end hands it to the host. */
 export interface InferenceRequest {
   /** Value of the Accept header (`application/json`, `application/json; verbose`). */
   accept?: string

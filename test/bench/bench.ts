@@ -29,7 +29,14 @@ import * as ort from 'onnxruntime-node'
 
 import {invokeInferenceService, parsePredictions} from '../../src/client/ipc.js'
 import * as modelCore from '../../src/model/index.js'
-import {functionArn} from '../../src/serve/ipc.js'
+import {
+  functionArn,
+  HEADER_CLIENT_CONTEXT,
+  HEADER_FUNCTION_ERROR,
+  HEADER_INVOCATION_ID,
+  HEADER_INVOCATION_TYPE,
+  IPC_API_VERSION,
+} from '../../src/serve/ipc.js'
 import {readRssKb} from '../../src/serve/memory.js'
 import {cpuSessionOptions} from '../../src/serve/tuning.js'
 import {BIN} from '../helpers/cli.js'
@@ -348,17 +355,19 @@ function ipcRunner(
 
   const lean = new LeanHttp({host: '127.0.0.1', port: ipc.port})
   leanClients.push(lean)
-  const path = `/2016-11-01/functions/${functionArn('us-east-1', 'image-classification', SERVICE)}`
+  const path = `/${IPC_API_VERSION}/functions/${functionArn('us-east-1', 'image-classification', SERVICE)}`
   const context = Buffer.from(JSON.stringify({custom: {'Content-Type': 'image/jpeg'}})).toString('base64')
   const postHead = Buffer.from(
-    `POST ${path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${IPC_TOKEN}\r\nX-Amz-Client-Context: ${context}\r\n` +
-      `X-Amz-Invocation-Type: RequestResponse\r\nContent-Type: application/octet-stream\r\nContent-Length: ${jpeg.length}\r\n\r\n`,
+    `POST ${path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${IPC_TOKEN}\r\n${HEADER_CLIENT_CONTEXT}: ${context}\r\n` +
+      `${HEADER_INVOCATION_TYPE}: RequestResponse\r\nContent-Type: application/octet-stream\r\nContent-Length: ${jpeg.length}\r\n\r\n`,
     'latin1',
   )
-  const getHead = `GET ${path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${IPC_TOKEN}\r\nX-Amz-InvocationId: `
+  const getHead = `GET ${path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${IPC_TOKEN}\r\n${HEADER_INVOCATION_ID}: `
+  const invocationId = new RegExp(`\r\n${HEADER_INVOCATION_ID}: *([^\r]+)`, 'i')
+  const functionError = new RegExp(`\r\n${HEADER_FUNCTION_ERROR}:`, 'i')
   return async () => {
     const posted = await lean.send(postHead, jpeg)
-    const id = /\r\nx-amz-invocationid: *([^\r]+)/i.exec(posted.head)?.[1]
+    const id = invocationId.exec(posted.head)?.[1]
     if (posted.status !== 202 || !id) {
       throw new Error(
         `the IPC endpoint answered the POST with ${posted.status}: ${posted.body.toString('utf8', 0, 300)}`,
@@ -366,7 +375,7 @@ function ipcRunner(
     }
 
     const r = await lean.send(Buffer.from(`${getHead}${id}\r\n\r\n`, 'latin1'))
-    if (r.status !== 200 || /\r\nx-amz-function-error:/i.test(r.head)) {
+    if (r.status !== 200 || functionError.test(r.head)) {
       throw new Error(`the IPC endpoint answered the GET with ${r.status}: ${r.body.toString('utf8', 0, 300)}`)
     }
 
