@@ -81,9 +81,8 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       min: 1,
     }),
     'max-batch': Flags.integer({
-      default: 1,
       description:
-        'Most images per ONNX Runtime run: requests already waiting in the runner when it is free run as one batch (dynamic batching; a lone request never waits).',
+        'Most images per ONNX Runtime run (default 2): requests already waiting in the runner when it is free run as one batch (dynamic batching; a lone request never waits; 1 turns it off).',
       max: 8,
       min: 1,
     }),

@@ -22,6 +22,7 @@ import {dirname, join} from 'node:path'
 
 import {connectorForPlatform, type ConnectorVersion, type PlatformId} from '../connector/catalog.js'
 import {IccError} from '../errors.js'
+import {DEFAULT_MAX_BATCH} from '../serve/types.js'
 import {run} from '../system.js'
 import {checkBinary, checkLibrary, type LibraryCheck, type LibrarySearchOptions} from './libraries.js'
 import {defaultRoot, type DetectedPlatform, detectPlatform, readUnderRoot} from './platform.js'
@@ -475,6 +476,13 @@ async function checkModel(path: string, memoryLimitKb?: number): Promise<DoctorC
       const out = outputs[session.outputNames[0]]
       const values = Array.from(out.data as Float32Array)
       const finite = values.every((v) => Number.isFinite(v))
+      // `icc serve` runs up to DEFAULT_MAX_BATCH waiting images at once: count that memory too (a model whose batch
+      // size is fixed fails this run and is served one image at a time)
+      const batch = new Float32Array(DEFAULT_MAX_BATCH * data.length)
+      for (let i = 0; i < DEFAULT_MAX_BATCH; i++) batch.set(data, i * data.length)
+      await session
+        .run({[session.inputNames[0]]: new ort.Tensor('float32', batch, [DEFAULT_MAX_BATCH, c, h, w])})
+        .catch(() => {})
       const rssGrowthKb = Math.max(0, Math.round((process.memoryUsage().rss - rssBefore) / 1024))
       const overLimit = memoryLimitKb !== undefined && rssGrowthKb > memoryLimitKb
       const ok = finite && values.length === model.numClasses && !overLimit

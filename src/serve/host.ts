@@ -53,12 +53,12 @@ export interface HostOptions {
   logStream?: NodeJS.WritableStream
   /** Largest accepted request body (default 20 MiB). */
   maxBodyBytes?: number
-  /** Most images per ONNX Runtime run when requests are waiting (dynamic batching; default 1). */
+  /** Most images per ONNX Runtime run when requests are waiting (dynamic batching; default 2). */
   maxBatch?: number
   /**
-   * Requests sent to each runner ahead of time (default 2 x maxBatch, at least 2): with 2, the runner decodes the
-   * next image while ONNX Runtime runs the current one. On a runner kill, the requests sent behind the one running
-   * are re-queued.
+   * Requests sent to each runner ahead of time (default 2 x maxBatch, at least 2), so the runner decodes the next
+   * images while ONNX Runtime runs the current batch. On a runner kill, the requests sent behind the one running are
+   * re-queued.
    */
   pipelineDepth?: number
   /** TCP port (0: any free port); undefined: no TCP listener. */

@@ -25,15 +25,20 @@ import sharp from 'sharp'
 
 import {DependencyError, IccError, isIccError, ModelError} from '../errors.js'
 import * as modelCore from '../model/index.js'
+import {InferenceLine} from './inference-line.js'
 import {FrameDecoder, type HostMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {cpuSessionOptions} from './tuning.js'
+import {DEFAULT_MAX_BATCH} from './types.js'
 
 export interface RunnerConfig {
   allowCpuFallback: boolean
   cacheDir?: string
   gpu: boolean
   intraOpThreads?: number
-  /** Most images in one ONNX Runtime run (dynamic batching of requests already waiting); default 1. */
+  /**
+   * Most images in one ONNX Runtime run (dynamic batching of requests already waiting); default
+   * DEFAULT_MAX_BATCH (./types.ts), silently 1 for a model that only runs one (a value asked for is warned about).
+   */
   maxBatch?: number
   modelPath: string
   serviceName: string
@@ -153,7 +158,7 @@ async function main(): Promise<void> {
   }
 
   let session: ort.InferenceSession
-  let maxBatch = Math.max(1, config.maxBatch ?? 1)
+  let maxBatch = Math.max(1, config.maxBatch ?? DEFAULT_MAX_BATCH)
   let model: modelCore.LoadedModel
   let info: RunnerReadyInfo
   try {
@@ -175,9 +180,12 @@ async function main(): Promise<void> {
       try {
         await session.run({[session.inputNames[0]]: zeros(maxBatch)})
       } catch (error) {
-        warnings.push(
-          `--max-batch ${maxBatch} is ignored: the model does not run a batch of ${maxBatch} (${firstLine(error)}); it serves one image at a time.`,
-        )
+        if (config.maxBatch !== undefined) {
+          warnings.push(
+            `--max-batch ${maxBatch} is ignored: the model does not run a batch of ${maxBatch} (${firstLine(error)}); it serves one image at a time.`,
+          )
+        }
+
         maxBatch = 1
       }
     }
@@ -205,25 +213,21 @@ async function main(): Promise<void> {
   }
 
   const [c, h, w] = model.inputShape
-  type Decoded = {decodeMs: number; tensor: Float32Array} | {error: unknown}
+  type Decoded = {decodeMs: number; tensor: Float32Array}
 
-  // stage 1, started as soon as a frame arrives: hooks + decode/resize (sharp works on its own threads, so with
-  // pipelining the next image is decoded while ONNX Runtime runs the current one)
+  // stage 1, started as soon as a frame arrives: hooks + decode/resize (sharp works on its own threads, so the next
+  // images are decoded while ONNX Runtime runs the current batch)
   const decode = async (header: HostMessage, payload: Buffer): Promise<Decoded> => {
-    try {
-      if (hooksEnabled && header.hook) await runHook(header.hook)
-      const t0 = performance.now()
-      const tensor = await modelCore.preprocessImage(payload, {
-        channels: c,
-        contentType: header.contentType,
-        height: h,
-        preprocessing: model.preprocessing,
-        width: w,
-      })
-      return {decodeMs: performance.now() - t0, tensor}
-    } catch (error) {
-      return {error}
-    }
+    if (hooksEnabled && header.hook) await runHook(header.hook)
+    const t0 = performance.now()
+    const tensor = await modelCore.preprocessImage(payload, {
+      channels: c,
+      contentType: header.contentType,
+      height: h,
+      preprocessing: model.preprocessing,
+      width: w,
+    })
+    return {decodeMs: performance.now() - t0, tensor}
   }
 
   const sendError = (id: number, error: unknown): void => {
@@ -231,68 +235,40 @@ async function main(): Promise<void> {
     writeFrame(channel, {code, id, message: (error as Error).message, t: 'error'})
   }
 
-  // stage 2, in arrival order: inference. When ONNX Runtime is free, every image already decoded at the head of
-  // the line (up to maxBatch) goes into one run: a batch only forms from requests that are waiting anyway, so a
-  // lone request never waits for company.
+  // stage 2, in arrival order: inference, in batches of the images already decoded (./inference-line.ts)
   const chw = c * h * w
-  const line: {decoded?: Decoded; header: HostMessage}[] = []
-  /** The next batch: decoded images at the head of the line (failed ones are answered on the way). */
-  const take = () => {
-    const batch: {decoded: {decodeMs: number; tensor: Float32Array}; header: HostMessage}[] = []
-    while (line.length > 0 && line[0].decoded && batch.length < maxBatch) {
-      const job = line.shift()!
-      const d = job.decoded!
-      if ('error' in d) sendError(job.header.id, d.error)
-      else batch.push({decoded: d, header: job.header})
-    }
+  const line = new InferenceLine<HostMessage, Decoded>({
+    fail: (header, error) => sendError(header.id, error),
+    maxBatch,
+    async run(batch) {
+      try {
+        let input = batch[0].value.tensor
+        if (batch.length > 1) {
+          input = new Float32Array(batch.length * chw)
+          for (const [i, job] of batch.entries()) input.set(job.value.tensor, i * chw)
+        }
 
-    return batch
-  }
-
-  let running = false
-  const next = async (): Promise<void> => {
-    if (running) return
-    running = true
-    for (let batch = take(); batch.length > 0; batch = take()) await run(batch)
-    running = false
-  }
-
-  const run = async (batch: ReturnType<typeof take>): Promise<void> => {
-    try {
-      let input = batch[0].decoded.tensor
-      if (batch.length > 1) {
-        input = new Float32Array(batch.length * chw)
-        for (const [i, job] of batch.entries()) input.set(job.decoded.tensor, i * chw)
+        const t1 = performance.now()
+        const out = await session.run({[info.inputName]: new ort.Tensor('float32', input, [batch.length, c, h, w])})
+        const inferenceMs = performance.now() - t1
+        const data = out[info.outputName].data as Float32Array
+        const classes = data.length / batch.length
+        for (const [i, job] of batch.entries()) {
+          const start = data.byteOffset + i * classes * 4
+          writeFrame(
+            channel,
+            {batch: batch.length, decodeMs: job.value.decodeMs, id: job.header.id, inferenceMs, t: 'result'},
+            new Uint8Array(data.buffer, start, classes * 4),
+          )
+        }
+      } catch (error) {
+        for (const job of batch) sendError(job.header.id, error)
       }
-
-      const t1 = performance.now()
-      const out = await session.run({[info.inputName]: new ort.Tensor('float32', input, [batch.length, c, h, w])})
-      const inferenceMs = performance.now() - t1
-      const data = out[info.outputName].data as Float32Array
-      const classes = data.length / batch.length
-      for (const [i, job] of batch.entries()) {
-        const start = data.byteOffset + i * classes * 4
-        writeFrame(
-          channel,
-          {batch: batch.length, decodeMs: job.decoded.decodeMs, id: job.header.id, inferenceMs, t: 'result'},
-          new Uint8Array(data.buffer, start, classes * 4),
-        )
-      }
-    } catch (error) {
-      for (const job of batch) sendError(job.header.id, error)
-    }
-  }
+    },
+  })
 
   const decoder = new FrameDecoder<HostMessage>(({header, payload}) => {
-    if (header.t !== 'infer') return
-    const job: (typeof line)[number] = {header}
-    line.push(job)
-    decode(header, payload)
-      .then(async (d) => {
-        job.decoded = d
-        await next()
-      })
-      .catch((error: unknown) => sendError(header.id, error))
+    if (header.t === 'infer') line.add(header, decode(header, payload))
   })
   channel.on('data', (chunk: Buffer) => decoder.push(chunk))
   writeFrame(channel, {info, t: 'ready'})

@@ -32,7 +32,7 @@ import {formatConnectorBody, topClasses} from './format.js'
 import {type MemoryCap, readRssKb, tryCgroupCap} from './memory.js'
 import {FrameDecoder, payloadToFloat32, type RunnerMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {runnerMallocEnv} from './tuning.js'
-import {type InferenceRequest, type InferenceResult, ServeError} from './types.js'
+import {DEFAULT_MAX_BATCH, type InferenceRequest, type InferenceResult, ServeError} from './types.js'
 
 export interface ServiceOptions {
   allowCpuFallback: boolean
@@ -47,7 +47,7 @@ export interface ServiceOptions {
   metrics: Metrics
   modelPath: string
   name: string
-  /** Most images in one ONNX Runtime run (dynamic batching of requests already waiting in the runner). */
+  /** Most images in one ONNX Runtime run (dynamic batching of requests already waiting in the runner; default 2). */
   maxBatch?: number
   /**
    * Requests sent to the runner ahead of time, so it decodes the next images during an inference (default: twice
@@ -434,7 +434,7 @@ export class Service {
   private pump(): void {
     if (this.state !== 'ready' || !this.child) return
     const channel = this.child.stdio[3] as NodeJS.WritableStream
-    const depth = this.options.pipelineDepth ?? Math.max(2, 2 * (this.options.maxBatch ?? 1))
+    const depth = this.options.pipelineDepth ?? Math.max(2, 2 * (this.options.maxBatch ?? DEFAULT_MAX_BATCH))
     while (this.queue.length > 0 && this.inflight.length < depth) {
       const p = this.queue.shift()!
       if (p.settled) continue

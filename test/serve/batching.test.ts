@@ -1,5 +1,5 @@
 /**
- * Dynamic batching (`icc serve --max-batch N`) end to end: the real binary and runner, ONNX Runtime, real images.
+ * Dynamic batching (`icc serve --max-batch N`, 2 by default) end to end: the real binary and runner, ONNX Runtime, real images.
  * A test hook holds the first request in its decode stage, so the requests behind it are decoded and waiting
  * when ONNX Runtime becomes free: which requests share a run is then known, and the Server-Timing header and the
  * metrics must show it. Every answer must equal the model run in-process on that image alone.
@@ -24,8 +24,8 @@ describe('icc serve --max-batch (dynamic batching, real runner)', function () {
 
   const expected = async (bytes: Buffer) => runTinyModel(model, bytes)
 
-  const invoke = async (body: Buffer, headers: Record<string, string> = {}) =>
-    http(sock, 'POST', `/services/${NAME}/invocations`, body, {'content-type': 'image/jpeg', ...headers})
+  const invoke = async (body: Buffer, headers: Record<string, string> = {}, target = sock) =>
+    http(target, 'POST', '/invocations', body, {'content-type': 'image/jpeg', ...headers})
 
   const batchOf = (res: {headers: Record<string, unknown>}) => {
     const m = /batch;desc=(\d+)/.exec(String(res.headers['server-timing']))
@@ -34,13 +34,13 @@ describe('icc serve --max-batch (dynamic batching, real runner)', function () {
   }
 
   /** Send `bodies` in order, the first one held in its decode stage for `holdMs`. */
-  async function burst(bodies: Buffer[], holdMs = 700) {
-    const first = invoke(bodies[0], {'x-icc-test-hook': `sleep:${holdMs}`})
+  async function burst(bodies: Buffer[], target = sock, holdMs = 700) {
+    const first = invoke(bodies[0], {'x-icc-test-hook': `sleep:${holdMs}`}, target)
     // the held request reaches the runner first; the others queue behind it in arrival order
     await new Promise((r) => {
       setTimeout(r, 100)
     })
-    const rest = bodies.slice(1).map(async (b) => invoke(b))
+    const rest = bodies.slice(1).map(async (b) => invoke(b, {}, target))
     return Promise.all([first, ...rest])
   }
 
@@ -105,6 +105,27 @@ describe('icc serve --max-batch (dynamic batching, real runner)', function () {
     } finally {
       await other.stop()
     }
+  })
+
+  it('batches up to 2 images by default; a model with a fixed batch size then runs one at a time, unannounced', async () => {
+    const socket = join(dir, 'default.sock')
+    /** Batch sizes of a held burst of 3 at a host started with default settings (no --max-batch). */
+    const defaultBatches = async (modelPath: string, check?: (output: string) => void) => {
+      const other = await startServe(['--model', modelPath, '--service-name', 'plain'], {socket})
+      try {
+        check?.(other.stderr() + other.stdout())
+        const answers = await burst(images.slice(0, 3), {socket})
+        for (const res of answers) assert.equal(res.status, 200, res.body)
+        return answers.map((r) => batchOf(r))
+      } finally {
+        await other.stop()
+      }
+    }
+
+    assert.deepEqual(await defaultBatches(model), [2, 2, 1])
+    const fixed = await writeTinyOnnxModel(join(dir, 'fixed-default.onnx'), {batch: 1})
+    const batches = await defaultBatches(fixed, (output) => assert.doesNotMatch(output, /max-batch/))
+    assert.deepEqual(batches, [1, 1, 1])
   })
 
   it('answers a bad image in the middle of a batch with its own error; the others are served', async () => {
