@@ -82,7 +82,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     }),
     'max-batch': Flags.integer({
       description:
-        'Most images per ONNX Runtime run (default 2): requests already waiting in the runner when it is free run as one batch (dynamic batching; a lone request never waits; 1 turns it off).',
+        'Most images per ONNX Runtime run (default 2): requests already in the runner when it is free run as one batch (dynamic batching; a decoded request waits up to 10 ms for those behind it still being decoded, a lone request never waits; 1 turns it off).',
       max: 8,
       min: 1,
     }),

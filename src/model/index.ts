@@ -25,7 +25,7 @@ export {resolveArtifact} from './artifact.js'
 export {defaultCacheDir} from './cache.js'
 export {ensureDefaultModel} from './default-model.js'
 export {formatFloat32, formatFloat32Exact, formatProbabilities} from './format.js'
-export {preprocessImage} from './preprocess.js'
+export {preprocessImage, preprocessInto} from './preprocess.js'
 export {quantizeInt8, type QuantizeResult} from './quantize.js'
 export * from './types.js'
 

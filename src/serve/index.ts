@@ -9,6 +9,7 @@ import {ModelError, UsageError} from '../errors.js'
 import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
 import {type Host, type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
 import {generateAuthToken, lambdaEnvironment, startIpcServer} from './ipc.js'
+import {holdHostYoungGeneration} from './tuning.js'
 
 export {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
 export {type Host, type HostAddresses, type HostOptions, httpStatus, startHost} from './host.js'
@@ -118,6 +119,8 @@ async function startIpc(host: Host, options: IpcServeOptions, maxBodyBytes?: num
 }
 
 export async function serve(options: ServeOptions): Promise<ServeResult> {
+  // a long-running host: its young generation is held small, so request bodies are freed young (./tuning.ts)
+  holdHostYoungGeneration()
   const configs = await buildServiceConfigs(options)
   const services = await resolveModels(configs, options.cacheDir)
   const host = await startHost({...options, services})

@@ -14,6 +14,14 @@
  * (`setImmediate`) lets every finished decode join the batch. On the 2-core CI machine this turned runs of two
  * from ~25 % to ~80 % of the requests at concurrency 4 (`npm run bench`, README "Performance"), at no cost to a
  * lone request (one turn of the loop, microseconds).
+ *
+ * Why a decoded head may wait a little for the requests right behind it: when ONNX Runtime is free and the head is
+ * decoded while the next request (already here) is still being decoded, running the head alone would hold the
+ * JavaScript thread for a whole inference, the next request's decode could not report until it ends, and the line
+ * would fall into runs of one that alternate with runs of two (a third of the requests at concurrency 4 ran
+ * alone). So the head waits until the requests already in the line, up to `maxBatch`, are decoded too, or
+ * `maxWaitMs` at most (a slow or hostile image only delays its neighbours that long, once). Only requests already
+ * here are waited for, never ones that might come: a request alone in the line runs at once.
  */
 
 export type Decoded<T> = {error: unknown} | {value: T}
@@ -24,11 +32,22 @@ export interface InferenceLineOptions<H, T> {
   /** Most images per run (at least 1). */
   maxBatch: number
   /**
+   * Longest a decoded head waits for requests behind it that are still being decoded, in ms (default
+   * {@link DEFAULT_MAX_WAIT_MS}).
+   */
+  maxWaitMs?: number
+  /**
    * Run one batch (1..maxBatch requests, in line order) and answer its requests; the line waits for it. A rejection
    * is the caller's to answer: the line only goes on with the next batch.
    */
   run(batch: {header: H; value: T}[]): Promise<void>
 }
+
+/**
+ * Default bound of the wait for a full batch: a few decodes of a camera-sized JPEG on a small CPU (a 640x480 one
+ * takes ~3 ms on 2 cores), well under one inference of the smallest ResNet.
+ */
+export const DEFAULT_MAX_WAIT_MS = 10
 
 interface Job<H, T> {
   decoded?: Decoded<T>
@@ -37,13 +56,19 @@ interface Job<H, T> {
 
 export class InferenceLine<H, T> {
   private readonly line: Job<H, T>[] = []
+  private readonly maxWaitMs: number
   private running = false
   private turnPending = false
+  private waitExpired = false
+  private waitTimer?: NodeJS.Timeout
 
   constructor(private readonly options: InferenceLineOptions<H, T>) {
     if (!Number.isInteger(options.maxBatch) || options.maxBatch < 1) {
       throw new RangeError(`maxBatch must be a positive integer, not ${options.maxBatch}`)
     }
+
+    this.maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS
+    if (!(this.maxWaitMs >= 0)) throw new RangeError(`maxWaitMs must be 0 or more, not ${options.maxWaitMs}`)
   }
 
   /** Requests in the line (waiting for their decode or for ONNX Runtime), not counting a batch that is running. */
@@ -64,7 +89,9 @@ export class InferenceLine<H, T> {
   private async drain(): Promise<void> {
     this.running = true
     try {
-      for (let batch = this.take(); batch.length > 0; batch = this.take()) {
+      while (this.readyToRun()) {
+        const batch = this.take()
+        if (batch.length === 0) continue // only failed decodes were at the head: answered, look again
         await this.options.run(batch).catch(() => {})
         // the decodes that finished during the run report in the next poll phase: let them in first
         await nextTurn()
@@ -72,6 +99,30 @@ export class InferenceLine<H, T> {
     } finally {
       this.running = false
     }
+  }
+
+  /**
+   * Whether a run starts now: the head is decoded, and so are the requests behind it up to `maxBatch` (or the wait
+   * for them is over). While waiting, a timer ends the wait; a decode that reports in the meantime looks again.
+   */
+  private readyToRun(): boolean {
+    if (!this.line[0]?.decoded) return false
+    const n = Math.min(this.options.maxBatch, this.line.length)
+    let complete = true
+    for (let i = 1; i < n && complete; i++) complete = this.line[i].decoded !== undefined
+    if (complete || this.waitExpired) {
+      clearTimeout(this.waitTimer)
+      this.waitTimer = undefined
+      this.waitExpired = false
+      return true
+    }
+
+    this.waitTimer ??= setTimeout(() => {
+      this.waitTimer = undefined
+      this.waitExpired = true
+      if (!this.running) this.drain().catch(() => {})
+    }, this.maxWaitMs)
+    return false
   }
 
   private settle(job: Job<H, T>, decoded: Decoded<T>): void {

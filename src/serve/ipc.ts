@@ -457,13 +457,9 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
     pending.delete(id)
     const outcome = await entry.outcome
     if (outcome.kind === 'ok') {
-      sendJson(
-        res,
-        200,
-        `{"Body":${JSON.stringify(outcome.result.body)},"ContentType":"application/json"}`,
-        {},
-        JSON_TYPE,
-      )
+      // the connector body is digits, '-', '+', '.', ',', 'e', brackets and the letters of NaN and Infinity: nothing
+      // JSON escapes, so in quotes it is its own JSON string (no escaping pass over ~12 KB per call)
+      sendJson(res, 200, `{"Body":"${outcome.result.body}","ContentType":"application/json"}`, {}, JSON_TYPE)
       return
     }
 

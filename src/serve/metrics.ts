@@ -128,6 +128,6 @@ export class Metrics {
 
     h.count++
     h.sum += seconds
-    for (const [i, le] of BUCKETS.entries()) if (seconds <= le) h.buckets[i]++
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) h.buckets[i]++
   }
 }

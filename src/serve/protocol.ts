@@ -47,7 +47,11 @@ export interface Frame<H> {
 
 const EMPTY = Buffer.alloc(0)
 
-/** Write one frame; the payload buffer is handed to the stream as is (no concatenation copy). */
+/**
+ * Write one frame; the payload buffer is handed to the stream as is (no concatenation copy). Prefix and payload
+ * leave in one `writev` (the stream is corked around them): written apart, the reader could wake up for the prefix
+ * alone and sleep again until the payload came. A caller may cork around several frames to send them together.
+ */
 export function writeFrame(stream: Writable, header: object, payload: Uint8Array = EMPTY): boolean {
   const json = Buffer.from(JSON.stringify(header), 'utf8')
   const prefix = Buffer.allocUnsafe(8 + json.length)
@@ -55,8 +59,13 @@ export function writeFrame(stream: Writable, header: object, payload: Uint8Array
   prefix.writeUInt32BE(payload.byteLength, 4)
   json.copy(prefix, 8)
   if (payload.byteLength === 0) return stream.write(prefix)
-  stream.write(prefix)
-  return stream.write(payload)
+  stream.cork()
+  try {
+    stream.write(prefix)
+    return stream.write(payload)
+  } finally {
+    stream.uncork()
+  }
 }
 
 /** Largest frame accepted (guards against a corrupted stream allocating without bound). */

@@ -27,6 +27,7 @@ import {DependencyError, IccError, isIccError, ModelError} from '../errors.js'
 import * as modelCore from '../model/index.js'
 import {InferenceLine} from './inference-line.js'
 import {FrameDecoder, type HostMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
+import {TensorPool} from './tensor-pool.js'
 import {cpuSessionOptions} from './tuning.js'
 import {DEFAULT_MAX_BATCH} from './types.js'
 
@@ -213,20 +214,29 @@ async function main(): Promise<void> {
   }
 
   const [c, h, w] = model.inputShape
+  const chw = c * h * w
   type Decoded = {decodeMs: number; tensor: Float32Array}
+  // input tensors are reused (./tensor-pool.ts): as many as the host keeps in flight (2 x maxBatch), and one more
+  const tensors = new TensorPool(chw, 2 * maxBatch + 1)
 
   // stage 1, started as soon as a frame arrives: hooks + decode/resize (sharp works on its own threads, so the next
   // images are decoded while ONNX Runtime runs the current batch)
   const decode = async (header: HostMessage, payload: Buffer): Promise<Decoded> => {
     if (hooksEnabled && header.hook) await runHook(header.hook)
     const t0 = performance.now()
-    const tensor = await modelCore.preprocessImage(payload, {
-      channels: c,
-      contentType: header.contentType,
-      height: h,
-      preprocessing: model.preprocessing,
-      width: w,
-    })
+    const tensor = tensors.take()
+    try {
+      await modelCore.preprocessInto(
+        payload,
+        {channels: c, contentType: header.contentType, height: h, preprocessing: model.preprocessing, width: w},
+        tensor,
+        0,
+      )
+    } catch (error) {
+      tensors.give(tensor)
+      throw error
+    }
+
     return {decodeMs: performance.now() - t0, tensor}
   }
 
@@ -236,7 +246,6 @@ async function main(): Promise<void> {
   }
 
   // stage 2, in arrival order: inference, in batches of the images already decoded (./inference-line.ts)
-  const chw = c * h * w
   const line = new InferenceLine<HostMessage, Decoded>({
     fail: (header, error) => sendError(header.id, error),
     maxBatch,
@@ -244,7 +253,7 @@ async function main(): Promise<void> {
       try {
         let input = batch[0].value.tensor
         if (batch.length > 1) {
-          input = new Float32Array(batch.length * chw)
+          input = tensors.batch(batch.length)
           for (const [i, job] of batch.entries()) input.set(job.value.tensor, i * chw)
         }
 
@@ -253,16 +262,25 @@ async function main(): Promise<void> {
         const inferenceMs = performance.now() - t1
         const data = out[info.outputName].data as Float32Array
         const classes = data.length / batch.length
-        for (const [i, job] of batch.entries()) {
-          const start = data.byteOffset + i * classes * 4
-          writeFrame(
-            channel,
-            {batch: batch.length, decodeMs: job.value.decodeMs, id: job.header.id, inferenceMs, t: 'result'},
-            new Uint8Array(data.buffer, start, classes * 4),
-          )
+        // the answers of one run leave together (one writev, one wake-up of the host)
+        channel.cork()
+        try {
+          for (const [i, job] of batch.entries()) {
+            const start = data.byteOffset + i * classes * 4
+            writeFrame(
+              channel,
+              {batch: batch.length, decodeMs: job.value.decodeMs, id: job.header.id, inferenceMs, t: 'result'},
+              new Uint8Array(data.buffer, start, classes * 4),
+            )
+          }
+        } finally {
+          channel.uncork()
         }
       } catch (error) {
         for (const job of batch) sendError(job.header.id, error)
+      } finally {
+        // ONNX Runtime is done with the inputs (the answers are views of its output, not of these)
+        for (const job of batch) tensors.give(job.value.tensor)
       }
     },
   })

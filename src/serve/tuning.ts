@@ -1,7 +1,7 @@
 /**
- * Performance settings of the model runner, chosen with `npm run bench` on a 2-core machine (README, section
- * "Performance", has the figures). Kept in one place so the benchmark's in-process baseline uses exactly what the
- * runner uses.
+ * Performance settings of `icc serve`, chosen with `npm run bench` on a 2-core machine (README, section
+ * "Performance", has the figures). The runner's are kept in one place so the benchmark's in-process baseline uses
+ * exactly what the runner uses.
  *
  * - ONNX Runtime CPU session: graph optimisation 'all' (the NCHWc layout transform alone is worth ~40% on
  *   ResNets vs 'extended'), sequential execution with one inter-op thread (the parallel executor halved the
@@ -13,6 +13,8 @@
  *   ResNet-50 runner RSS ~320 MB -> ~200 MB, same speed. An explicit setting in the environment wins.
  */
 import type {InferenceSession} from 'onnxruntime-node'
+
+import {setFlagsFromString} from 'node:v8'
 
 export function cpuSessionOptions(intraOpThreads: number): InferenceSession.SessionOptions {
   return {
@@ -31,4 +33,29 @@ export function runnerMallocEnv(env: NodeJS.ProcessEnv = process.env): Record<st
     MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? '131072',
     MALLOC_TRIM_THRESHOLD_: env.MALLOC_TRIM_THRESHOLD_ ?? '131072',
   }
+}
+
+/**
+ * The host's V8 young generation stops growing: `bin/run.js` calls this before anything loads for `icc serve`, so
+ * the new space stays at 2 MB (1 MB a semi-space) instead of doubling up to 32 MB; `serve()` calls it too, for
+ * a host started from code (it then holds the size reached so far). Why: request bodies live in ArrayBuffers
+ * outside the JS heap, which only a scavenge of the young generation frees young; with a grown young generation the
+ * host scavenged about once in 10 s, the bodies' memory piled up, and V8 answered the external memory with full
+ * mark-compacts, about two a second with 74 KB JPEGs (~5-20 ms of CPU each): ~0.3 ms of host CPU per request, in
+ * some runs only, depending on how the heap had grown before. Held small, the young generation is scavenged several
+ * times a second (~1 ms each), the bodies are freed young, and no mark-compact is needed: host CPU per request at
+ * 640x480, concurrency 4, 1.08-1.13 -> 0.78-0.79 ms in the runs that had them, and the host's RSS under load
+ * ~40 MB lower (README, "Performance").
+ *
+ * The flag is one V8 reads whenever it would grow the young generation, so setting it at run time takes effect
+ * (`--max-semi-space-size` does not: V8 reads it only at start-up). A semi-space flag given on the command line or
+ * in NODE_OPTIONS wins: then nothing is set. Returns whether the hold was set.
+ */
+export function holdHostYoungGeneration(
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions = process.env.NODE_OPTIONS ?? '',
+): boolean {
+  if ([...execArgv, nodeOptions].some((a) => /--(max[-_]|min[-_])?semi[-_]space/.test(a))) return false
+  setFlagsFromString('--semi-space-growth-factor=1')
+  return true
 }

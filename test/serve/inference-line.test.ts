@@ -2,7 +2,8 @@
  * The runner's inference line (src/serve/inference-line.ts) with real asynchronous work: decodes are jobs on
  * libuv's thread pool (as sharp's are), and a run can hold the JavaScript thread the way onnxruntime-node's
  * session.run does. Checked: arrival order, batches only from decoded requests at the head, failures answered in
- * order, and that decodes finishing during a blocking run all join the next batch.
+ * order, that decodes finishing during a blocking run all join the next batch, and the bounded wait of a decoded
+ * head for the requests behind it (never for a request alone).
  */
 import assert from 'node:assert/strict'
 import {pbkdf2} from 'node:crypto'
@@ -33,7 +34,11 @@ function delayed<T>(value: T, ms: number): Promise<T> {
 }
 
 /** A line whose runs and failures are recorded; `onRun` may add work or block during a run. */
-function recorder(maxBatch: number, onRun?: (batch: string[], runIndex: number) => Promise<void> | void) {
+function recorder(
+  maxBatch: number,
+  onRun?: (batch: string[], runIndex: number) => Promise<void> | void,
+  maxWaitMs?: number,
+) {
   const runs: string[][] = []
   const failures: string[] = []
   const answered: string[] = []
@@ -53,6 +58,7 @@ function recorder(maxBatch: number, onRun?: (batch: string[], runIndex: number) 
       check()
     },
     maxBatch,
+    maxWaitMs,
     async run(batch) {
       const names = batch.map((b) => b.header)
       runs.push(names)
@@ -76,17 +82,58 @@ function recorder(maxBatch: number, onRun?: (batch: string[], runIndex: number) 
 }
 
 describe('InferenceLine (runner: arrival order and dynamic batching)', () => {
-  it('refuses a batch size that is not a positive integer', () => {
+  it('refuses a batch size that is not a positive integer, and a negative wait', () => {
     for (const maxBatch of [0, -1, 1.5, Number.NaN]) {
       assert.throws(() => new InferenceLine({fail() {}, maxBatch, async run() {}}), /maxBatch must be/)
+    }
+
+    for (const maxWaitMs of [-1, Number.NaN]) {
+      assert.throws(() => new InferenceLine({fail() {}, maxBatch: 2, maxWaitMs, async run() {}}), /maxWaitMs must be/)
     }
   })
 
   it('runs a lone request at once, alone', async () => {
-    const r = recorder(4)
+    // however long the line would wait for company, a request alone in it never waits
+    const r = recorder(4, undefined, 60_000)
+    const started = performance.now()
     r.add('a', poolJob('decoded a'))
     await r.done
     assert.deepEqual(r.runs, [['a']])
+    assert.ok(performance.now() - started < 1000, `the lone request took ${performance.now() - started} ms`)
+  })
+
+  it('lets a decoded head wait for the request behind it that is still decoding, so both share a run', async () => {
+    const r = recorder(2, undefined, 5000)
+    r.add('a', Promise.resolve('decoded a'))
+    r.add('b', delayed('decoded b', 60))
+    await r.done
+    assert.deepEqual(r.runs, [['a', 'b']])
+  })
+
+  it('waits for the requests already in the line up to maxBatch, not for more', async () => {
+    const r = recorder(4, undefined, 5000)
+    r.add('a', Promise.resolve('decoded a'))
+    r.add('b', delayed('decoded b', 30))
+    r.add('c', delayed('decoded c', 60))
+    await r.done
+    assert.deepEqual(r.runs, [['a', 'b', 'c']])
+  })
+
+  it('waits no longer than maxWaitMs: a slow decode delays the head only that long', async () => {
+    const times: number[] = []
+    const started = performance.now()
+    const r = recorder(
+      2,
+      () => {
+        times.push(performance.now() - started)
+      },
+      40,
+    )
+    r.add('a', Promise.resolve('decoded a'))
+    r.add('b', delayed('decoded b', 400))
+    await r.done
+    assert.deepEqual(r.runs, [['a'], ['b']])
+    assert.ok(times[0] >= 35 && times[0] < 300, `the head ran after ${times[0]} ms, not after ~40 ms`)
   })
 
   it('keeps arrival order: a request decoded early waits for the ones ahead of it', async () => {

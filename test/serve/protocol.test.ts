@@ -2,7 +2,7 @@
  * The host <-> runner frame protocol and the connector body format, checked on their own.
  */
 import assert from 'node:assert/strict'
-import {PassThrough} from 'node:stream'
+import {PassThrough, Writable} from 'node:stream'
 
 import {formatConnectorBody, formatFloat32, topClasses} from '../../src/serve/format.js'
 import {type Frame, FrameDecoder, payloadToFloat32, writeFrame} from '../../src/serve/protocol.js'
@@ -34,6 +34,33 @@ describe('serve protocol and format', () => {
       assert.deepEqual([...payloadToFloat32(frames[1].payload)], [...probs])
       assert.equal(frames[2].payload.length, 0)
     }
+  })
+
+  it('hands a frame to the stream in one writev, and the frames of a corked run together', () => {
+    // what node:net does with it: one writev system call, so the reader is not woken up for the prefix alone
+    const calls: {chunks: number; via: string}[] = []
+    const stream = new Writable({
+      write(_chunk, _encoding, callback) {
+        calls.push({chunks: 1, via: 'write'})
+        callback()
+      },
+      writev(chunks, callback) {
+        calls.push({chunks: chunks.length, via: 'writev'})
+        callback()
+      },
+    })
+    writeFrame(stream, {id: 1, t: 'infer'}, Buffer.alloc(5000, 1))
+    stream.cork()
+    writeFrame(stream, {id: 2, t: 'result'}, new Uint8Array(4000))
+    writeFrame(stream, {id: 3, t: 'result'}, new Uint8Array(4000))
+    stream.uncork()
+    writeFrame(stream, {id: 4, t: 'ready'})
+    assert.deepEqual(calls, [
+      {chunks: 2, via: 'writev'},
+      {chunks: 4, via: 'writev'},
+      {chunks: 1, via: 'write'},
+    ])
+    assert.equal(stream.writableCorked, 0)
   })
 
   it('rejects a frame length that cannot be right', () => {
