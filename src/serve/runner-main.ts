@@ -224,19 +224,14 @@ async function main(): Promise<void> {
   const decode = async (header: HostMessage, payload: Buffer): Promise<Decoded> => {
     if (hooksEnabled && header.hook) await runHook(header.hook)
     const t0 = performance.now()
-    const tensor = tensors.take()
-    try {
-      await modelCore.preprocessInto(
-        payload,
-        {channels: c, contentType: header.contentType, height: h, preprocessing: model.preprocessing, width: w},
-        tensor,
-        0,
-      )
-    } catch (error) {
-      tensors.give(tensor)
-      throw error
+    const options = {
+      channels: c,
+      contentType: header.contentType,
+      height: h,
+      preprocessing: model.preprocessing,
+      width: w,
     }
-
+    const tensor = await tensors.fill((t) => modelCore.preprocessInto(payload, options, t, 0))
     return {decodeMs: performance.now() - t0, tensor}
   }
 

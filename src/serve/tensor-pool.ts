@@ -48,6 +48,22 @@ export class TensorPool {
     return buffer
   }
 
+  /**
+   * A tensor taken from the pool and written whole by `write` (the preprocessing); given back, and the error
+   * rethrown, when `write` fails. The caller gives it back once ONNX Runtime is done with it.
+   */
+  async fill(write: (tensor: Float32Array) => Promise<unknown>): Promise<Float32Array> {
+    const tensor = this.take()
+    try {
+      await write(tensor)
+    } catch (error) {
+      this.give(tensor)
+      throw error
+    }
+
+    return tensor
+  }
+
   /** Give a tensor back (nothing happens to one of another size, or when the pool is full). */
   give(tensor: Float32Array): void {
     if (tensor.length !== this.length || this.free.length >= this.keep || this.free.includes(tensor)) return

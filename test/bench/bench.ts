@@ -198,9 +198,8 @@ function rawRunner(model: modelCore.LoadedModel, session: ort.InferenceSession, 
   const tensors = new TensorPool(c * h * w, 16)
   const options = {channels: c, contentType: 'image/jpeg', height: h, preprocessing: model.preprocessing, width: w}
   return async () => {
-    const tensor = tensors.take()
+    const tensor = await tensors.fill((t) => modelCore.preprocessInto(jpeg, options, t, 0))
     try {
-      await modelCore.preprocessInto(jpeg, options, tensor, 0)
       await session.run({[input]: new ort.Tensor('float32', tensor, [1, c, h, w])})
     } finally {
       tensors.give(tensor)

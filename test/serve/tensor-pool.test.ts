@@ -65,13 +65,21 @@ describe('runner tensor pool', () => {
     const dir = join(REPO_ROOT, 'assets', 'samples')
     const [first, second] = ['sky.jpg', 'grass.png'].map((f) => readFileSync(join(dir, f)))
     const pool = new TensorPool(3 * 32 * 32, 1)
-    const tensor = pool.take()
-    await preprocessInto(first, options, tensor, 0)
+    const tensor = await pool.fill((t) => preprocessInto(first, options, t, 0))
     assert.deepEqual(tensor, await preprocessImage(first, options))
     pool.give(tensor)
-    const again = pool.take()
+    const again = await pool.fill((t) => preprocessInto(second, options, t, 0))
     assert.equal(again, tensor)
-    await preprocessInto(second, options, again, 0)
     assert.deepEqual(again, await preprocessImage(second, options))
+  })
+
+  it('gives the tensor back when the image cannot be written into it, and the error goes on', async () => {
+    const pool = new TensorPool(3 * 32 * 32, 1)
+    const garbage = Buffer.from('not an image at all')
+    await assert.rejects(
+      pool.fill((t) => preprocessInto(garbage, {channels: 3, height: 32, width: 32}, t, 0)),
+      /not a JPEG or PNG image/,
+    )
+    assert.equal(pool.held, 1)
   })
 })
