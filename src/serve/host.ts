@@ -27,6 +27,7 @@ import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath} from './paths.js'
 import {Service, type ServiceRequest} from './service.js'
+import {tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeError} from './types.js'
 
 export {httpStatus} from './invocations.js'
@@ -268,18 +269,21 @@ export async function startHost(options: HostOptions): Promise<Host> {
 
   let closing = false
   const dispatcher: Host['dispatcher'] = {
-    async infer(serviceName, request) {
+    // a plain function that returns the service's promise (rejected, never thrown): no async wrapper per request
+    infer(serviceName, request) {
       const s = services.get(serviceName)
       if (!s) {
-        throw new ServeError(
-          'UNKNOWN_SERVICE',
-          `No service named "${serviceName}"; this host runs: ${[...services.keys()].join(', ')}.`,
+        return Promise.reject(
+          new ServeError(
+            'UNKNOWN_SERVICE',
+            `No service named "${serviceName}"; this host runs: ${[...services.keys()].join(', ')}.`,
+          ),
         )
       }
 
-      if (closing) throw new ServeError('SHUTTING_DOWN', 'icc serve is shutting down.', 5)
+      if (closing) return Promise.reject(new ServeError('SHUTTING_DOWN', 'icc serve is shutting down.', 5))
       if (!request.body || request.body.length === 0)
-        throw new ServeError('BAD_IMAGE', 'The request body is empty; send the image bytes.')
+        return Promise.reject(new ServeError('BAD_IMAGE', 'The request body is empty; send the image bytes.'))
       return s.infer(request)
     },
     serviceNames: () => [...services.keys()],
@@ -452,6 +456,8 @@ export async function startHost(options: HostOptions): Promise<Host> {
     )
   }
 
+  // serving from here on: the request path reaches TurboFan within seconds at a low request rate (./tuning.ts)
+  tierUpServingCode()
   let closed: Promise<void> | undefined
   const close = async (): Promise<void> => {
     closed ??= (async () => {

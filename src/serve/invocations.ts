@@ -21,7 +21,7 @@ import type {ServiceRequest} from './service.js'
 
 import {isSupportedContentType, normaliseContentType} from '../model/content-type.js'
 import {readBody, sendJson} from './http-io.js'
-import {type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} from './types.js'
+import {type ClientGoneSignal, type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} from './types.js'
 
 const STATUS: Record<ServeErrorCode, number> = {
   BAD_IMAGE: 400,
@@ -56,6 +56,26 @@ const INVOCATIONS = '/invocations'
 
 function sendError(res: ServerResponse, status: number, code: string, message: string, extra?: Record<string, string>) {
   sendJson(res, status, JSON.stringify({error: {code, message}}), extra)
+}
+
+/**
+ * The signal of one HTTP request, aborted when its client goes away before the answer: what the service needs of an
+ * AbortSignal, without an AbortController and an EventTarget per request on the hot path.
+ */
+class ClientGone implements ClientGoneSignal {
+  aborted = false
+  private listeners: (() => void)[] = []
+
+  abort(): void {
+    if (this.aborted) return
+    this.aborted = true
+    for (const listener of this.listeners.splice(0)) listener()
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.aborted) return
+    this.listeners.push(listener)
+  }
 }
 
 /** Answer a {@link ServeError} (Retry-After when it has one; a 413 also closes the connection). */
@@ -114,10 +134,10 @@ export function invocationRoute(
     }
 
     if (body === 'aborted') return
-    const controller = new AbortController()
+    const gone = new ClientGone()
     // the response closes early only when the client went away before the answer
     res.once('close', () => {
-      if (!res.writableFinished) controller.abort()
+      if (!res.writableFinished) gone.abort()
     })
     const hook = req.headers['x-icc-test-hook']
     try {
@@ -125,7 +145,7 @@ export function invocationRoute(
         accept,
         body,
         contentType: declared,
-        signal: controller.signal,
+        signal: gone,
         testHook: process.env.ICC_TEST_HOOKS === '1' && typeof hook === 'string' ? hook : undefined,
         topK,
       })

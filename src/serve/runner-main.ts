@@ -28,7 +28,7 @@ import * as modelCore from '../model/index.js'
 import {InferenceLine} from './inference-line.js'
 import {FrameDecoder, type HostMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {TensorPool} from './tensor-pool.js'
-import {cpuSessionOptions} from './tuning.js'
+import {cpuSessionOptions, tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BATCH} from './types.js'
 
 export interface RunnerConfig {
@@ -285,6 +285,8 @@ async function main(): Promise<void> {
   })
   channel.on('data', (chunk: Buffer) => decoder.push(chunk))
   writeFrame(channel, {info, t: 'ready'})
+  // the request path from here on reaches TurboFan within seconds at a low request rate (./tuning.ts)
+  tierUpServingCode()
 }
 
 async function runHook(hook: string): Promise<void> {

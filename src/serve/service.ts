@@ -127,21 +127,28 @@ export class Service {
     })
   }
 
-  /** Queue one request; resolves with the result or rejects with a ServeError. */
-  async infer(request: ServiceRequest): Promise<InferenceResult> {
+  /**
+   * Queue one request; resolves with the result or rejects with a ServeError (never throws: a plain function
+   * returning the request's own promise, one promise and no async wrapper per request on the hot path).
+   */
+  infer(request: ServiceRequest): Promise<InferenceResult> {
     if (this.state === 'stopped')
-      throw new ServeError('SHUTTING_DOWN', `The service "${this.name}" is shutting down.`, 5)
+      return Promise.reject(new ServeError('SHUTTING_DOWN', `The service "${this.name}" is shutting down.`, 5))
     if (this.state === 'failed') {
-      throw new ServeError('SERVICE_NOT_READY', `The service "${this.name}" is not ready: ${this.reason}`, 10)
+      return Promise.reject(
+        new ServeError('SERVICE_NOT_READY', `The service "${this.name}" is not ready: ${this.reason}`, 10),
+      )
     }
 
     if (this.queue.length >= this.options.queueLimit) {
       const perRequest = this.latencyEwmaMs || 100
       const retryAfter = Math.max(1, Math.ceil((perRequest * (this.queue.length + 1)) / 1000))
-      throw new ServeError(
-        'OVERLOADED',
-        `The service "${this.name}" has ${this.queue.length} requests waiting (queue limit ${this.options.queueLimit}); retry later.`,
-        retryAfter,
+      return Promise.reject(
+        new ServeError(
+          'OVERLOADED',
+          `The service "${this.name}" has ${this.queue.length} requests waiting (queue limit ${this.options.queueLimit}); retry later.`,
+          retryAfter,
+        ),
       )
     }
 
@@ -530,8 +537,10 @@ export class Service {
       this.options.metrics.outcome(this.name, metricsLabel ?? outcome.code)
       p.reject(outcome)
     } else {
-      this.options.metrics.outcome(this.name, 'OK', outcome.timings, outcome.batchSize)
       p.resolve(outcome)
+      // counted once the answer is on its way: the caller's continuation (which writes it) runs in this turn's
+      // microtasks, before the immediates
+      setImmediate(() => this.options.metrics.outcome(this.name, 'OK', outcome.timings, outcome.batchSize))
     }
   }
 }

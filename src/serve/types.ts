@@ -14,6 +14,15 @@ export const DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
  */
 export const DEFAULT_MAX_BATCH = 2
 
+/**
+ * How a front end tells the host that the client of a request went away: an AbortSignal, or anything that has its
+ * `aborted` and `addEventListener('abort')` (the HTTP route's is a plain object, not an EventTarget per request).
+ */
+export interface ClientGoneSignal {
+  readonly aborted: boolean
+  addEventListener(type: 'abort', listener: () => void, options?: {once?: boolean}): void
+}
+
 /** One inference request, as every front end hands it to the host. */
 export interface InferenceRequest {
   /** Value of the Accept header (`application/json`, `application/json; verbose`). */
@@ -21,8 +30,8 @@ export interface InferenceRequest {
   body: Buffer
   /** Declared content type: image/jpeg, image/png, application/x-image (sniffed). */
   contentType?: string
-  /** Abort when the client went away. */
-  signal?: AbortSignal
+  /** Aborted when the client went away. */
+  signal?: ClientGoneSignal
   /** Return the top-k classes too. */
   topK?: number
 }

@@ -4,7 +4,8 @@
  * Builds its own inputs (ResNet-18 and ResNet-50 with 1000 classes, photo-like JPEGs at 224x224 and 640x480),
  * then measures on this machine, side by side:
  *   - raw: the in-process pipeline, `preprocessInto` (the runner's own preprocessing, into reused tensors) + ONNX
- *     Runtime with the runner's session options: the floor that the host adds to;
+ *     Runtime with the runner's session options, in a process with the runner's V8 tiering (tierUpServingCode):
+ *     the floor that the host adds to;
  *   - unix / tcp (/ ipc when available): `icc serve` end to end, the real binary, over its unix socket, TCP, and
  *     the Greengrass IPC endpoint;
  * latency p50/p90/p99 at concurrency 1, throughput at concurrency 1, 2, 4, 16, cold start (process start ->
@@ -39,7 +40,7 @@ import {
 } from '../../src/serve/ipc.js'
 import {readRssKb} from '../../src/serve/memory.js'
 import {TensorPool} from '../../src/serve/tensor-pool.js'
-import {cpuSessionOptions} from '../../src/serve/tuning.js'
+import {cpuSessionOptions, tierUpServingCode} from '../../src/serve/tuning.js'
 import {BIN} from '../helpers/cli.js'
 import {http, runnerPid} from '../helpers/serve-host.js'
 import {type BenchModel, buildModel, CLASSES, type Depth, photoJpeg} from './inputs.js'
@@ -467,6 +468,9 @@ const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '-')
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
+  // the raw pipeline's JavaScript (and the clients') tiers up as the runner's does, so the floor stays what the
+  // runner does: at the runner's V8 setting, not V8's default
+  tierUpServingCode()
   const cfg = args.quick
     ? {coldRuns: 1, latencyN: 40, latencyWarmMs: 500, throughputMs: 1500, windows: 2}
     : {coldRuns: 3, latencyN: 200, latencyWarmMs: 1500, throughputMs: 2000, windows: 5}

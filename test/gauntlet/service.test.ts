@@ -232,10 +232,11 @@ describe('gauntlet: icc serve under hostile input and faults', function () {
     )
     try {
       await stillServing()
-      await waitFor(
-        async () => closed === idle.length,
-        15_000,
-        `the server to close the idle connections (${closed} closed)`,
+      await waitFor(async () => closed === idle.length, 15_000, 'the server to close the idle connections').catch(
+        (error: Error) => {
+          // the count at the deadline, not when the wait began
+          throw new Error(`${error.message}: ${closed} of ${idle.length} closed`)
+        },
       )
     } finally {
       for (const s of idle) s.destroy()

@@ -267,6 +267,31 @@ describe('icc serve (one service, real runner)', function () {
     }
   })
 
+  it('drops a queued request whose client went away (never run, counted as CLIENT_CLOSED), and serves on', async () => {
+    const slow = invoke(jpeg, {'x-icc-test-hook': 'sleep:1500'})
+    await waitFor(async () => (await ready()).queueDepth === 1, 5000, 'the slow request to reach the runner')
+    // a raw request that waits behind it in the host's queue (--pipeline-depth 1), then its client goes away
+    const gone = request({
+      headers: {'content-length': String(jpeg.length), 'content-type': 'image/jpeg'},
+      method: 'POST',
+      path: `/services/${NAME}/invocations`,
+      socketPath: sock.socket,
+    })
+    const goneError = new Promise<Error>((resolve) => {
+      gone.on('error', resolve)
+    })
+    gone.end(jpeg)
+    await waitFor(async () => (await ready()).queueDepth === 2, 5000, 'the second request to be queued')
+    gone.destroy()
+    assert.match(String((await goneError).message), /socket hang up|aborted/)
+    // out of the queue while the slow request still runs: without the drop it would wait, then run
+    await waitFor(async () => (await ready()).queueDepth === 1, 1000, 'the abandoned request to leave the queue')
+    assert.equal((await slow).status, 200)
+    const metrics = (await http(sock, 'GET', '/metrics')).body
+    assert.match(metrics, new RegExp(`icc_requests_total\\{service="${NAME}",outcome="CLIENT_CLOSED"\\} 1\\b`))
+    assert.equal((await invoke(jpeg)).status, 200)
+  })
+
   it('times out a hung runner with 504 TIMEOUT, kills and restarts it; queued requests run on the new runner', async () => {
     const before = await ready()
     const started = Date.now()
