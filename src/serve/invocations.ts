@@ -21,7 +21,7 @@ import type {ServiceRequest} from './service.js'
 
 import {isSupportedContentType, normaliseContentType} from '../model/content-type.js'
 import {readBody, sendJson} from './http-io.js'
-import {type ClientGoneSignal, type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} from './types.js'
+import {ClientGone, type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} from './types.js'
 
 const STATUS: Record<ServeErrorCode, number> = {
   BAD_IMAGE: 400,
@@ -56,26 +56,6 @@ const INVOCATIONS = '/invocations'
 
 function sendError(res: ServerResponse, status: number, code: string, message: string, extra?: Record<string, string>) {
   sendJson(res, status, JSON.stringify({error: {code, message}}), extra)
-}
-
-/**
- * The signal of one HTTP request, aborted when its client goes away before the answer: what the service needs of an
- * AbortSignal, without an AbortController and an EventTarget per request on the hot path.
- */
-class ClientGone implements ClientGoneSignal {
-  aborted = false
-  private listeners: (() => void)[] = []
-
-  abort(): void {
-    if (this.aborted) return
-    this.aborted = true
-    for (const listener of this.listeners.splice(0)) listener()
-  }
-
-  addEventListener(_type: 'abort', listener: () => void): void {
-    if (this.aborted) return
-    this.listeners.push(listener)
-  }
 }
 
 /** Answer a {@link ServeError} (Retry-After when it has one; a 413 also closes the connection). */

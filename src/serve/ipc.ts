@@ -25,6 +25,7 @@ import {createServer, type IncomingMessage, type ServerResponse} from 'node:http
 import {UsageError} from '../errors.js'
 import {readBody, sendJson} from './http-io.js'
 import {
+  ClientGone,
   DEFAULT_MAX_BODY_BYTES,
   type Dispatcher,
   type InferenceResult,
@@ -192,7 +193,7 @@ type Outcome =
   | {kind: 'ok'; result: InferenceResult}
 
 interface Pending {
-  abort: AbortController
+  gone: ClientGone
   arn: string
   done: boolean
   outcome: Promise<Outcome>
@@ -292,7 +293,7 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
     if (!entry) return
     clearTimeout(entry.timer)
     pending.delete(id)
-    if (!entry.done) entry.abort.abort()
+    if (!entry.done) entry.gone.abort()
   }
 
   /** The service a POST addresses, or undefined when it has been answered with an error. */
@@ -410,10 +411,10 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
     if (full(res) || stopped(res)) return
 
     const id = randomUUID()
-    const abort = new AbortController()
-    const entry: Pending = {abort, arn, done: false, outcome: Promise.resolve({} as Outcome)}
+    const gone = new ClientGone()
+    const entry: Pending = {arn, done: false, gone, outcome: Promise.resolve({} as Outcome)}
     entry.outcome = dispatcher
-      .infer(serviceName, {accept: context.accept, body, contentType: context.contentType, signal: abort.signal})
+      .infer(serviceName, {accept: context.accept, body, contentType: context.contentType, signal: gone})
       .then(
         (result): Outcome => ({kind: 'ok', result}),
         (error: unknown) => outcomeOf(error),

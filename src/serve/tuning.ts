@@ -58,9 +58,7 @@ export function holdHostYoungGeneration(
   execArgv: readonly string[] = process.execArgv,
   nodeOptions = process.env.NODE_OPTIONS ?? '',
 ): boolean {
-  if ([...execArgv, nodeOptions].some((a) => /--(max[-_]|min[-_])?semi[-_]space/.test(a))) return false
-  setFlagsFromString('--semi-space-growth-factor=1')
-  return true
+  return setUnlessGiven(/--(max[-_]|min[-_])?semi[-_]space/, '--semi-space-growth-factor=1', execArgv, nodeOptions)
 }
 
 /** V8's interrupt budget (bytes of bytecode a function runs between two of its tiering checks) once serving. */
@@ -84,7 +82,17 @@ export function tierUpServingCode(
   execArgv: readonly string[] = process.execArgv,
   nodeOptions = process.env.NODE_OPTIONS ?? '',
 ): boolean {
-  if ([...execArgv, nodeOptions].some((a) => /--interrupt[-_]budget/.test(a))) return false
-  setFlagsFromString(`--interrupt-budget=${SERVING_INTERRUPT_BUDGET}`)
+  return setUnlessGiven(
+    /--interrupt[-_]budget/,
+    `--interrupt-budget=${SERVING_INTERRUPT_BUDGET}`,
+    execArgv,
+    nodeOptions,
+  )
+}
+
+/** Set a V8 flag at run time unless the user's command line or NODE_OPTIONS has one that `given` matches. */
+function setUnlessGiven(given: RegExp, flag: string, execArgv: readonly string[], nodeOptions: string): boolean {
+  if ([...execArgv, nodeOptions].some((a) => given.test(a))) return false
+  setFlagsFromString(flag)
   return true
 }

@@ -23,6 +23,27 @@ export interface ClientGoneSignal {
   addEventListener(type: 'abort', listener: () => void, options?: {once?: boolean}): void
 }
 
+/**
+ * The {@link ClientGoneSignal} both front ends (the HTTP route, the Greengrass IPC endpoint) make per request: what
+ * the service needs of an AbortSignal, without an AbortController and an EventTarget on the hot path. Like an
+ * AbortSignal, a listener added after the abort is not called (the service looks at `aborted` first).
+ */
+export class ClientGone implements ClientGoneSignal {
+  aborted = false
+  private listeners: (() => void)[] = []
+
+  abort(): void {
+    if (this.aborted) return
+    this.aborted = true
+    for (const listener of this.listeners.splice(0)) listener()
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.aborted) return
+    this.listeners.push(listener)
+  }
+}
+
 /** One inference request, as every front end hands it to the host. */
 export interface InferenceRequest {
   /** Value of the Accept header (`application/json`, `application/json; verbose`). */

@@ -14,6 +14,14 @@ import {REPO_ROOT} from '../helpers/cli.js'
 
 const TUNING = join(REPO_ROOT, 'dist', 'src', 'serve', 'tuning.js')
 
+/** Run an ES module script in a fresh Node process (no NODE_OPTIONS) and parse the JSON it prints. */
+async function inFreshNode<T>(script: string, nodeFlags: string[] = []): Promise<T> {
+  const r = await execa(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], {
+    env: {NODE_OPTIONS: ''},
+  })
+  return JSON.parse(r.stdout) as T
+}
+
 /** New space size (MB) of a fresh Node process after a churn of short-lived objects, some surviving a while. */
 async function newSpaceAfterChurn(hold: boolean): Promise<{after: number; before: number; held: boolean}> {
   const script = `
@@ -29,8 +37,7 @@ async function newSpaceAfterChurn(hold: boolean): Promise<{after: number; before
     }
     console.log(JSON.stringify({after: size(), before, held}))
   `
-  const r = await execa(process.execPath, ['--input-type=module', '-e', script], {env: {NODE_OPTIONS: ''}})
-  return JSON.parse(r.stdout)
+  return inFreshNode(script)
 }
 
 describe('host young generation hold', () => {
@@ -74,12 +81,7 @@ async function callsToTurboFan(lower: boolean): Promise<{calls: number; set: boo
     }
     console.log(JSON.stringify({calls, set}))
   `
-  const r = await execa(
-    process.execPath,
-    ['--allow-natives-syntax', '--no-concurrent-recompilation', '--input-type=module', '-e', script],
-    {env: {NODE_OPTIONS: ''}},
-  )
-  return JSON.parse(r.stdout)
+  return inFreshNode(script, ['--allow-natives-syntax', '--no-concurrent-recompilation'])
 }
 
 describe('serving interrupt budget', () => {
