@@ -55,7 +55,16 @@ export default [
   },
   {
     files: ['**/*.cjs'],
-    languageOptions: {globals: {module: 'writable', process: 'readonly', require: 'readonly'}, sourceType: 'commonjs'},
+    languageOptions: {
+      globals: {
+        __dirname: 'readonly',
+        exports: 'writable',
+        module: 'writable',
+        process: 'readonly',
+        require: 'readonly',
+      },
+      sourceType: 'commonjs',
+    },
     rules: {'@typescript-eslint/no-require-imports': 'off', 'unicorn/prefer-module': 'off'},
   },
   {

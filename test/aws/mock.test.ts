@@ -1,3 +1,4 @@
+// @tier unit: needs neither ../shared nor child processes (npm run test:unit)
 /**
  * Paths that are clearer with aws-sdk-client-mock than on the wire: long polling sequences and the SDK's own
  * exception classes. The clients are the real SDK v3 clients; only their `send` is replaced.

@@ -1,3 +1,4 @@
+// @tier unit: needs neither ../shared nor child processes (npm run test:unit)
 import assert from 'node:assert/strict'
 
 import {createProgressBar, createSpinner, formatBytes} from '../../src/aws/progress.js'

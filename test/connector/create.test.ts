@@ -65,7 +65,7 @@ describe('icc create-connector / validate-connector (real binary, loopback Green
   this.timeout(120_000)
   let wire: AwsWire
   let tmp: string
-  const seed = seedExamples()
+  let seed: SeedExample[] = []
   const outputs: string[] = []
   const run = async (args: string[], env: Record<string, string> = AWS_ENV) => {
     const r = await icc([...args, '--endpoint-url', wire.url], {env})
@@ -74,6 +74,7 @@ describe('icc create-connector / validate-connector (real binary, loopback Green
   }
 
   before(async () => {
+    seed = seedExamples() // read here, not at load: a missing ../shared is the root hook's one message
     wire = await AwsWire.start()
     tmp = await mkdtemp(join(tmpdir(), 'icc-create-'))
   })

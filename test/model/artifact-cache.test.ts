@@ -1,3 +1,4 @@
+// @tier unit: needs neither ../shared nor child processes (npm run test:unit)
 import assert from 'node:assert/strict'
 import {readFile, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'

@@ -1,3 +1,4 @@
+// @tier unit: needs neither ../shared nor child processes (npm run test:unit)
 /**
  * The connector body's number format (src/model/format.ts): the fast path against the exact method, on values
  * chosen to be hard (every power of two and its neighbours, subnormals, the largest float32, decimal round

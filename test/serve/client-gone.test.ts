@@ -1,3 +1,4 @@
+// @tier unit: needs neither ../shared nor child processes (npm run test:unit)
 /**
  * The per-request client-gone signal of both front ends (src/serve/types.ts, ClientGone), side by side with a real
  * AbortSignal: the service relies on the same behaviour from either.

@@ -1,3 +1,4 @@
+// @tier unit: needs neither ../shared nor child processes (npm run test:unit)
 /**
  * The runner's inference line (src/serve/inference-line.ts) with real asynchronous work: decodes are jobs on
  * libuv's thread pool (as sharp's are), and a run can hold the JavaScript thread the way onnxruntime-node's

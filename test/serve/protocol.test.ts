@@ -1,3 +1,4 @@
+// @tier unit: needs neither ../shared nor child processes (npm run test:unit)
 /**
  * The host <-> runner frame protocol and the connector body format, checked on their own.
  */

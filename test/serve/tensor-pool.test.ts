@@ -1,3 +1,4 @@
+// @tier unit: needs neither ../shared nor child processes (npm run test:unit)
 /**
  * The runner's input tensor pool (src/serve/tensor-pool.ts): tensors come back for reuse, the pool stays bounded,
  * and the runner's use of it (decode into a taken tensor, run, give back) leaves the answers unchanged.
