@@ -5,13 +5,9 @@
  * result. With `--json`, oclif prints the returned object; on failure, `toErrorJson` prints
  * `{"error":{"code","message","suggestions",...}}` and the process exits with the error's documented exit code.
  */
-import {Command, Errors, Interfaces} from '@oclif/core'
+import {Command, Errors} from '@oclif/core'
 
 import {ExitCode, isIccError} from '../src/errors.js'
-
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
-  (typeof BaseCommand)['baseFlags'] & T['flags']
->
 
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true

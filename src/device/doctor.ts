@@ -16,7 +16,7 @@
  *
  * Each check is `pass`, `fail` (required: the doctor fails), `warn` (fails only with `strict`) or `skip`.
  */
-import {access, constants, readdir, readFile, stat} from 'node:fs/promises'
+import {access, constants, readdir, stat} from 'node:fs/promises'
 import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 
@@ -624,13 +624,4 @@ export function renderDoctor(result: DoctorResult): string {
     `${s.pass} passed, ${s.fail} failed, ${s.warn} warnings${result.strict ? ' (strict: warnings fail)' : ''}: ${result.ok ? 'OK' : 'NOT READY'}`,
   )
   return lines.join('\n')
-}
-
-/** Read a file of the root (exported for tests). */
-export async function readRootFile(root: string, path: string): Promise<string | undefined> {
-  try {
-    return await readFile(join(root, path), 'utf8')
-  } catch {
-    return undefined
-  }
 }

@@ -331,19 +331,3 @@ export async function readElf(path: string): Promise<ElfInfo> {
     await fh.close()
   }
 }
-
-/** Is the file an ELF file at all (cheap check of the magic number)? */
-export async function isElf(path: string): Promise<boolean> {
-  try {
-    const fh = await open(path, 'r')
-    try {
-      const buf = Buffer.alloc(4)
-      const {bytesRead} = await fh.read(buf, 0, 4, 0)
-      return bytesRead === 4 && buf[0] === 0x7f && buf.toString('latin1', 1, 4) === 'ELF'
-    } finally {
-      await fh.close()
-    }
-  } catch {
-    return false
-  }
-}

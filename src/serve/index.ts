@@ -5,7 +5,7 @@
  */
 import {access} from 'node:fs/promises'
 
-import {ModelError, UsageError} from '../errors.js'
+import {UsageError} from '../errors.js'
 import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
 import {type Host, type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
 import {generateAuthToken, lambdaEnvironment, startIpcServer} from './ipc.js'
@@ -60,18 +60,11 @@ export interface ServeResult extends ServeReadyInfo {
   stoppedBy: string
 }
 
-/** The bundled default model directory (from the model core), or a clear error while it is not available. */
+/** The bundled default model directory, written into the cache on first use. */
 async function defaultModelPath(cacheDir?: string): Promise<string> {
   // imported here, not at the top: the host process itself never needs ONNX Runtime in memory
-  const modelCore = (await import('../model/index.js')) as Record<string, unknown>
-  const ensure = modelCore.ensureDefaultModel as ((cacheDir?: string) => Promise<string>) | undefined
-  if (typeof ensure !== 'function') {
-    throw new ModelError('NO_DEFAULT_MODEL', 'No --model given and this build has no bundled default model yet.', {
-      suggestions: ['Pass --model PATH (a SageMaker model directory, model.tar.gz or .onnx file).'],
-    })
-  }
-
-  return ensure(cacheDir)
+  const {ensureDefaultModel} = await import('../model/default-model.js')
+  return ensureDefaultModel(cacheDir)
 }
 
 async function resolveModels(
