@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {createConnector, type CreateConnectorPlan, type CreateConnectorResult} from '../src/connector/create.js'
 import {awsFlags, awsOptions} from './_aws.js'
 import {BaseCommand} from './_base.js'
+import {platformFlag} from './_platform.js'
 
 const JOB = 'arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier'
 
@@ -66,10 +67,7 @@ Exit codes: 0 created, 2 invalid parameters or flags, 3 AWS error (credentials, 
     }),
     name: Flags.string({description: 'Name of the new connector definition (default icc-<service name>).'}),
     parameters: Flags.string({description: 'JSON file with the Parameters object (bare or as {"Parameters": {...}}).'}),
-    platform: Flags.string({
-      description: 'Which connector: x86_64, armv7 or jtx2.',
-      options: ['x86_64', 'armv7', 'jtx2'],
-    }),
+    platform: platformFlag('Which connector: x86_64, armv7 or jtx2.'),
     'sagemaker-job-arn': Flags.string({
       description: 'MLModelSageMakerJobArn: arn:aws:sagemaker:<region>:<account>:training-job/<name>.',
     }),
@@ -112,7 +110,7 @@ Exit codes: 0 created, 2 invalid parameters or flags, 3 AWS error (credentials, 
         MLModelSageMakerJobArn: flags['sagemaker-job-arn'],
       },
       parametersFile: flags.parameters,
-      platform: flags.platform as 'armv7' | 'jtx2' | 'x86_64' | undefined,
+      platform: flags.platform,
       spinner: !json && Boolean(process.stderr.isTTY),
       wait: flags.wait,
       waitTimeoutSeconds: flags['wait-timeout'],

@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {type DoctorResult, renderDoctor, runDoctor} from '../src/device/doctor.js'
 import {ExitCode} from '../src/errors.js'
 import {BaseCommand} from './_base.js'
+import {devicePlatformFlag} from './_platform.js'
 
 export default class Doctor extends BaseCommand {
   static override description = [
@@ -41,11 +42,7 @@ export default class Doctor extends BaseCommand {
       min: 1,
     }),
     model: Flags.string({description: 'A model to load and run once (model.tar.gz, its folder, or .onnx).'}),
-    platform: Flags.string({
-      default: 'auto',
-      description: 'Platform whose library table to check (auto: detect).',
-      options: ['auto', 'x86_64', 'armv7', 'jtx2'],
-    }),
+    platform: devicePlatformFlag('Platform whose library table to check (auto: detect).'),
     strict: Flags.boolean({description: 'Warnings (e.g. no Greengrass core, no memory cgroup) fail too.'}),
   }
 
@@ -57,7 +54,7 @@ export default class Doctor extends BaseCommand {
       libDirs: flags['lib-dir'],
       memoryLimitKb: flags['memory-limit-kb'],
       model: flags.model,
-      platform: flags.platform as 'auto' | 'armv7' | 'jtx2' | 'x86_64',
+      platform: flags.platform,
       strict: flags.strict,
     })
     if (!this.jsonEnabled()) this.log(renderDoctor(result))

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {installDeps, type InstallDepsResult} from '../src/device/installers.js'
 import {BaseCommand} from './_base.js'
+import {devicePlatformFlag} from './_platform.js'
 
 export default class InstallDeps extends BaseCommand {
   static override description = [
@@ -24,11 +25,9 @@ export default class InstallDeps extends BaseCommand {
     }),
     'increase-swap': Flags.boolean({description: 'Raspberry Pi: raise the swap to 1024 MB while scipy installs.'}),
     'log-file': Flags.string({description: 'Write the installer output here (default: a file in the temp directory).'}),
-    platform: Flags.string({
-      default: 'auto',
-      description: 'Platform whose installer to run (auto: detect from uname -m and the device-tree model).',
-      options: ['auto', 'x86_64', 'armv7', 'jtx2'],
-    }),
+    platform: devicePlatformFlag(
+      'Platform whose installer to run (auto: detect from uname -m and the device-tree model).',
+    ),
     upgrade: Flags.boolean({
       description: 'Also upgrade every installed package (dist-upgrade); off by default, it can break a device.',
     }),
@@ -55,7 +54,7 @@ export default class InstallDeps extends BaseCommand {
               for (const c of step.commands) this.log(`      $ ${c}`)
             }
           },
-      platform: flags.platform as 'auto' | 'armv7' | 'jtx2' | 'x86_64',
+      platform: flags.platform,
       upgrade: flags.upgrade,
       yes: flags.yes,
     })

@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {validateConnectorFile, type ValidateConnectorResult} from '../src/connector/validate.js'
 import {ExitCode} from '../src/errors.js'
 import {BaseCommand} from './_base.js'
+import {platformFlag} from './_platform.js'
 
 export default class ValidateConnector extends BaseCommand {
   static override args = {
@@ -29,10 +30,7 @@ once, each with its location and a fix. Exit codes: 0 valid, 2 invalid (or unrea
       max: 2,
       min: 1,
     }),
-    platform: Flags.string({
-      description: 'Connector of a Parameters file (default: inferred).',
-      options: ['x86_64', 'armv7', 'jtx2'],
-    }),
+    platform: platformFlag('Connector of a Parameters file (default: inferred).'),
   }
 
   async run(): Promise<ValidateConnectorResult> {
@@ -40,7 +38,7 @@ once, each with its location and a fix. Exit codes: 0 valid, 2 invalid (or unrea
     const result = await validateConnectorFile({
       connectorVersion: flags['connector-version'],
       file: args.file,
-      platform: flags.platform as 'armv7' | 'jtx2' | 'x86_64' | undefined,
+      platform: flags.platform,
     })
     if (!this.jsonEnabled()) {
       for (const c of result.connectors) {

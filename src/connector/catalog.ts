@@ -164,6 +164,9 @@ export function parseConnectorArn(arn: string): ParsedConnectorArn | undefined {
   return {connector, region: m[1], version: version as ConnectorVersion}
 }
 
+/** The platform ids, in catalog order: the one list every command's `--platform` flag offers. */
+export const PLATFORM_IDS: readonly PlatformId[] = CONNECTORS.map((c) => c.platform)
+
 /** Map `uname -m` output to a platform id (undefined when no connector exists for it). */
 export function platformForArchitecture(arch: string): PlatformId | undefined {
   return CONNECTORS.find((c) => c.architectures.includes(arch))?.platform
