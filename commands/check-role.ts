@@ -1,9 +1,9 @@
 import {Flags} from '@oclif/core'
-import {createInterface} from 'node:readline/promises'
 
 import {checkRole, type CheckRoleResult} from '../src/aws/iam.js'
 import {awsFlags, awsOptions} from './_aws.js'
 import {BaseCommand} from './_base.js'
+import {terminalConfirm} from './_prompt.js'
 
 export default class CheckRole extends BaseCommand {
   static override description = `Check that the Greengrass group role allows sagemaker:DescribeTrainingJob on the training job.
@@ -42,19 +42,9 @@ Exit codes: 0 allowed, 6 denied (implicitly or explicitly), 7 could not decide (
   async run(): Promise<CheckRoleResult> {
     const {flags} = await this.parse(CheckRole)
     const json = this.jsonEnabled()
-    const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY) && !json
     const result = await checkRole({
       ...awsOptions(flags),
-      confirm: interactive
-        ? async (question) => {
-            const rl = createInterface({input: process.stdin, output: process.stderr})
-            try {
-              return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim())
-            } finally {
-              rl.close()
-            }
-          }
-        : undefined,
+      confirm: terminalConfirm(json),
       fix: flags.fix,
       groupId: flags['group-id'],
       log: json ? undefined : (line) => this.logToStderr(line),

@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {installDeps, type InstallDepsResult} from '../src/device/installers.js'
 import {BaseCommand} from './_base.js'
 import {devicePlatformFlag} from './_platform.js'
+import {terminalConfirm} from './_prompt.js'
 
 export default class InstallDeps extends BaseCommand {
   static override description = [
@@ -38,6 +39,7 @@ export default class InstallDeps extends BaseCommand {
     const {flags} = await this.parse(InstallDeps)
     const json = this.jsonEnabled()
     const result = await installDeps({
+      confirm: terminalConfirm(json),
       dryRun: flags['dry-run'],
       fixLibdc1394: flags['fix-libdc1394'],
       increaseSwap: flags['increase-swap'],

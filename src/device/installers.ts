@@ -13,7 +13,6 @@ import {createWriteStream, existsSync} from 'node:fs'
 import {mkdir} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
-import {createInterface} from 'node:readline/promises'
 import {fileURLToPath} from 'node:url'
 
 import {connectorForPlatform, type PlatformId} from '../connector/catalog.js'
@@ -24,7 +23,7 @@ import {type DetectedPlatform, detectPlatform} from './platform.js'
 export const INSTALLER_EXIT = {Done: 0, NotRoot: 4, StepFailed: 1, Unsupported: 3, Usage: 2} as const
 
 export interface InstallDepsOptions {
-  /** Ask the user; resolves true to go on. Default: a yes/no prompt on the terminal. */
+  /** Ask the user; resolves true to go on. Without it (no terminal), `yes` is required. */
   confirm?: (question: string) => Promise<boolean>
   dryRun?: boolean
   /** Extra environment variables for the installer (e.g. PATH with stub package managers in tests). */
@@ -33,8 +32,6 @@ export interface InstallDepsOptions {
   fixLibdc1394?: boolean
   /** Raspberry Pi: temporarily raise the swap size while scipy installs (MB; true = 1024). */
   increaseSwap?: boolean | number
-  /** Is stdin a terminal (default: process.stdin.isTTY)? Without one, `yes` is required. */
-  interactive?: boolean
   /** Log file (default: $TMPDIR/icc-install-deps-<platform>-<time>.log). */
   logFile?: string
   /** Each output line of the installer, as it arrives. */
@@ -134,16 +131,6 @@ function scriptArgs(options: InstallDepsOptions): string[] {
   }
 
   return args
-}
-
-async function defaultConfirm(question: string): Promise<boolean> {
-  const rl = createInterface({input: process.stdin, output: process.stderr})
-  try {
-    const answer = await rl.question(`${question} [y/N] `)
-    return /^y(es)?$/i.test(answer.trim())
-  } finally {
-    rl.close()
-  }
 }
 
 function scriptFailure(code: number | undefined, step: string | undefined, lines: string[], logFile?: string) {
@@ -273,8 +260,7 @@ export async function installDeps(options: InstallDepsOptions = {}): Promise<Ins
 
   options.onPlan?.(plan)
   if (!options.yes) {
-    const interactive = options.interactive ?? Boolean(process.stdin.isTTY)
-    if (!options.confirm && !interactive) {
+    if (!options.confirm) {
       throw new UsageError(
         'CONFIRMATION_REQUIRED',
         'icc install-deps changes system packages and needs confirmation.',
@@ -284,9 +270,7 @@ export async function installDeps(options: InstallDepsOptions = {}): Promise<Ins
       )
     }
 
-    const ok = await (options.confirm ?? defaultConfirm)(
-      `Run ${connectorForPlatform(platform).installScript} as shown?`,
-    )
+    const ok = await options.confirm(`Run ${connectorForPlatform(platform).installScript} as shown?`)
     if (!ok) throw new IccError('CANCELLED', 'Cancelled: nothing was installed.')
   }
 

@@ -367,7 +367,7 @@ describe('device: installDeps (plan, confirmation, failure naming the step)', fu
       (e: any) => e.code === 'NEEDS_ROOT' && /sudo/.test(e.message),
     )
     await assert.rejects(
-      installDeps({env: f.env, interactive: false, platform: 'x86_64', root: f.root, uid: 0}),
+      installDeps({env: f.env, platform: 'x86_64', root: f.root, uid: 0}),
       (e: any) => e.code === 'CONFIRMATION_REQUIRED' && e.exitCode === 2 && /--yes/.test(e.suggestions.join(' ')),
     )
     assert.deepEqual(mutatingCalls(await readFile(f.log, 'utf8')), [], 'nothing ran')
