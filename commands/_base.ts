@@ -9,12 +9,21 @@ import {Command, Errors} from '@oclif/core'
 
 import {ExitCode, isIccError} from '../src/errors.js'
 
+/** The stack of an error and of its causes, for ICC_DEBUG=1. */
+function stackOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  return error.cause === undefined
+    ? (error.stack ?? error.message)
+    : `${error.stack}\ncaused by: ${stackOf(error.cause)}`
+}
+
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
 
   /** Map any error to an oclif error with the right exit code and suggestions; never print secrets. */
   protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
     if (isIccError(error)) {
+      if (error.code === 'BUG' && process.env.ICC_DEBUG) this.logToStderr(stackOf(error.cause ?? error))
       if (this.jsonEnabled()) {
         this.logJson({error: error.toJSON()})
         this.exit(error.exitCode)

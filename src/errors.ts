@@ -116,6 +116,31 @@ export class AwsError extends IccError {
   }
 }
 
+/**
+ * Something icc did not expect (a bug, not a user's mistake): it keeps the original error as its cause, stack
+ * included, and asks the user to report it (exit 1). Shopify cli-kit's BugError beside AbortError is the model.
+ */
+export class BugError extends IccError {
+  constructor(message: string, options: Pick<IccErrorOptions, 'cause' | 'details'> = {}) {
+    super('BUG', message, {
+      ...options,
+      exitCode: ExitCode.Failure,
+      suggestions: [
+        'This looks like a bug in icc. Please report it with the command you ran and this output ' +
+          '(ICC_DEBUG=1 prints the stack).',
+      ],
+    })
+    this.name = 'BugError'
+  }
+}
+
+/** Wrap anything that is not already a typed error as a {@link BugError} that keeps it as its cause. */
+export function asIccError(error: unknown, context: string): IccError {
+  if (error instanceof IccError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  return new BugError(`${context}: ${message}`, {cause: error})
+}
+
 export function isIccError(error: unknown): error is IccError {
   return error instanceof IccError
 }

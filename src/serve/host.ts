@@ -22,7 +22,7 @@ import pino, {type Logger} from 'pino'
 
 import type {ServiceConfig} from './config.js'
 
-import {IccError, UsageError} from '../errors.js'
+import {asIccError, IccError, UsageError} from '../errors.js'
 import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath} from './paths.js'
@@ -231,8 +231,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
   const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined
   if (failed) {
     await stopAll()
-    const err = failed.reason as Error
-    throw err instanceof IccError ? err : new IccError('START_FAILED', err.message)
+    throw asIccError(failed.reason, 'A service failed to start')
   }
 
   for (const s of services.values()) {
