@@ -90,3 +90,25 @@ describe('CLI conventions', function () {
     }
   })
 })
+
+describe('npm in this repository', function () {
+  this.timeout(120_000)
+
+  it('warns about no unknown project config, and onnxruntime-node may not download at install', async () => {
+    const r = await execa('npm', ['config', 'get', 'fund'], {cwd: REPO_ROOT, reject: false})
+    assert.equal(r.exitCode, 0, String(r.stderr))
+    assert.doesNotMatch(String(r.stderr), /Unknown project config/)
+    const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8'))
+    assert.equal(pkg.allowScripts['onnxruntime-node'], false)
+    // older npm runs the postinstall: CI sets the variable the script reads, and the script then exits at once
+    const ci = await readFile(join(REPO_ROOT, '.ci', 'run'), 'utf8')
+    assert.match(ci, /export ONNXRUNTIME_NODE_INSTALL=skip\n(.*\n)*npm ci/)
+    const install = await execa(process.execPath, ['node_modules/onnxruntime-node/script/install.js'], {
+      cwd: REPO_ROOT,
+      env: {HTTPS_PROXY: 'http://127.0.0.1:9', ONNXRUNTIME_NODE_INSTALL: 'skip', https_proxy: 'http://127.0.0.1:9'},
+      reject: false,
+    })
+    assert.equal(install.exitCode, 0, String(install.stderr))
+    assert.equal(String(install.stdout) + String(install.stderr), '')
+  })
+})
