@@ -148,6 +148,22 @@ describe('icc inspect-model / convert-model / predict', function () {
     assert.match(unwrap(img.stderr), /bad\.png: .*not a JPEG or PNG/)
   })
 
+  it("a tarball that is not a model: the error names the user's file and suggests no flag", async () => {
+    const photos = join(dir, 'not-a-model')
+    await mkdir(photos, {recursive: true})
+    await copyFile(images[0], join(photos, 'cat.png'))
+    const archive = await packTarGz(photos, ['cat.png'], join(dir, 'photos.tar.gz'))
+    for (const command of ['inspect-model', 'convert-model']) {
+      const args = command === 'convert-model' ? ['--output', join(dir, 'x.onnx')] : []
+      const {exitCode, json} = await iccJson([command, archive, ...args, '--cache-dir', cache])
+      assert.equal(exitCode, 4, command)
+      assert.equal(json.error.code, 'NO_MODEL')
+      assert.match(json.error.message, new RegExp(`^${archive.replaceAll('.', '\\.')} holds no MXNet model.*cat\\.png`))
+      assert.doesNotMatch(json.error.message, /archives/)
+      assert.doesNotMatch(json.error.suggestions.join(' '), /--\w/)
+    }
+  })
+
   it('predict: each good image answered, each bad one reported, exit 2; a directory is its images', async () => {
     const folder = join(dir, 'photos')
     await mkdir(folder, {recursive: true})
