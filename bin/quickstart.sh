@@ -45,4 +45,4 @@ for image in assets/samples/*; do
   echo "top class: $top"
 done
 echo
-echo "Done. Run 'npx icc serve' to keep a server running, and 'npx icc invoke IMAGE' to classify an image."
+echo "Done. Run 'node bin/run.js serve' (or 'icc serve' after 'npm link') to keep a server running, and 'node bin/run.js invoke IMAGE' to classify an image."

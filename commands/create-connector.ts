@@ -14,7 +14,9 @@ is sent. Calls CreateConnectorDefinition (or, with --definition-id, CreateConnec
 other connectors of that definition's latest version). Prints the definition id, ARN and latest version ARN: what a
 group version needs. --with-ml-resource also creates the SageMaker ML resource the connector reads the model from;
 --group-id G --deploy puts both in a new group version and deploys it.
-Exit codes: 0 created, 2 invalid parameters or flags, 3 AWS error (credentials, access denied, throttled, not found).`
+Exit codes: 0 created (and deployed), 2 invalid parameters or flags, 3 AWS error (credentials, access denied,
+throttled, not found) or a failed deployment (DEPLOYMENT_FAILED), 1 the deployment was still running when --wait
+gave up (DEPLOYMENT_TIMEOUT: everything was created; check it later with the command printed).`
   static override examples = [
     {
       command: `<%= config.bin %> <%= command.id %> --platform armv7 --region us-west-2 --name MyGreengrassConnectors --id MyImageClassificationConnector --model-destination-path /path-to-model --ml-resource-id my-ml-resource --sagemaker-job-arn ${JOB} --service-name imageClassification --timeout-seconds 10 --memory-limit-kb 500000`,

@@ -6,16 +6,17 @@ import {modelFlags} from './_model.js'
 
 export default class Predict extends BaseCommand {
   static override args = {
-    images: Args.string({description: 'JPEG or PNG image files.', required: true}),
+    images: Args.string({description: 'JPEG or PNG image files, or directories of them.', required: true}),
   }
   static override description =
-    "Classify images locally. Prints one line per image in the connector's exact output format: [p0,p1,...]."
+    "Classify images locally. Prints one line per image in the connector's exact output format: [p0,p1,...] (after `<image>: ` when there are several). An image that cannot be read or decoded is reported by name, the others are still classified, and the exit code is 2."
   static override examples = [
     {command: '<%= config.bin %> <%= command.id %> --model ./model cat.jpg', description: 'Print the probabilities.'},
     {
       command: '<%= config.bin %> <%= command.id %> --model model.tar.gz a.jpg b.png --json --top-k 3',
       description: 'JSON with the three most likely classes per image.',
     },
+    {command: '<%= config.bin %> <%= command.id %> --model ./model ./photos', description: 'Every image in a folder.'},
   ]
   static override flags = {
     ...modelFlags,
@@ -37,6 +38,8 @@ export default class Predict extends BaseCommand {
     })
     for (const w of result.warnings) this.logToStderr(`Warning: ${w}`)
     if (!this.jsonEnabled()) for (const line of result.lines) this.log(line)
+    // the good images' answers are out (with --json, in the error's details.results); then the input error
+    if (result.error) throw result.error
     return {results: result.results}
   }
 }

@@ -117,6 +117,11 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     'timeout-seconds': Flags.integer({description: 'LocalInferenceServiceTimeoutSeconds (default 10).'}),
   }
 
+  /** `--json` output is NDJSON: the ready event, then the final result (or the error), one line each. */
+  protected override logJson(json: unknown): void {
+    process.stdout.write(JSON.stringify(json) + '\n')
+  }
+
   async run(): Promise<ServeResult> {
     const {flags} = await this.parse(Serve)
     const json = this.jsonEnabled()

@@ -16,6 +16,7 @@
  *   6  policy denied (check-role: the role does not allow the action)
  *   7  undecided (check-role: cannot decide offline, e.g. a Condition)
  *   8  service: the inference service refused or failed a request (invoke)
+ *   9  unreachable: nothing listens where invoke was told to send (icc serve not running, wrong --socket/--url)
  *  130 interrupted
  */
 
@@ -29,6 +30,7 @@ export const ExitCode = {
   Ok: 0,
   Service: 8,
   Undecided: 7,
+  Unreachable: 9,
   Usage: 2,
 } as const
 

@@ -85,7 +85,7 @@ export async function nativeRequest(options: {
           : `${error.message} (${where})`
       reject(
         new IccError('SERVICE_UNREACHABLE', `Cannot reach icc serve: ${why}.`, {
-          exitCode: ExitCode.Service,
+          exitCode: ExitCode.Unreachable,
           suggestions: ['Start it with `icc serve`, or pass --socket / --url where it listens.'],
         }),
       )

@@ -50,16 +50,28 @@ function checkShape(shape: unknown, where: string): number[] {
   return shape.length === 3 ? [1, ...shape] : [...shape]
 }
 
-async function resolveDir(dir: string, options: ResolveOptions): Promise<ResolvedArtifact> {
+/**
+ * A folder's model. `shownAs` is what the user gave (an archive's own path, not the cache folder it was unpacked
+ * into); messages name it, and suggest no flag, since every model command takes the path its own way.
+ */
+async function resolveDir(dir: string, options: ResolveOptions, shownAs = dir): Promise<ResolvedArtifact> {
   const files = await readdir(dir)
   const warnings: string[] = []
   const symbols = files.filter((f) => f.endsWith('-symbol.json')).sort()
   if (symbols.length === 0) {
     const onnxFiles = files.filter((f) => f.endsWith('.onnx'))
     if (onnxFiles.length === 1) return {dir, kind: 'onnx', onnxPath: join(dir, onnxFiles[0]), warnings}
-    throw new ModelError('NO_MODEL', `${dir} holds no MXNet model (*-symbol.json) and no single .onnx file`, {
-      suggestions: ['Point --model at the folder the SageMaker model.tar.gz unpacks to, or at the tar.gz itself.'],
-    })
+    const held = files.filter((f) => f !== '.icc-extracted')
+    const listing = held.length === 0 ? 'nothing' : held.slice(0, 5).join(', ') + (held.length > 5 ? ', ...' : '')
+    throw new ModelError(
+      'NO_MODEL',
+      `${shownAs} holds no MXNet model (*-symbol.json) and no single .onnx file (it holds ${listing})`,
+      {
+        suggestions: [
+          'Give the folder or the model.tar.gz of a SageMaker image-classification model (image-classification-symbol.json, image-classification-NNNN.params, model-shapes.json), or a .onnx file.',
+        ],
+      },
+    )
   }
 
   const symbolFile =
@@ -176,7 +188,7 @@ export async function resolveArtifact(path: string, options: ResolveOptions = {}
       dir = join(dest, entries[0])
     }
 
-    return resolveDir(dir, options)
+    return resolveDir(dir, options, path)
   }
 
   if (name.endsWith('-symbol.json') || name.endsWith('.params')) {

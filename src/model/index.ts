@@ -6,7 +6,8 @@ import * as ort from 'onnxruntime-node'
 
 import type {LoadedModel, PreprocessingSpec, ResolvedArtifact} from './types.js'
 
-import {DependencyError, IccError, ModelError, UsageError} from '../errors.js'
+import {DependencyError, ModelError, UsageError} from '../errors.js'
+import {topClasses} from '../serve/format.js'
 import {DEFAULT_SHAPE, resolveArtifact} from './artifact.js'
 import {cachedOnnx, defaultCacheDir, sha256, sha256Files} from './cache.js'
 /**
@@ -14,10 +15,11 @@ import {cachedOnnx, defaultCacheDir, sha256, sha256Files} from './cache.js'
  * convert them to ONNX once (cached by content hash), run them with ONNX Runtime, and format the connector's
  * output. Used by `icc inspect-model`, `icc convert-model`, `icc predict` and `icc serve`.
  */
-import {formatProbabilities} from './format.js'
+import {formatFloat32, formatProbabilities} from './format.js'
 import {readParams} from './mxnet-params.js'
 import {inferShapes, type MxSymbol, parseSymbol} from './mxnet-symbol.js'
 import {CONVERTER_VERSION, exportOnnx} from './onnx-export.js'
+import {expandImageArgs, imagesError, loadImage} from './predict-images.js'
 import {preprocessImage} from './preprocess.js'
 import {quantizeInt8} from './quantize.js'
 
@@ -437,20 +439,20 @@ export interface Prediction {
 }
 
 export interface PredictResult {
-  /** The connector's exact output per image (`[p0,p1,...]`). */
+  /** The input error for the images that could not be classified (the command prints the others, then throws it). */
+  error?: UsageError
+  /** The connector's exact output per image (`[p0,p1,...]`), after `<image>: ` when there are several. */
   lines: string[]
   results: Prediction[]
   warnings: string[]
 }
 
-/** Top-k (index, label, probability), highest first; ties keep the lower index first. */
+/** Top-k (index, label, probability), highest first; ties keep the lower index first (as `icc serve` answers). */
 export function topK(probs: ArrayLike<number>, k: number, labels?: string[]): Prediction['top'] {
-  const idx = Array.from({length: probs.length}, (_, i) => i)
-  idx.sort((a, b) => probs[b] - probs[a] || a - b)
-  return idx.slice(0, Math.max(0, k)).map((i) => ({index: i, label: labels?.[i], probability: probs[i]}))
+  return topClasses(Float32Array.from(probs), k, labels)
 }
 
-/** One-shot inference on image files. */
+/** One-shot inference on image files (or the images in a directory); each bad image is reported, none stops it. */
 export async function predict(options: PredictOptions): Promise<PredictResult> {
   if (options.images.length === 0) {
     throw new UsageError('NO_IMAGES', 'No image given', {suggestions: ['icc predict --model DIR image.jpg']})
@@ -458,57 +460,49 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
 
   const k = options.topK ?? 5
   if (!Number.isInteger(k) || k < 1) throw new UsageError('BAD_TOP_K', `--top-k must be a positive integer, got ${k}`)
+  const {failures, images} = await expandImageArgs(options.images)
   const model = await loadModel(options.model, options)
   const session = await createSession(model, options)
   const [c, h, w] = model.inputShape
+  const shape = {channels: c, height: h, preprocessing: model.preprocessing, width: w}
   const plane = c * h * w
   const results: Prediction[] = []
   try {
     const batchSize = 16
-    for (let start = 0; start < options.images.length; start += batchSize) {
-      const batch = options.images.slice(start, start + batchSize)
-      const x = new Float32Array(batch.length * plane)
-      for (const [i, image] of batch.entries()) {
-        let bytes: Buffer
-        try {
-          bytes = await readFile(image)
-        } catch (error) {
-          throw new UsageError('NO_SUCH_IMAGE', `Cannot read image ${image}: ${(error as Error).message}`)
+    for (let start = 0; start < images.length; start += batchSize) {
+      const batch: string[] = []
+      const x = new Float32Array(Math.min(batchSize, images.length - start) * plane)
+      for (const image of images.slice(start, start + batchSize)) {
+        const tensor = await loadImage(image, shape)
+        if (!(tensor instanceof Float32Array)) {
+          failures.push(tensor)
+          continue
         }
 
-        let tensor: Float32Array
-        try {
-          tensor = await preprocessImage(bytes, {channels: c, height: h, preprocessing: model.preprocessing, width: w})
-        } catch (error) {
-          if (error instanceof IccError) {
-            throw new IccError(error.code, `${image}: ${error.message}`, {
-              cause: error,
-              details: error.details,
-              exitCode: error.exitCode,
-              suggestions: error.suggestions,
-            })
-          }
-
-          throw error
-        }
-
-        x.set(tensor, i * plane)
+        x.set(tensor, batch.length * plane)
+        batch.push(image)
       }
 
-      const out = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', x, [batch.length, c, h, w])})
+      if (batch.length === 0) continue
+      const input = new ort.Tensor('float32', x.subarray(0, batch.length * plane), [batch.length, c, h, w])
+      const out = await session.run({[session.inputNames[0]]: input})
       const y = out[session.outputNames[0]].data as Float32Array
       const n = y.length / batch.length
       for (const [i, image] of batch.entries()) {
         const probs = y.subarray(i * n, (i + 1) * n)
-        results.push({image, probabilities: Array.from(probs), top: topK(probs, Math.min(k, n), model.labels)})
+        const top = topK(probs, Math.min(k, n), model.labels)
+        results.push({image, probabilities: Array.from(probs, (p) => Number(formatFloat32(p))), top})
       }
     }
   } finally {
     await session.release()
   }
 
+  const several = images.length + failures.length > 1 || options.images.length > 1
+  const lines = results.map((r) => (several ? `${r.image}: ` : '') + formatProbabilities(r.probabilities))
   return {
-    lines: results.map((r) => formatProbabilities(r.probabilities)),
+    error: failures.length > 0 ? imagesError(failures, results.length + failures.length, results) : undefined,
+    lines,
     results,
     warnings: model.warnings,
   }

@@ -26,7 +26,7 @@ import {fileURLToPath} from 'node:url'
 import type {Metrics} from './metrics.js'
 import type {RunnerConfig} from './runner-main.js'
 
-import {DependencyError, IccError, ModelError} from '../errors.js'
+import {DependencyError, IccError, ModelError, UsageError} from '../errors.js'
 import {type ChildProcess, spawn, terminate} from '../system.js'
 import {formatConnectorBody, topClasses} from './format.js'
 import {type MemoryCap, readRssKb, tryCgroupCap} from './memory.js'
@@ -377,6 +377,7 @@ export class Service {
     const opts = {details: f.details, suggestions: f.suggestions}
     if (f.kind === 'DependencyError') return new DependencyError(f.code, f.message, opts)
     if (f.kind === 'ModelError') return new ModelError(f.code, f.message, opts)
+    if (f.kind === 'UsageError' || f.kind === 'ValidationError') return new UsageError(f.code, f.message, opts)
     return new IccError(f.code, f.message, opts)
   }
 

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
-import {readFile, writeFile} from 'node:fs/promises'
+import {copyFile, mkdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
 
+import {formatFloat32} from '../../src/model/format.js'
 import {icc, iccJson, unwrap} from '../helpers/cli.js'
 import {packTarGz, tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 
@@ -98,7 +99,14 @@ describe('icc inspect-model / convert-model / predict', function () {
   it('predict prints the connector format per image, and --json with top-k labels', async () => {
     const r = await icc(['predict', '--model', model, ...images, '--cache-dir', cache])
     assert.equal(r.exitCode, 0, r.stderr)
-    const lines = r.stdout.trim().split('\n')
+    // several images: each answer after its file name
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((line, i) => {
+        assert.ok(line.startsWith(`${images[i]}: [`), line)
+        return line.slice(images[i].length + 2)
+      })
     assert.equal(lines.length, 2)
     for (const line of lines) {
       assert.match(line, /^\[(-?[\d.e+-]+,){4}-?[\d.e+-]+\]$/)
@@ -116,6 +124,9 @@ describe('icc inspect-model / convert-model / predict', function () {
     assert.equal(json.results[0].image, images[0])
     assert.equal(json.results[0].top.length, 2)
     assert.ok(labels.includes(json.results[0].top[0].label))
+    // the float32 shortest form, as icc serve writes it (no float64 expansions)
+    for (const p of json.results[0].probabilities) assert.equal(String(p), formatFloat32(p))
+    assert.equal(json.results[0].top[0].probability, Math.max(...json.results[0].probabilities))
     // Same numbers as the text output (both from epoch 2).
     assert.deepEqual(
       Float32Array.from(json.results[0].probabilities),
@@ -133,7 +144,62 @@ describe('icc inspect-model / convert-model / predict', function () {
     const badImage = join(dir, 'bad.png')
     await writeFile(badImage, 'not an image')
     const img = await icc(['predict', '--model', model, badImage, '--cache-dir', cache])
-    assert.equal(img.exitCode, 4)
+    assert.equal(img.exitCode, 2)
     assert.match(unwrap(img.stderr), /bad\.png: .*not a JPEG or PNG/)
+  })
+
+  it("a tarball that is not a model: the error names the user's file and suggests no flag", async () => {
+    const photos = join(dir, 'not-a-model')
+    await mkdir(photos, {recursive: true})
+    await copyFile(images[0], join(photos, 'cat.png'))
+    const archive = await packTarGz(photos, ['cat.png'], join(dir, 'photos.tar.gz'))
+    for (const command of ['inspect-model', 'convert-model']) {
+      const args = command === 'convert-model' ? ['--output', join(dir, 'x.onnx')] : []
+      const {exitCode, json} = await iccJson([command, archive, ...args, '--cache-dir', cache])
+      assert.equal(exitCode, 4, command)
+      assert.equal(json.error.code, 'NO_MODEL')
+      assert.match(json.error.message, new RegExp(`^${archive.replaceAll('.', '\\.')} holds no MXNet model.*cat\\.png`))
+      assert.doesNotMatch(json.error.message, /archives/)
+      assert.doesNotMatch(json.error.suggestions.join(' '), /--\w/)
+    }
+  })
+
+  it('predict: each good image answered, each bad one reported, exit 2; a directory is its images', async () => {
+    const folder = join(dir, 'photos')
+    await mkdir(folder, {recursive: true})
+    await copyFile(images[0], join(folder, 'a.png'))
+    await copyFile(images[1], join(folder, 'b.png'))
+    await writeFile(join(folder, 'c.png'), 'not an image')
+    await writeFile(join(folder, 'notes.txt'), 'not an image either, and not one by its name')
+    const gone = join(dir, 'gone.jpg')
+    const r = await icc(['predict', '--model', model, folder, gone, '--cache-dir', cache])
+    assert.equal(r.exitCode, 2, r.stderr)
+    const lines = r.stdout.trim().split('\n')
+    assert.deepEqual(
+      lines.map((l) => l.split(': ')[0]),
+      [join(folder, 'a.png'), join(folder, 'b.png')],
+    )
+    const err = unwrap(r.stderr)
+    assert.match(err, /2 of 4 images could not be classified/)
+    assert.match(err, /c\.png: .*not a JPEG or PNG/)
+    assert.match(err, /Cannot read the image .*gone\.jpg/)
+    assert.match(err, /Code: IMAGES_FAILED/)
+
+    const {exitCode, json} = await iccJson(['predict', '--model', model, folder, '--cache-dir', cache])
+    assert.equal(exitCode, 2)
+    assert.equal(json.error.code, 'BAD_IMAGE')
+    assert.deepEqual(
+      json.error.details.results.map((x: {image: string}) => x.image),
+      [join(folder, 'a.png'), join(folder, 'b.png')],
+    )
+    assert.equal(json.error.details.failures[0].image, join(folder, 'c.png'))
+
+    // an unreadable file: the same code as icc invoke gives
+    const predictGone = await iccJson(['predict', '--model', model, gone, '--cache-dir', cache])
+    const invokeGone = await iccJson(['invoke', gone, '--socket', join(dir, 'no.sock')])
+    assert.equal(predictGone.exitCode, 2)
+    assert.equal(invokeGone.exitCode, 2)
+    assert.equal(predictGone.json.error.code, 'FILE_NOT_READABLE')
+    assert.equal(invokeGone.json.error.code, 'FILE_NOT_READABLE')
   })
 })

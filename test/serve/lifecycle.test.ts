@@ -195,7 +195,14 @@ describe('icc serve life cycle', function () {
     assert.equal(r.exitCode, 0, host.stderr())
     assert.equal(alive(runnerPid), false, 'runner stopped')
     assert.match(host.stderr(), /shutting down/)
-    assert.match(host.stdout(), /"stoppedBy": "SIGTERM"/)
+    // NDJSON: one JSON value per line, the ready event, then the result
+    const values = host
+      .stdout()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
+    assert.equal(values.length, 2, host.stdout())
+    assert.equal(values[1].stoppedBy, 'SIGTERM')
   })
 
   it('fails start-up with the measured need when the model cannot load within --memory-limit-kb (exit 4)', async () => {
