@@ -1,3 +1,5 @@
+import type {Socket} from 'node:net'
+
 /**
  * The inference host of `icc serve`: starts one supervised runner per service (./service.ts), then answers HTTP
  * on a unix socket (default) and optionally TCP.
@@ -14,10 +16,9 @@
  * endpoint plugs into `dispatcher` (the `Dispatcher` interface of ./types.ts).
  */
 import Fastify, {type FastifyInstance, type FastifyReply} from 'fastify'
-import {chmod, lstat, mkdir, unlink} from 'node:fs/promises'
+import {chmod, unlink} from 'node:fs/promises'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import {connect, type Socket} from 'node:net'
-import {dirname, join} from 'node:path'
+import {join} from 'node:path'
 import pino, {type Logger} from 'pino'
 
 import type {ServiceConfig} from './config.js'
@@ -25,7 +26,7 @@ import type {ServiceConfig} from './config.js'
 import {IccError, UsageError} from '../errors.js'
 import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
-import {defaultSocketPath} from './paths.js'
+import {defaultSocketPath, prepareSocketPath} from './paths.js'
 import {Service, type ServiceRequest} from './service.js'
 import {tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeError} from './types.js'
@@ -104,41 +105,6 @@ export interface Host {
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host)
-}
-
-async function prepareSocket(path: string, isDefault: boolean): Promise<void> {
-  const dir = dirname(path)
-  let created = false
-  try {
-    await lstat(dir)
-  } catch {
-    await mkdir(dir, {mode: 0o700, recursive: true})
-    created = true
-  }
-
-  if (created || isDefault) await chmod(dir, 0o700)
-  try {
-    await lstat(path)
-  } catch {
-    return
-  }
-
-  // something is there: refuse if a server answers, else remove the stale socket
-  const live = await new Promise<boolean>((resolve) => {
-    const s = connect(path)
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
-  if (live) {
-    throw new UsageError('SOCKET_IN_USE', `Another server is already listening on ${path}.`, {
-      suggestions: ['Stop it, or pass --socket with another path.'],
-    })
-  }
-
-  await unlink(path)
 }
 
 function makeLogger(options: HostOptions, name: string): Logger {
@@ -223,7 +189,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
 
   // a socket already served by someone else fails fast, before any runner starts
   const socketPath = options.socket === false ? undefined : (options.socket ?? defaultSocketPath())
-  if (socketPath) await prepareSocket(socketPath, options.socket === undefined)
+  if (socketPath) await prepareSocketPath(socketPath, options.socket === undefined)
 
   // start the runners in parallel; any failure fails start-up
   const started: StartedService[] = []
@@ -399,7 +365,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
     await app.ready()
     if (socketPath) {
       const path = socketPath
-      await prepareSocket(path, options.socket === undefined)
+      await prepareSocketPath(path, options.socket === undefined)
       await app.listen({path})
       await chmod(path, 0o660)
       addresses.socket = path

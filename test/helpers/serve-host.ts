@@ -22,15 +22,20 @@ export interface RunningHost {
 /** Start `icc serve ARGS`; resolves once it prints its ready line (rejects with its output if it exits first). */
 export async function startServe(
   args: string[],
-  options: {env?: Record<string, string>; socket: string; timeoutMs?: number},
+  /** `socket`: the --socket given (undefined: none, the default socket). */
+  options: {env?: Record<string, string>; socket?: string; timeoutMs?: number},
 ): Promise<RunningHost> {
   let out = ''
   let err = ''
-  const proc = execa(process.execPath, [BIN, 'serve', '--socket', options.socket, ...args], {
-    buffer: false,
-    env: {ICC_TEST_HOOKS: '1', NO_COLOR: '1', ...options.env},
-    reject: false,
-  })
+  const proc = execa(
+    process.execPath,
+    [BIN, 'serve', ...(options.socket === undefined ? [] : ['--socket', options.socket]), ...args],
+    {
+      buffer: false,
+      env: {ICC_TEST_HOOKS: '1', NO_COLOR: '1', ...options.env},
+      reject: false,
+    },
+  )
   proc.stdout?.on('data', (c: Buffer) => {
     out += c.toString()
   })
@@ -60,7 +65,7 @@ export async function startServe(
   return {
     exited,
     proc,
-    socket: options.socket,
+    socket: options.socket ?? '',
     stderr: () => err,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
