@@ -28,6 +28,7 @@ import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath, prepareSocketPath} from './paths.js'
 import {Service, type ServiceRequest} from './service.js'
+import {handleServeSignals} from './signals.js'
 import {tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeError} from './types.js'
 
@@ -183,13 +184,16 @@ export async function startHost(options: HostOptions): Promise<Host> {
     for (const l of loggers.values()) l[level](obj, msg)
   }
 
-  const stopAll = async () => {
-    await Promise.all([...services.values()].map((s) => s.stop(0)))
-  }
-
   // a socket already served by someone else fails fast, before any runner starts
   const socketPath = options.socket === false ? undefined : (options.socket ?? defaultSocketPath())
   if (socketPath) await prepareSocketPath(socketPath, options.socket === undefined)
+
+  // SIGUSR1 (Node's inspector), SIGUSR2 and SIGHUP: ./signals.ts, until the host has stopped
+  const removeSignalHandlers = handleServeSignals((signal, what) => logAll('warn', {signal}, what))
+  const stopAll = async () => {
+    await Promise.all([...services.values()].map((s) => s.stop(0)))
+    removeSignalHandlers()
+  }
 
   // start the runners in parallel; any failure fails start-up
   const started: StartedService[] = []
@@ -449,6 +453,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       await tcpClosed
       if (addresses.socket) await unlink(addresses.socket).catch(() => {})
       logAll('info', {}, 'stopped')
+      removeSignalHandlers()
     })()
     return closed
   }
