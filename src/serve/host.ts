@@ -1,5 +1,3 @@
-import type {Socket} from 'node:net'
-
 /**
  * The inference host of `icc serve`: starts one supervised runner per service (./service.ts), then answers HTTP
  * on a unix socket (default) and optionally TCP.
@@ -15,15 +13,17 @@ import type {Socket} from 'node:net'
  * error after stopping what it started) to `{addresses, close(), dispatcher, app, services}`; the Greengrass IPC
  * endpoint plugs into `dispatcher` (the `Dispatcher` interface of ./types.ts).
  */
+import type {IncomingMessage, Server, ServerResponse} from 'node:http'
+
 import Fastify, {type FastifyInstance, type FastifyReply} from 'fastify'
 import {chmod, unlink} from 'node:fs/promises'
-import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {join} from 'node:path'
 import pino, {type Logger} from 'pino'
 
 import type {ServiceConfig} from './config.js'
 
 import {IccError, UsageError} from '../errors.js'
+import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits} from './http-io.js'
 import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath, prepareSocketPath} from './paths.js'
@@ -54,6 +54,8 @@ export interface HostOptions {
   logDir?: string
   /** Main log stream (default: stderr). */
   logStream?: NodeJS.WritableStream
+  /** Open connections per listener (default 1024); beyond, new connections are closed at once. */
+  maxConnections?: number
   /** Largest accepted request body (default 20 MiB). */
   maxBodyBytes?: number
   /** Most images per ONNX Runtime run when requests are waiting (dynamic batching; default 2). */
@@ -97,6 +99,8 @@ export interface Host {
   /** Stop accepting, drain (bounded), stop the runners. */
   close(): Promise<void>
   dispatcher: Dispatcher & {infer(serviceName: string, request: ServiceRequest): Promise<InferenceResult>}
+  /** The client timeouts and connection cap of the listeners (the Greengrass IPC listener takes the same). */
+  limits: ListenerLimits
   logger: Logger
   services: Map<string, Service>
   started: StartedService[]
@@ -127,21 +131,6 @@ function sendError(reply: FastifyReply, error: ServeError): FastifyReply {
     .code(httpStatus(error.code))
     .type('application/json')
     .send({error: {code: error.code, message: error.message}})
-}
-
-/**
- * Node's header timeout starts with the first byte: a connection that never sends one would stay open forever.
- * Close a connection that has not started a request within `ms`; its first request lifts the limit (keep-alive
- * idleness after that is the server's keepAliveTimeout).
- */
-function guardIdle(server: Server, ms: number): Server {
-  server.on('connection', (socket: Socket) => {
-    socket.setTimeout(ms, () => socket.destroy())
-  })
-  server.on('request', (req: IncomingMessage) => {
-    req.socket.setTimeout(0)
-  })
-  return server
 }
 
 /** Start the services and the HTTP listeners. */
@@ -265,13 +254,12 @@ export async function startHost(options: HostOptions): Promise<Host> {
   }
 
   // slow clients: the headers must arrive within clientTimeoutMs, the whole request (headers + body) within that
-  // plus the longest service timeout; expired connections are found by a check every quarter of the timeout
+  // plus the longest service timeout; the same limits for the Greengrass IPC listener (./index.ts)
   const clientTimeoutMs = options.clientTimeoutMs ?? 30_000
-  const requestTimeout = clientTimeoutMs + Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000
-  const serverOptions = {
-    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(clientTimeoutMs / 4))),
-    headersTimeout: clientTimeoutMs,
-    requestTimeout,
+  const limits: ListenerLimits = {
+    clientTimeoutMs,
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    requestTimeoutMs: clientTimeoutMs + Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000,
   }
   // the invocations are answered by ./invocations.ts on node:http directly (the hot path); the framework serves
   // the other routes, on the same listeners
@@ -283,10 +271,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
   })
   // every listener (unix socket, TCP): invocations first, then the framework's router
   const listener = (route: (req: IncomingMessage, res: ServerResponse) => void) =>
-    guardIdle(
-      createServer(serverOptions, (req, res) => invocations(req, res) || route(req, res)),
-      clientTimeoutMs,
-    )
+    limitedServer(limits, (req, res) => invocations(req, res) || route(req, res))
   const app = Fastify({logger: false, return503OnClosing: true, serverFactory: listener})
   app.setErrorHandler((error, _req, reply) => {
     const e = error as {message: string; statusCode?: number}
@@ -458,5 +443,5 @@ export async function startHost(options: HostOptions): Promise<Host> {
     return closed
   }
 
-  return {addresses, app, close, dispatcher, logger: firstLogger, services, started, warnings}
+  return {addresses, app, close, dispatcher, limits, logger: firstLogger, services, started, warnings}
 }
