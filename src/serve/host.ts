@@ -231,8 +231,14 @@ export async function startHost(options: HostOptions): Promise<Host> {
     // a plain function that returns the service's promise (rejected, never thrown): no async wrapper per request
     infer(serviceName, request) {
       const s = services.get(serviceName)
+      // refused here, before any service: counted here (a name that is not a service is counted under "")
+      const refuse = (error: ServeError) => {
+        metrics.outcome(s ? serviceName : '', error.code)
+        return Promise.reject(error)
+      }
+
       if (!s) {
-        return Promise.reject(
+        return refuse(
           new ServeError(
             'UNKNOWN_SERVICE',
             `No service named "${serviceName}"; this host runs: ${[...services.keys()].join(', ')}.`,
@@ -240,9 +246,9 @@ export async function startHost(options: HostOptions): Promise<Host> {
         )
       }
 
-      if (closing) return Promise.reject(new ServeError('SHUTTING_DOWN', 'icc serve is shutting down.', 5))
+      if (closing) return refuse(new ServeError('SHUTTING_DOWN', 'icc serve is shutting down.', 5))
       if (!request.body || request.body.length === 0)
-        return Promise.reject(new ServeError('BAD_IMAGE', 'The request body is empty; send the image bytes.'))
+        return refuse(new ServeError('BAD_IMAGE', 'The request body is empty; send the image bytes.'))
       return s.infer(request)
     },
     serviceNames: () => [...services.keys()],
@@ -268,22 +274,31 @@ export async function startHost(options: HostOptions): Promise<Host> {
     firstService: options.services[0].name,
     maxBodyBytes,
     onInternalError: (name, message) => loggers.get(name)?.error({err: message}, 'request failed'),
+    // answers of the route itself (415, 400, 413, a client gone before its body): a name that is not a service
+    // of this host is counted under ""
+    onOutcome: (name, outcome) => metrics.outcome(services.has(name) ? name : '', outcome),
   })
   // every listener (unix socket, TCP): invocations first, then the framework's router
   const listener = (route: (req: IncomingMessage, res: ServerResponse) => void) =>
     limitedServer(limits, (req, res) => invocations(req, res) || route(req, res))
   const app = Fastify({logger: false, return503OnClosing: true, serverFactory: listener})
+  // the framework's own answers are counted too (under service "": no service was reached)
   app.setErrorHandler((error, _req, reply) => {
     const e = error as {message: string; statusCode?: number}
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      metrics.outcome('', 'BAD_REQUEST')
       return reply.code(e.statusCode).send({error: {code: 'BAD_REQUEST', message: e.message}})
     }
 
+    metrics.outcome('', 'INTERNAL')
     return sendError(reply, new ServeError('INTERNAL', e.message))
   })
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({error: {code: 'NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}`}}),
-  )
+  app.setNotFoundHandler((req, reply) => {
+    metrics.outcome('', 'NOT_FOUND')
+    return reply
+      .code(404)
+      .send({error: {code: 'NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}`}})
+  })
 
   const readiness = () => {
     const out: Record<string, unknown> = {}

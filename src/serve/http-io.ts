@@ -37,6 +37,9 @@ export function limitedServer(limits: ListenerLimits, handler: RequestListener):
     handler,
   )
   server.maxConnections = limits.maxConnections
+  // a client that half-closes its connection after its request still gets the answer (see probeHalfClosed)
+  // (node:http's own switch, not in its type definitions)
+  ;(server as Server & {httpAllowHalfOpen: boolean}).httpAllowHalfOpen = true
   server.on('connection', (socket: Socket) => {
     socket.setTimeout(clientTimeoutMs, () => socket.destroy())
   })
@@ -95,4 +98,32 @@ export function sendJson(
   if (res.headersSent || res.destroyed) return
   res.writeHead(status, {'content-length': Buffer.byteLength(text), 'content-type': contentType, ...extra})
   res.end(text)
+}
+
+/**
+ * A client may half-close its connection once its request is sent and still wait for the answer, so the listeners
+ * keep half-closed connections open (and answer on them). A client that went away altogether sends the same end of
+ * stream: when it arrives before the answer, `102 Processing` is written (twice: on TCP the first write to a closed
+ * peer only brings back a reset); on a closed connection that write fails, the response closes, and the request's
+ * client-gone signal fires. A client still there reads a 1xx, which HTTP/1.1 clients skip.
+ */
+export function probeHalfClosed(req: IncomingMessage, res: ServerResponse): void {
+  const {socket} = req
+  if (req.httpVersionMinor < 1 && req.httpVersionMajor < 2) return
+  const probe = () => {
+    const write = () => {
+      if (!res.headersSent && !res.destroyed) res.writeProcessing()
+    }
+
+    write()
+    setTimeout(write, 50).unref()
+  }
+
+  if (socket.readableEnded) {
+    probe()
+    return
+  }
+
+  socket.once('end', probe)
+  res.once('close', () => socket.off('end', probe))
 }

@@ -10,7 +10,14 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
-import {http, noiseImage, type RunningHost, startServe, waitFor} from '../helpers/serve-host.js'
+import {
+  closedWithin as closedAt,
+  http,
+  noiseImage,
+  type RunningHost,
+  startServe,
+  waitFor,
+} from '../helpers/serve-host.js'
 
 const ARN = 'arn:aws:lambda:us-east-1:aws:function:GG-ML-INF-image-classification-imageClassification'
 
@@ -20,22 +27,7 @@ describe('gauntlet: limits of the Greengrass IPC listener', function () {
   let host: RunningHost
   let ipcPort: number
 
-  /** Connect to the IPC port, send `payload`, and resolve when the server closes the connection. */
-  const closedWithin = async (payload: string, limitMs: number) =>
-    new Promise<{ms: number; reply: string}>((resolve, reject) => {
-      const t0 = Date.now()
-      let reply = ''
-      const sock = connect(ipcPort, '127.0.0.1', () => payload && sock.write(payload))
-      sock.on('data', (d) => {
-        reply += d.toString()
-      })
-      sock.on('close', () => resolve({ms: Date.now() - t0, reply}))
-      sock.on('error', () => {})
-      setTimeout(() => {
-        sock.destroy()
-        reject(new Error(`connection still open after ${limitMs} ms`))
-      }, limitMs)
-    })
+  const closedWithin = async (payload: string, limitMs: number) => closedAt(ipcPort, payload, limitMs)
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'icc-ipc-limits-'))

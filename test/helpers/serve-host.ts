@@ -4,6 +4,7 @@
  */
 import {execa, type ResultPromise} from 'execa'
 import {type Agent, request} from 'node:http'
+import {connect} from 'node:net'
 import sharp from 'sharp'
 
 import {BIN} from './cli.js'
@@ -185,4 +186,36 @@ export function parseConnectorBody(body: string): number[] {
       if (s === '' || Number.isNaN(v)) throw new Error(`bad value "${s}" in ${body}`)
       return v
     })
+}
+
+/**
+ * Connect (a unix socket path, or a TCP port on 127.0.0.1), send `payload` (if any), and resolve with what came
+ * back once the server closes the connection; reject if it is still open after `limitMs`. `halfClose`: end the
+ * sending side right after the payload.
+ */
+export async function closedWithin(
+  to: number | string,
+  payload: string,
+  limitMs: number,
+  options: {halfClose?: boolean} = {},
+): Promise<{ms: number; reply: string}> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now()
+    let reply = ''
+    const onConnect = () => {
+      if (payload) sock.write(payload, 'latin1')
+      if (options.halfClose) sock.end()
+    }
+
+    const sock = typeof to === 'number' ? connect(to, '127.0.0.1', onConnect) : connect(to, onConnect)
+    sock.on('data', (d) => {
+      reply += d.toString()
+    })
+    sock.on('close', () => resolve({ms: Date.now() - t0, reply}))
+    sock.on('error', () => {})
+    setTimeout(() => {
+      sock.destroy()
+      reject(new Error(`connection still open after ${limitMs} ms`))
+    }, limitMs)
+  })
 }
