@@ -86,6 +86,11 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       max: 8,
       min: 1,
     }),
+    'max-connections': Flags.integer({
+      description:
+        'Open connections per listener (unix socket, TCP, Greengrass IPC; default 1024); beyond, new ones are closed at once.',
+      min: 1,
+    }),
     'memory-limit-kb': Flags.integer({description: 'LocalInferenceServiceMemoryLimitKB (default 500000).'}),
     model: Flags.string({
       description: 'MLModelDestinationPath: model directory, model.tar.gz or .onnx (default: bundled model).',
@@ -138,6 +143,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       logLevel: flags['log-level'],
       maxBodyBytes: flags['max-body-bytes'],
       maxBatch: flags['max-batch'],
+      maxConnections: flags['max-connections'],
       memoryLimitKb: flags['memory-limit-kb'],
       model: flags.model,
       ipc:

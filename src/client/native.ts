@@ -3,9 +3,10 @@
  * benchmark and tests. Node's http module only; no dependencies.
  */
 import {request as httpRequest, type IncomingHttpHeaders} from 'node:http'
+import {dirname} from 'node:path'
 
 import {ExitCode, IccError, UsageError} from '../errors.js'
-import {defaultSocketPath} from '../serve/paths.js'
+import {checkSocketFolder, defaultSocketPath} from '../serve/paths.js'
 
 export interface NativeInvokeOptions {
   /** Accept header (e.g. `application/json; verbose`). */
@@ -56,6 +57,8 @@ export async function nativeRequest(options: {
 }): Promise<NativeResponse> {
   const base = options.url ? new URL(options.url) : undefined
   const socketPath = base ? undefined : (options.socketPath ?? defaultSocketPath())
+  // the default folder may sit in /tmp: another user's folder (or a link) there is refused before connecting
+  if (!base && !options.socketPath) await checkSocketFolder(dirname(socketPath!))
   return new Promise<NativeResponse>((resolve, reject) => {
     const req = httpRequest(
       {

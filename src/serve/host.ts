@@ -13,20 +13,22 @@
  * error after stopping what it started) to `{addresses, close(), dispatcher, app, services}`; the Greengrass IPC
  * endpoint plugs into `dispatcher` (the `Dispatcher` interface of ./types.ts).
  */
+import type {IncomingMessage, Server, ServerResponse} from 'node:http'
+
 import Fastify, {type FastifyInstance, type FastifyReply} from 'fastify'
-import {chmod, lstat, mkdir, unlink} from 'node:fs/promises'
-import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import {connect, type Socket} from 'node:net'
-import {dirname, join} from 'node:path'
+import {chmod, unlink} from 'node:fs/promises'
+import {join} from 'node:path'
 import pino, {type Logger} from 'pino'
 
 import type {ServiceConfig} from './config.js'
 
 import {asIccError, IccError, UsageError} from '../errors.js'
+import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits} from './http-io.js'
 import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
-import {defaultSocketPath} from './paths.js'
+import {defaultSocketPath, prepareSocketPath} from './paths.js'
 import {Service, type ServiceRequest} from './service.js'
+import {handleServeSignals} from './signals.js'
 import {tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeError} from './types.js'
 
@@ -52,6 +54,8 @@ export interface HostOptions {
   logDir?: string
   /** Main log stream (default: stderr). */
   logStream?: NodeJS.WritableStream
+  /** Open connections per listener (default 1024); beyond, new connections are closed at once. */
+  maxConnections?: number
   /** Largest accepted request body (default 20 MiB). */
   maxBodyBytes?: number
   /** Most images per ONNX Runtime run when requests are waiting (dynamic batching; default 2). */
@@ -95,6 +99,8 @@ export interface Host {
   /** Stop accepting, drain (bounded), stop the runners. */
   close(): Promise<void>
   dispatcher: Dispatcher & {infer(serviceName: string, request: ServiceRequest): Promise<InferenceResult>}
+  /** The client timeouts and connection cap of the listeners (the Greengrass IPC listener takes the same). */
+  limits: ListenerLimits
   logger: Logger
   services: Map<string, Service>
   started: StartedService[]
@@ -104,41 +110,6 @@ export interface Host {
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host)
-}
-
-async function prepareSocket(path: string, isDefault: boolean): Promise<void> {
-  const dir = dirname(path)
-  let created = false
-  try {
-    await lstat(dir)
-  } catch {
-    await mkdir(dir, {mode: 0o700, recursive: true})
-    created = true
-  }
-
-  if (created || isDefault) await chmod(dir, 0o700)
-  try {
-    await lstat(path)
-  } catch {
-    return
-  }
-
-  // something is there: refuse if a server answers, else remove the stale socket
-  const live = await new Promise<boolean>((resolve) => {
-    const s = connect(path)
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
-  if (live) {
-    throw new UsageError('SOCKET_IN_USE', `Another server is already listening on ${path}.`, {
-      suggestions: ['Stop it, or pass --socket with another path.'],
-    })
-  }
-
-  await unlink(path)
 }
 
 function makeLogger(options: HostOptions, name: string): Logger {
@@ -160,21 +131,6 @@ function sendError(reply: FastifyReply, error: ServeError): FastifyReply {
     .code(httpStatus(error.code))
     .type('application/json')
     .send({error: {code: error.code, message: error.message}})
-}
-
-/**
- * Node's header timeout starts with the first byte: a connection that never sends one would stay open forever.
- * Close a connection that has not started a request within `ms`; its first request lifts the limit (keep-alive
- * idleness after that is the server's keepAliveTimeout).
- */
-function guardIdle(server: Server, ms: number): Server {
-  server.on('connection', (socket: Socket) => {
-    socket.setTimeout(ms, () => socket.destroy())
-  })
-  server.on('request', (req: IncomingMessage) => {
-    req.socket.setTimeout(0)
-  })
-  return server
 }
 
 /** Start the services and the HTTP listeners. */
@@ -217,13 +173,16 @@ export async function startHost(options: HostOptions): Promise<Host> {
     for (const l of loggers.values()) l[level](obj, msg)
   }
 
-  const stopAll = async () => {
-    await Promise.all([...services.values()].map((s) => s.stop(0)))
-  }
-
   // a socket already served by someone else fails fast, before any runner starts
   const socketPath = options.socket === false ? undefined : (options.socket ?? defaultSocketPath())
-  if (socketPath) await prepareSocket(socketPath, options.socket === undefined)
+  if (socketPath) await prepareSocketPath(socketPath, options.socket === undefined)
+
+  // SIGUSR1 (Node's inspector), SIGUSR2 and SIGHUP: ./signals.ts, until the host has stopped
+  const removeSignalHandlers = handleServeSignals((signal, what) => logAll('warn', {signal}, what))
+  const stopAll = async () => {
+    await Promise.all([...services.values()].map((s) => s.stop(0)))
+    removeSignalHandlers()
+  }
 
   // start the runners in parallel; any failure fails start-up
   const started: StartedService[] = []
@@ -271,8 +230,14 @@ export async function startHost(options: HostOptions): Promise<Host> {
     // a plain function that returns the service's promise (rejected, never thrown): no async wrapper per request
     infer(serviceName, request) {
       const s = services.get(serviceName)
+      // refused here, before any service: counted here (a name that is not a service is counted under "")
+      const refuse = (error: ServeError) => {
+        metrics.outcome(s ? serviceName : '', error.code)
+        return Promise.reject(error)
+      }
+
       if (!s) {
-        return Promise.reject(
+        return refuse(
           new ServeError(
             'UNKNOWN_SERVICE',
             `No service named "${serviceName}"; this host runs: ${[...services.keys()].join(', ')}.`,
@@ -280,9 +245,9 @@ export async function startHost(options: HostOptions): Promise<Host> {
         )
       }
 
-      if (closing) return Promise.reject(new ServeError('SHUTTING_DOWN', 'icc serve is shutting down.', 5))
+      if (closing) return refuse(new ServeError('SHUTTING_DOWN', 'icc serve is shutting down.', 5))
       if (!request.body || request.body.length === 0)
-        return Promise.reject(new ServeError('BAD_IMAGE', 'The request body is empty; send the image bytes.'))
+        return refuse(new ServeError('BAD_IMAGE', 'The request body is empty; send the image bytes.'))
       return s.infer(request)
     },
     serviceNames: () => [...services.keys()],
@@ -294,13 +259,12 @@ export async function startHost(options: HostOptions): Promise<Host> {
   }
 
   // slow clients: the headers must arrive within clientTimeoutMs, the whole request (headers + body) within that
-  // plus the longest service timeout; expired connections are found by a check every quarter of the timeout
+  // plus the longest service timeout; the same limits for the Greengrass IPC listener (./index.ts)
   const clientTimeoutMs = options.clientTimeoutMs ?? 30_000
-  const requestTimeout = clientTimeoutMs + Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000
-  const serverOptions = {
-    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(clientTimeoutMs / 4))),
-    headersTimeout: clientTimeoutMs,
-    requestTimeout,
+  const limits: ListenerLimits = {
+    clientTimeoutMs,
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    requestTimeoutMs: clientTimeoutMs + Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000,
   }
   // the invocations are answered by ./invocations.ts on node:http directly (the hot path); the framework serves
   // the other routes, on the same listeners
@@ -309,25 +273,31 @@ export async function startHost(options: HostOptions): Promise<Host> {
     firstService: options.services[0].name,
     maxBodyBytes,
     onInternalError: (name, message) => loggers.get(name)?.error({err: message}, 'request failed'),
+    // answers of the route itself (415, 400, 413, a client gone before its body): a name that is not a service
+    // of this host is counted under ""
+    onOutcome: (name, outcome) => metrics.outcome(services.has(name) ? name : '', outcome),
   })
   // every listener (unix socket, TCP): invocations first, then the framework's router
   const listener = (route: (req: IncomingMessage, res: ServerResponse) => void) =>
-    guardIdle(
-      createServer(serverOptions, (req, res) => invocations(req, res) || route(req, res)),
-      clientTimeoutMs,
-    )
+    limitedServer(limits, (req, res) => invocations(req, res) || route(req, res))
   const app = Fastify({logger: false, return503OnClosing: true, serverFactory: listener})
+  // the framework's own answers are counted too (under service "": no service was reached)
   app.setErrorHandler((error, _req, reply) => {
     const e = error as {message: string; statusCode?: number}
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      metrics.outcome('', 'BAD_REQUEST')
       return reply.code(e.statusCode).send({error: {code: 'BAD_REQUEST', message: e.message}})
     }
 
+    metrics.outcome('', 'INTERNAL')
     return sendError(reply, new ServeError('INTERNAL', e.message))
   })
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({error: {code: 'NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}`}}),
-  )
+  app.setNotFoundHandler((req, reply) => {
+    metrics.outcome('', 'NOT_FOUND')
+    return reply
+      .code(404)
+      .send({error: {code: 'NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}`}})
+  })
 
   const readiness = () => {
     const out: Record<string, unknown> = {}
@@ -398,7 +368,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
     await app.ready()
     if (socketPath) {
       const path = socketPath
-      await prepareSocket(path, options.socket === undefined)
+      await prepareSocketPath(path, options.socket === undefined)
       await app.listen({path})
       await chmod(path, 0o660)
       addresses.socket = path
@@ -482,9 +452,10 @@ export async function startHost(options: HostOptions): Promise<Host> {
       await tcpClosed
       if (addresses.socket) await unlink(addresses.socket).catch(() => {})
       logAll('info', {}, 'stopped')
+      removeSignalHandlers()
     })()
     return closed
   }
 
-  return {addresses, app, close, dispatcher, logger: firstLogger, services, started, warnings}
+  return {addresses, app, close, dispatcher, limits, logger: firstLogger, services, started, warnings}
 }

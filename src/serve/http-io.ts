@@ -1,9 +1,53 @@
 /**
- * The two pieces of node:http plumbing that both inference front ends of `icc serve` (the native invocation route,
- * ./invocations.ts, and the Greengrass IPC endpoint, ./ipc.ts) run on every request, kept off any web framework:
- * reading a size-limited body, and writing a JSON answer in one go.
+ * The node:http plumbing that both inference front ends of `icc serve` (the native invocation route,
+ * ./invocations.ts, and the Greengrass IPC endpoint, ./ipc.ts) share, kept off any web framework: their listeners,
+ * made with the same client timeouts and connection cap ({@link limitedServer}); reading a size-limited body, and
+ * writing a JSON answer in one go, on every request.
  */
-import type {IncomingMessage, ServerResponse} from 'node:http'
+import type {Socket} from 'node:net'
+
+import {createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse} from 'node:http'
+
+/** What every listener of `icc serve` allows a client (native socket, TCP, Greengrass IPC). */
+export interface ListenerLimits {
+  /** The request headers must arrive within this many ms of the connection (or of the previous request). */
+  clientTimeoutMs: number
+  /** Open connections at once; beyond, new ones are closed at once (so idle ones cannot use up descriptors). */
+  maxConnections: number
+  /** The whole request (headers and body) within this many ms (the client timeout plus the longest service's). */
+  requestTimeoutMs: number
+}
+
+/** Default of `--max-connections`, per listener. */
+export const DEFAULT_MAX_CONNECTIONS = 1024
+
+/**
+ * A node:http server with these limits. Node's header timeout starts with the first byte, so a connection that
+ * never sends one is closed here after `clientTimeoutMs`; its first request lifts that (keep-alive idleness after
+ * it is the server's keepAliveTimeout). Expired requests are found by a check every quarter of the timeout.
+ */
+export function limitedServer(limits: ListenerLimits, handler: RequestListener): Server {
+  const {clientTimeoutMs} = limits
+  const server = createServer(
+    {
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(clientTimeoutMs / 4))),
+      headersTimeout: clientTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+    },
+    handler,
+  )
+  server.maxConnections = limits.maxConnections
+  // a client that half-closes its connection after its request still gets the answer (see probeHalfClosed)
+  // (node:http's own switch, not in its type definitions)
+  ;(server as Server & {httpAllowHalfOpen: boolean}).httpAllowHalfOpen = true
+  server.on('connection', (socket: Socket) => {
+    socket.setTimeout(clientTimeoutMs, () => socket.destroy())
+  })
+  server.on('request', (req: IncomingMessage) => {
+    req.socket.setTimeout(0)
+  })
+  return server
+}
 
 /**
  * The whole body as one buffer; 'too-large' when the declared Content-Length is over `limit` (nothing is read)
@@ -54,4 +98,32 @@ export function sendJson(
   if (res.headersSent || res.destroyed) return
   res.writeHead(status, {'content-length': Buffer.byteLength(text), 'content-type': contentType, ...extra})
   res.end(text)
+}
+
+/**
+ * A client may half-close its connection once its request is sent and still wait for the answer, so the listeners
+ * keep half-closed connections open (and answer on them). A client that went away altogether sends the same end of
+ * stream: when it arrives before the answer, `102 Processing` is written (twice: on TCP the first write to a closed
+ * peer only brings back a reset); on a closed connection that write fails, the response closes, and the request's
+ * client-gone signal fires. A client still there reads a 1xx, which HTTP/1.1 clients skip.
+ */
+export function probeHalfClosed(req: IncomingMessage, res: ServerResponse): void {
+  const {socket} = req
+  if (req.httpVersionMinor < 1 && req.httpVersionMajor < 2) return
+  const probe = () => {
+    const write = () => {
+      if (!res.headersSent && !res.destroyed) res.writeProcessing()
+    }
+
+    write()
+    setTimeout(write, 50).unref()
+  }
+
+  if (socket.readableEnded) {
+    probe()
+    return
+  }
+
+  socket.once('end', probe)
+  res.once('close', () => socket.off('end', probe))
 }

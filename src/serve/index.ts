@@ -98,6 +98,7 @@ async function startIpc(host: Host, options: IpcServeOptions, maxBodyBytes?: num
     bodyLimitBytes: maxBodyBytes,
     dispatcher: host.dispatcher,
     host: options.host,
+    limits: host.limits,
     port: options.port,
     region,
   })

@@ -20,7 +20,7 @@ import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {ServiceRequest} from './service.js'
 
 import {isSupportedContentType, normaliseContentType} from '../model/content-type.js'
-import {readBody, sendJson} from './http-io.js'
+import {probeHalfClosed, readBody, sendJson} from './http-io.js'
 import {ClientGone, type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} from './types.js'
 
 const STATUS: Record<ServeErrorCode, number> = {
@@ -49,6 +49,11 @@ export interface InvocationRouteOptions {
   maxBodyBytes: number
   /** Called for INTERNAL errors (the caller logs them). */
   onInternalError(service: string, message: string): void
+  /**
+   * Called for each answer this route gives itself (415, 400, 413, INTERNAL) and for a client gone before its body
+   * was read (CLIENT_CLOSED); the answers of the dispatcher are counted where they are made.
+   */
+  onOutcome(service: string, outcome: string): void
 }
 
 const SERVICES = '/services/'
@@ -81,11 +86,18 @@ export function invocationRoute(
       `The request body is larger than the limit of ${maxBodyBytes} bytes (${(maxBodyBytes / 1024 / 1024).toFixed(1)} MiB); send a smaller image or raise --max-body-bytes.`,
     )
 
+  /** An answer of the route itself, counted. */
+  const refuse = (res: ServerResponse, name: string, error: ServeError) => {
+    options.onOutcome(name, error.code)
+    sendServeError(res, error)
+  }
+
   const answer = async (name: string, query: string, req: IncomingMessage, res: ServerResponse) => {
     const declared = normaliseContentType(req.headers['content-type'])
     if (declared && !isSupportedContentType(declared)) {
-      sendServeError(
+      refuse(
         res,
+        name,
         new ServeError(
           'UNSUPPORTED_CONTENT_TYPE',
           `Content-Type "${declared}" is not supported; send image/jpeg, image/png or application/x-image.`,
@@ -99,6 +111,7 @@ export function invocationRoute(
     if (topKText !== null) {
       topK = Number(topKText)
       if (!Number.isInteger(topK) || topK < 1) {
+        options.onOutcome(name, 'BAD_REQUEST')
         sendError(res, 400, 'BAD_REQUEST', `top_k must be a positive integer, got "${topKText}"`)
         return
       }
@@ -109,16 +122,21 @@ export function invocationRoute(
     if (verbose && topK === undefined) topK = 5
     const body = await readBody(req, maxBodyBytes)
     if (body === 'too-large') {
-      sendServeError(res, tooLarge())
+      refuse(res, name, tooLarge())
       return
     }
 
-    if (body === 'aborted') return
+    if (body === 'aborted') {
+      options.onOutcome(name, 'CLIENT_CLOSED')
+      return
+    }
+
     const gone = new ClientGone()
     // the response closes early only when the client went away before the answer
     res.once('close', () => {
       if (!res.writableFinished) gone.abort()
     })
+    probeHalfClosed(req, res)
     const hook = req.headers['x-icc-test-hook']
     try {
       const result = await dispatcher.infer(name, {
@@ -157,6 +175,7 @@ export function invocationRoute(
       try {
         name = decodeURIComponent(raw)
       } catch {
+        options.onOutcome('', 'BAD_REQUEST')
         sendError(res, 400, 'BAD_REQUEST', `The service name "${raw}" in the path is not valid URL encoding.`)
         return true
       }
@@ -164,6 +183,7 @@ export function invocationRoute(
 
     answer(name, q === -1 ? '' : url.slice(q + 1), req, res).catch((error: unknown) => {
       options.onInternalError(name, (error as Error)?.message ?? String(error))
+      options.onOutcome(name, 'INTERNAL')
       sendError(res, 500, 'INTERNAL', 'The request could not be answered.')
     })
     return true

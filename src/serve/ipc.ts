@@ -19,11 +19,12 @@
  * loopback only, and runs on node:http directly, like the native invocation route (a call is two requests).
  * {@link lambdaEnvironment} gives the variables a Lambda process needs to find it.
  */
+import type {IncomingMessage, ServerResponse} from 'node:http'
+
 import {createHash, randomBytes, randomUUID, timingSafeEqual} from 'node:crypto'
-import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
 
 import {UsageError} from '../errors.js'
-import {readBody, sendJson} from './http-io.js'
+import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits, readBody, sendJson} from './http-io.js'
 import {
   ClientGone,
   DEFAULT_MAX_BODY_BYTES,
@@ -77,6 +78,8 @@ export interface IpcOptions {
 export interface IpcServerOptions extends IpcOptions {
   /** Loopback address to bind: 127.0.0.1 (default), ::1 or localhost. */
   host?: string
+  /** Client timeouts and connection cap: those of the native listeners (default: theirs with a 30 s client timeout). */
+  limits?: ListenerLimits
   /** TCP port; 0 (default) picks a free one. The ML SDK uses 8000 unless GG_DAEMON_PORT says otherwise. */
   port?: number
 }
@@ -272,14 +275,19 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
     return timingSafeEqual(digest(given), tokenDigest)
   }
 
+  // the connection is closed after the answer: the body of a refused call is never read (a trickled one would
+  // otherwise hold the connection until the request timeout)
   const refuse = (req: IncomingMessage, res: ServerResponse): void =>
     req.headers.authorization
-      ? errorReply(res, 403, 'the Authorization token is not the one this icc serve accepts', 'AccessDenied')
+      ? errorReply(res, 403, 'the Authorization token is not the one this icc serve accepts', 'AccessDenied', {
+          connection: 'close',
+        })
       : errorReply(
           res,
           401,
           'missing Authorization header: set AWS_CONTAINER_AUTHORIZATION_TOKEN for the Lambda (icc serve --print-env)',
           'AccessDenied',
+          {connection: 'close'},
         )
 
   const tooLarge = (res: ServerResponse): void =>
@@ -546,12 +554,18 @@ export async function startIpcServer(options: IpcServerOptions): Promise<IpcServ
   let closing = false
   // Lambda code calls at its own pace: an idle connection is kept for a while, so that the next call does not
   // connect again (the client replaces one that the endpoint closed just as it was reused)
-  const server = createServer({keepAliveTimeout: 72_000}, (req, res) => {
+  const limits = options.limits ?? {
+    clientTimeoutMs: 30_000,
+    maxConnections: DEFAULT_MAX_CONNECTIONS,
+    requestTimeoutMs: 30_000 + 60_000,
+  }
+  const server = limitedServer(limits, (req, res) => {
     if (closing) res.shouldKeepAlive = false
     active.set(res, req)
     res.once('close', () => active.delete(res))
     endpoint.handle(req, res)
   })
+  server.keepAliveTimeout = 72_000
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)

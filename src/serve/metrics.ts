@@ -1,7 +1,9 @@
 /**
  * Prometheus metrics of `icc serve` (text exposition format 0.0.4, served at GET /metrics):
  *
- * - icc_requests_total{service,outcome}: invocations by outcome (OK or the error code);
+ * - icc_requests_total{service,outcome}: invocations by outcome (OK or the error code), every answer counted once:
+ *   those of the services, of the host (UNKNOWN_SERVICE, OVERLOADED...) and of the routes (415, 400, 413, 404);
+ *   `service=""` when the request reached no service of this host (an unknown name, a path that is no route);
  * - icc_request_duration_seconds{service,phase}: histograms for queue, decode, inference and total time;
  * - icc_batched_requests_total{service,batch_size}: successful requests by the size of the ONNX Runtime run that
  *   served them (dynamic batching, `--max-batch`);
@@ -52,7 +54,7 @@ export class Metrics {
   private histograms = new Map<string, Histogram>()
   private outcomes = new ServiceCounter(
     'icc_requests_total',
-    'Inference requests by outcome (OK or the error code).',
+    'Inference requests by outcome (OK or the error code); service="" when no service of this host was reached.',
     'outcome',
   )
   private restarts = new ServiceCounter('icc_runner_restarts_total', 'Runner restarts by reason.', 'reason')

@@ -27,6 +27,7 @@ import {DependencyError, IccError, isIccError, ModelError} from '../errors.js'
 import * as modelCore from '../model/index.js'
 import {InferenceLine} from './inference-line.js'
 import {FrameDecoder, type HostMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
+import {handleServeSignals} from './signals.js'
 import {TensorPool} from './tensor-pool.js'
 import {cpuSessionOptions, tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BATCH} from './types.js'
@@ -134,6 +135,9 @@ function collectGarbage(): void {
 }
 
 async function main(): Promise<void> {
+  // never Node's inspector on SIGUSR1; SIGUSR2 and SIGHUP do not end the runner (./signals.ts). The line on stdout
+  // goes to the host's log
+  handleServeSignals((_signal, what) => console.log(what))
   // libvips' operation cache (up to 50 MB) never hits here: every request is a new image
   sharp.cache(false)
   const config = JSON.parse(process.env.ICC_RUNNER_CONFIG ?? '{}') as RunnerConfig

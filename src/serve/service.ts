@@ -133,9 +133,9 @@ export class Service {
    */
   infer(request: ServiceRequest): Promise<InferenceResult> {
     if (this.state === 'stopped')
-      return Promise.reject(new ServeError('SHUTTING_DOWN', `The service "${this.name}" is shutting down.`, 5))
+      return this.refuse(new ServeError('SHUTTING_DOWN', `The service "${this.name}" is shutting down.`, 5))
     if (this.state === 'failed') {
-      return Promise.reject(
+      return this.refuse(
         new ServeError('SERVICE_NOT_READY', `The service "${this.name}" is not ready: ${this.reason}`, 10),
       )
     }
@@ -143,7 +143,7 @@ export class Service {
     if (this.queue.length >= this.options.queueLimit) {
       const perRequest = this.latencyEwmaMs || 100
       const retryAfter = Math.max(1, Math.ceil((perRequest * (this.queue.length + 1)) / 1000))
-      return Promise.reject(
+      return this.refuse(
         new ServeError(
           'OVERLOADED',
           `The service "${this.name}" has ${this.queue.length} requests waiting (queue limit ${this.options.queueLimit}); retry later.`,
@@ -170,6 +170,12 @@ export class Service {
 
       this.pump()
     })
+  }
+
+  /** A request refused before it was queued: counted like every other answer. */
+  private refuse(error: ServeError): Promise<never> {
+    this.options.metrics.outcome(this.name, error.code)
+    return Promise.reject(error)
   }
 
   /** Wait (bounded) for queued and running requests, then stop the runner. */

@@ -21,6 +21,7 @@ import {pngBomb} from '../helpers/images.js'
 import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
 import {
   alive,
+  closedWithin as closedAt,
   http,
   noiseImage,
   runnerPid,
@@ -191,21 +192,7 @@ describe('gauntlet: icc serve under hostile input and faults', function () {
   })
 
   it('slow clients are cut off (headers and body timeouts); hundreds of idle connections do not block service', async () => {
-    const closedWithin = async (payload: string, limitMs: number) =>
-      new Promise<{ms: number; reply: string}>((resolve, reject) => {
-        const t0 = Date.now()
-        let reply = ''
-        const sock = connect(host.socket, () => sock.write(payload))
-        sock.on('data', (d) => {
-          reply += d.toString()
-        })
-        sock.on('close', () => resolve({ms: Date.now() - t0, reply}))
-        sock.on('error', () => {})
-        setTimeout(() => {
-          sock.destroy()
-          reject(new Error(`connection still open after ${limitMs} ms`))
-        }, limitMs)
-      })
+    const closedWithin = async (payload: string, limitMs: number) => closedAt(host.socket, payload, limitMs)
     // headers never finished: --client-timeout-seconds 1
     const headers = await closedWithin(`POST /services/${NAME}/invocations HTTP/1.1\r\nHost: x\r\n`, 10_000)
     assert.ok(headers.ms >= 900, `closed after ${headers.ms} ms`)

@@ -4,6 +4,7 @@
  */
 import {execa, type ResultPromise} from 'execa'
 import {type Agent, request} from 'node:http'
+import {connect} from 'node:net'
 import sharp from 'sharp'
 
 import {BIN} from './cli.js'
@@ -22,15 +23,20 @@ export interface RunningHost {
 /** Start `icc serve ARGS`; resolves once it prints its ready line (rejects with its output if it exits first). */
 export async function startServe(
   args: string[],
-  options: {env?: Record<string, string>; socket: string; timeoutMs?: number},
+  /** `socket`: the --socket given (undefined: none, the default socket). */
+  options: {env?: Record<string, string>; socket?: string; timeoutMs?: number},
 ): Promise<RunningHost> {
   let out = ''
   let err = ''
-  const proc = execa(process.execPath, [BIN, 'serve', '--socket', options.socket, ...args], {
-    buffer: false,
-    env: {ICC_TEST_HOOKS: '1', NO_COLOR: '1', ...options.env},
-    reject: false,
-  })
+  const proc = execa(
+    process.execPath,
+    [BIN, 'serve', ...(options.socket === undefined ? [] : ['--socket', options.socket]), ...args],
+    {
+      buffer: false,
+      env: {ICC_TEST_HOOKS: '1', NO_COLOR: '1', ...options.env},
+      reject: false,
+    },
+  )
   proc.stdout?.on('data', (c: Buffer) => {
     out += c.toString()
   })
@@ -60,7 +66,7 @@ export async function startServe(
   return {
     exited,
     proc,
-    socket: options.socket,
+    socket: options.socket ?? '',
     stderr: () => err,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
@@ -180,4 +186,36 @@ export function parseConnectorBody(body: string): number[] {
       if (s === '' || Number.isNaN(v)) throw new Error(`bad value "${s}" in ${body}`)
       return v
     })
+}
+
+/**
+ * Connect (a unix socket path, or a TCP port on 127.0.0.1), send `payload` (if any), and resolve with what came
+ * back once the server closes the connection; reject if it is still open after `limitMs`. `halfClose`: end the
+ * sending side right after the payload.
+ */
+export async function closedWithin(
+  to: number | string,
+  payload: string,
+  limitMs: number,
+  options: {halfClose?: boolean} = {},
+): Promise<{ms: number; reply: string}> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now()
+    let reply = ''
+    const onConnect = () => {
+      if (payload) sock.write(payload, 'latin1')
+      if (options.halfClose) sock.end()
+    }
+
+    const sock = typeof to === 'number' ? connect(to, '127.0.0.1', onConnect) : connect(to, onConnect)
+    sock.on('data', (d) => {
+      reply += d.toString()
+    })
+    sock.on('close', () => resolve({ms: Date.now() - t0, reply}))
+    sock.on('error', () => {})
+    setTimeout(() => {
+      sock.destroy()
+      reject(new Error(`connection still open after ${limitMs} ms`))
+    }, limitMs)
+  })
 }
