@@ -33,6 +33,11 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     },
   ]
   static override flags = {
+    'admin-token': Flags.string({
+      description:
+        'Bearer token that allows POST /v2/repository/models/{name}/load (model reload) over TCP; prefer $ICC_ADMIN_TOKEN (a flag shows in ps). The unix socket needs none.',
+      env: 'ICC_ADMIN_TOKEN',
+    }),
     'allow-cpu-fallback': Flags.boolean({
       description: 'With GPUAcceleration GPU: run on the CPU (with a warning) when CUDA cannot be loaded.',
     }),
@@ -86,6 +91,11 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       max: 8,
       min: 1,
     }),
+    'memory-budget-kb': Flags.integer({
+      description:
+        "Most memory all runners together may use; a model reload (which runs the new runner beside the old one) is refused beyond it (default: the machine's MemAvailable).",
+      min: 1,
+    }),
     'memory-limit-kb': Flags.integer({description: 'LocalInferenceServiceMemoryLimitKB (default 500000).'}),
     model: Flags.string({
       description: 'MLModelDestinationPath: model directory, model.tar.gz or .onnx (default: bundled model).',
@@ -115,12 +125,17 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     'service-name': Flags.string({description: 'LocalInferenceServiceName (default imageClassification).'}),
     socket: Flags.string({description: 'Unix socket path.'}),
     'timeout-seconds': Flags.integer({description: 'LocalInferenceServiceTimeoutSeconds (default 10).'}),
+    watch: Flags.boolean({
+      description:
+        "Reload a service's model when its file or folder changes (once it has stopped changing for a second). SIGHUP reloads every service.",
+    }),
   }
 
   async run(): Promise<ServeResult> {
     const {flags} = await this.parse(Serve)
     const json = this.jsonEnabled()
     return serve({
+      adminToken: flags['admin-token'],
       allowCpuFallback: flags['allow-cpu-fallback'],
       cacheDir: flags['cache-dir'],
       clientTimeoutMs: flags['client-timeout-seconds'] * 1000,
@@ -133,6 +148,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       logLevel: flags['log-level'],
       maxBodyBytes: flags['max-body-bytes'],
       maxBatch: flags['max-batch'],
+      memoryBudgetKb: flags['memory-budget-kb'],
       memoryLimitKb: flags['memory-limit-kb'],
       model: flags.model,
       ipc:
@@ -171,6 +187,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       serviceName: flags['service-name'],
       socket: flags.socket,
       timeoutSeconds: flags['timeout-seconds'],
+      watch: flags.watch,
     })
   }
 }

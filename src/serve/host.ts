@@ -26,6 +26,8 @@ import {IccError, UsageError} from '../errors.js'
 import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath} from './paths.js'
+import {type ModelWatch, registerReloadRoute, watchServices} from './reload-triggers.js'
+import {ModelReloader} from './reload.js'
 import {Service, type ServiceRequest} from './service.js'
 import {tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeError} from './types.js'
@@ -33,6 +35,8 @@ import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeErro
 export {httpStatus} from './invocations.js'
 
 export interface HostOptions {
+  /** Bearer tokens that allow a model reload over TCP (`--admin-token`, the IPC auth token); the socket needs none. */
+  adminTokens?: string[]
   cacheDir?: string
   /**
    * Slow or idle clients: the request headers must arrive within this many ms of the connection (default 30000),
@@ -54,6 +58,8 @@ export interface HostOptions {
   logStream?: NodeJS.WritableStream
   /** Largest accepted request body (default 20 MiB). */
   maxBodyBytes?: number
+  /** Most memory all runners together may use while a reload runs two for one service (KiB; default: MemAvailable). */
+  memoryBudgetKb?: number
   /** Most images per ONNX Runtime run when requests are waiting (dynamic batching; default 2). */
   maxBatch?: number
   /**
@@ -71,6 +77,8 @@ export interface HostOptions {
   services: (ServiceConfig & {modelPath: string})[]
   /** Unix socket path (default: $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID/icc.sock); false: none. */
   socket?: false | string
+  /** Reload a service when the file or folder of its model changes (./reload-triggers.ts). */
+  watch?: boolean | {quietMs: number}
 }
 
 export interface HostAddresses {
@@ -96,6 +104,8 @@ export interface Host {
   close(): Promise<void>
   dispatcher: Dispatcher & {infer(serviceName: string, request: ServiceRequest): Promise<InferenceResult>}
   logger: Logger
+  /** Model reloads (SIGHUP, the HTTP route, --watch): ./reload.ts. */
+  reloader: ModelReloader
   services: Map<string, Service>
   started: StartedService[]
   /** Warnings worth showing to the user at start-up (non-loopback TCP, CPU fallback...). */
@@ -185,31 +195,32 @@ export async function startHost(options: HostOptions): Promise<Host> {
   const loggers = new Map<string, Logger>()
   const warnings: string[] = []
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+  const makeService = (name: string) => {
+    const s = options.services.find((c) => c.name === name)!
+    return new Service({
+      allowCpuFallback: s.allowCpuFallback,
+      cacheDir: options.cacheDir,
+      crashLoopCooldownMs: options.crashLoop?.cooldownMs,
+      crashLoopLimit: options.crashLoop?.limit,
+      crashLoopWindowMs: options.crashLoop?.windowMs,
+      gpu: s.gpu,
+      intraOpThreads: options.intraOpThreads,
+      logger: loggers.get(name)!,
+      memoryLimitKb: s.memoryLimitKb,
+      metrics,
+      modelPath: s.modelPath,
+      name: s.name,
+      maxBatch: options.maxBatch,
+      pipelineDepth: options.pipelineDepth,
+      queueLimit: options.queueLimit ?? 64,
+      runnerEnv: options.runnerEnv,
+      timeoutSeconds: s.timeoutSeconds,
+    })
+  }
+
   for (const s of options.services) {
-    const logger = makeLogger(options, s.name)
-    loggers.set(s.name, logger)
-    services.set(
-      s.name,
-      new Service({
-        allowCpuFallback: s.allowCpuFallback,
-        cacheDir: options.cacheDir,
-        crashLoopCooldownMs: options.crashLoop?.cooldownMs,
-        crashLoopLimit: options.crashLoop?.limit,
-        crashLoopWindowMs: options.crashLoop?.windowMs,
-        gpu: s.gpu,
-        intraOpThreads: options.intraOpThreads,
-        logger,
-        memoryLimitKb: s.memoryLimitKb,
-        metrics,
-        modelPath: s.modelPath,
-        name: s.name,
-        maxBatch: options.maxBatch,
-        pipelineDepth: options.pipelineDepth,
-        queueLimit: options.queueLimit ?? 64,
-        runnerEnv: options.runnerEnv,
-        timeoutSeconds: s.timeoutSeconds,
-      }),
-    )
+    loggers.set(s.name, makeLogger(options, s.name))
+    services.set(s.name, makeService(s.name))
   }
 
   const firstLogger = loggers.values().next().value as Logger
@@ -267,6 +278,15 @@ export async function startHost(options: HostOptions): Promise<Host> {
     }
   }
 
+  const drainMs = options.drainMs ?? Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000 + 1000
+  const reloader = new ModelReloader({
+    drainMs,
+    logger: (name) => loggers.get(name)!,
+    makeService,
+    memoryBudgetKb: options.memoryBudgetKb,
+    services,
+    sourceOf: (name) => options.services.find((c) => c.name === name)!.modelPath,
+  })
   let closing = false
   const dispatcher: Host['dispatcher'] = {
     // a plain function that returns the service's promise (rejected, never thrown): no async wrapper per request
@@ -381,6 +401,8 @@ export async function startHost(options: HostOptions): Promise<Host> {
       ready: s.state === 'ready',
       summary: i.summary,
       timeoutSeconds: cfg.timeoutSeconds,
+      ...reloader.describe(name),
+      memoryMode: s.memoryMode,
     }
   })
   app.get('/metrics', async (_req, reply) =>
@@ -393,6 +415,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       ),
   )
 
+  registerReloadRoute(app, reloader, options.adminTokens?.filter(Boolean) ?? [])
   const addresses: HostAddresses = {}
   let tcpServer: Server | undefined
   try {
@@ -456,6 +479,9 @@ export async function startHost(options: HostOptions): Promise<Host> {
     )
   }
 
+  const watching: ModelWatch | undefined = options.watch
+    ? await watchServices(reloader, options.services, options.watch === true ? undefined : options.watch.quietMs)
+    : undefined
   // serving from here on: the request path reaches TurboFan within seconds at a low request rate (./tuning.ts)
   tierUpServingCode()
   let closed: Promise<void> | undefined
@@ -463,7 +489,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
     closed ??= (async () => {
       closing = true
       logAll('info', {}, 'shutting down: draining in-flight requests')
-      const drainMs = options.drainMs ?? Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000 + 1000
+      watching?.close()
       const tcpClosed = tcpServer
         ? new Promise<void>((resolve) => {
             tcpServer!.close(() => resolve())
@@ -471,7 +497,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
           })
         : Promise.resolve()
       const appClosed = app.close()
-      await Promise.all([...services.values()].map((s) => s.stop(drainMs)))
+      await Promise.all([reloader.close(), ...[...services.values()].map((s) => s.stop(drainMs))])
       // every request has its answer now; give the last responses a moment to flush, then drop connections
       // that are still open (e.g. a client stuck mid-upload) so shutdown stays bounded
       await new Promise((r) => {
@@ -487,5 +513,5 @@ export async function startHost(options: HostOptions): Promise<Host> {
     return closed
   }
 
-  return {addresses, app, close, dispatcher, logger: firstLogger, services, started, warnings}
+  return {addresses, app, close, dispatcher, logger: firstLogger, reloader, services, started, warnings}
 }

@@ -36,7 +36,9 @@ export interface IpcInfo {
   url: string
 }
 
-export interface ServeOptions extends Omit<HostOptions, 'services'>, ServiceFlags {
+export interface ServeOptions extends Omit<HostOptions, 'adminTokens' | 'services'>, ServiceFlags {
+  /** Bearer token that allows `POST /v2/repository/models/{name}/load` over TCP (the IPC auth token does too). */
+  adminToken?: string
   /** Also expose the Greengrass IPC protocol (what the ML SDK speaks) on a loopback TCP port. */
   ipc?: IpcServeOptions
   /**
@@ -96,9 +98,17 @@ async function resolveModels(
 }
 
 /** Start the Greengrass IPC endpoint on the host's dispatcher. */
-async function startIpc(host: Host, options: IpcServeOptions, maxBodyBytes?: number) {
+function ipcToken(options: IpcServeOptions): {authToken: string; generated: boolean} {
   const fromEnv = process.env.AWS_CONTAINER_AUTHORIZATION_TOKEN
-  const authToken = options.authToken || fromEnv || generateAuthToken()
+  return {authToken: options.authToken || fromEnv || generateAuthToken(), generated: !options.authToken && !fromEnv}
+}
+
+async function startIpc(
+  host: Host,
+  options: IpcServeOptions,
+  {authToken, generated}: ReturnType<typeof ipcToken>,
+  maxBodyBytes?: number,
+) {
   const region = options.region ?? process.env.AWS_REGION
   const server = await startIpcServer({
     authToken,
@@ -111,7 +121,7 @@ async function startIpc(host: Host, options: IpcServeOptions, maxBodyBytes?: num
   const info: IpcInfo = {
     host: server.host,
     port: server.port,
-    tokenGenerated: !options.authToken && !fromEnv,
+    tokenGenerated: generated,
     url: `http://${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
   }
   const lambdaEnv = lambdaEnvironment({port: server.port, region: region ?? 'us-east-1', token: authToken})
@@ -123,10 +133,14 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   holdHostYoungGeneration()
   const configs = await buildServiceConfigs(options)
   const services = await resolveModels(configs, options.cacheDir)
-  const host = await startHost({...options, services})
+  // the IPC token is settled before the host starts: it also allows a model reload over TCP
+  const token = options.ipc ? ipcToken(options.ipc) : undefined
+  const adminTokens: string[] = []
+  for (const t of [options.adminToken, token?.authToken]) if (t) adminTokens.push(t)
+  const host = await startHost({...options, adminTokens, services})
   let ipc: Awaited<ReturnType<typeof startIpc>> | undefined
   try {
-    if (options.ipc) ipc = await startIpc(host, options.ipc, options.maxBodyBytes)
+    if (options.ipc && token) ipc = await startIpc(host, options.ipc, token, options.maxBodyBytes)
   } catch (error) {
     await host.close()
     throw error
@@ -142,6 +156,12 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   // `on`, not `once`, and removed only after the shutdown: execa's exit hook (signal-exit) re-raises a signal
   // when it finds itself the only listener, which would kill the host in the middle of draining
   let onSignal: ((sig: NodeJS.Signals) => void) | undefined
+  // SIGHUP never ends the process: it reloads every service's model (./reload.ts)
+  const onHup = () => {
+    host.reloader.reloadAll('SIGHUP').catch(() => {})
+  }
+
+  process.on('SIGHUP', onHup)
   const stoppedBy = await new Promise<string>((resolve) => {
     onSignal = (sig) => resolve(sig)
     process.on('SIGTERM', onSignal)
@@ -153,6 +173,7 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   } finally {
     process.removeListener('SIGTERM', onSignal!)
     process.removeListener('SIGINT', onSignal!)
+    process.removeListener('SIGHUP', onHup)
   }
 
   return {...info, stoppedBy}
