@@ -33,6 +33,11 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     },
   ]
   static override flags = {
+    'access-log': Flags.string({
+      default: 'on',
+      description: 'One info line per request (service, transport, status, error code, bytes in, timings, batch).',
+      options: ['on', 'off'],
+    }),
     'admin-token': Flags.string({
       description:
         'Bearer token that allows POST /v2/repository/models/{name}/load (model reload) over TCP; prefer $ICC_ADMIN_TOKEN (a flag shows in ps). The unix socket needs none.',
@@ -75,6 +80,10 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     }),
     'intra-op-threads': Flags.integer({description: 'ONNX Runtime intra-op threads per runner.', min: 1}),
     'log-dir': Flags.string({description: 'Also write <dir>/<ServiceName>.log (JSON lines).'}),
+    'log-format': Flags.string({
+      description: 'Log lines as JSON, or short and human-readable (default: pretty on a terminal, else json).',
+      options: ['json', 'pretty'],
+    }),
     'log-level': Flags.string({
       default: 'info',
       description: 'Log level.',
@@ -135,6 +144,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     const {flags} = await this.parse(Serve)
     const json = this.jsonEnabled()
     return serve({
+      accessLog: flags['access-log'] === 'on',
       adminToken: flags['admin-token'],
       allowCpuFallback: flags['allow-cpu-fallback'],
       cacheDir: flags['cache-dir'],
@@ -145,6 +155,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       host: flags.host,
       intraOpThreads: flags['intra-op-threads'],
       logDir: flags['log-dir'],
+      logFormat: (flags['log-format'] ?? (process.stderr.isTTY ? 'pretty' : 'json')) as 'json' | 'pretty',
       logLevel: flags['log-level'],
       maxBodyBytes: flags['max-body-bytes'],
       maxBatch: flags['max-batch'],

@@ -23,6 +23,7 @@ import pino, {type Logger} from 'pino'
 import type {ServiceConfig} from './config.js'
 
 import {IccError, UsageError} from '../errors.js'
+import {type AccessLog, accessLog, logDestination, type LogFormat} from './access-log.js'
 import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath} from './paths.js'
@@ -35,6 +36,8 @@ import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeErro
 export {httpStatus} from './invocations.js'
 
 export interface HostOptions {
+  /** One `info` line per inference request (default true; ./access-log.ts). */
+  accessLog?: boolean
   /** Bearer tokens that allow a model reload over TCP (`--admin-token`, the IPC auth token); the socket needs none. */
   adminTokens?: string[]
   cacheDir?: string
@@ -56,6 +59,8 @@ export interface HostOptions {
   logDir?: string
   /** Main log stream (default: stderr). */
   logStream?: NodeJS.WritableStream
+  /** JSON lines (default) or pino-pretty's short human format on the main stream; --log-dir files stay JSON. */
+  logFormat?: LogFormat
   /** Largest accepted request body (default 20 MiB). */
   maxBodyBytes?: number
   /** Most memory all runners together may use while a reload runs two for one service (KiB; default: MemAvailable). */
@@ -98,6 +103,8 @@ export interface StartedService {
 }
 
 export interface Host {
+  /** Writes an access line (undefined with the access log off); the IPC endpoint's dispatcher goes through it. */
+  accessLog?: AccessLog
   addresses: HostAddresses
   app: FastifyInstance
   /** Stop accepting, drain (bounded), stop the runners. */
@@ -153,7 +160,8 @@ async function prepareSocket(path: string, isDefault: boolean): Promise<void> {
 
 function makeLogger(options: HostOptions, name: string): Logger {
   const level = options.logLevel ?? 'info'
-  const streams: pino.StreamEntry[] = [{level: level as pino.Level, stream: options.logStream ?? process.stderr}]
+  const main = logDestination(options.logStream ?? process.stderr, options.logFormat)
+  const streams: pino.StreamEntry[] = [{level: level as pino.Level, stream: main}]
   if (options.logDir) {
     streams.push({
       level: level as pino.Level,
@@ -325,10 +333,23 @@ export async function startHost(options: HostOptions): Promise<Host> {
   }
   // the invocations are answered by ./invocations.ts on node:http directly (the hot path); the framework serves
   // the other routes, on the same listeners
+  const access = options.accessLog === false ? undefined : accessLog((name) => loggers.get(name), firstLogger)
   const invocations = invocationRoute({
     dispatcher,
     firstService: options.services[0].name,
     maxBodyBytes,
+    onAnswered: access
+      ? (service, status, code, bytesIn, result) =>
+          access({
+            batch: result?.batchSize,
+            bytesIn,
+            code,
+            service,
+            status,
+            timings: result?.timings,
+            transport: 'http',
+          })
+      : undefined,
     onInternalError: (name, message) => loggers.get(name)?.error({err: message}, 'request failed'),
   })
   // every listener (unix socket, TCP): invocations first, then the framework's router
@@ -464,12 +485,11 @@ export async function startHost(options: HostOptions): Promise<Host> {
         listen: addresses,
         loadMs: s.loadMs,
         memoryLimit: {kb: options.services.find((c) => c.name === s.name)!.memoryLimitKb, mode: s.memoryMode},
+        // short: the full model summary is in --json and /v2/models/{name}
         model: {
           classes: s.numClasses,
-          hash: s.modelHash,
-          inputShape: services.get(s.name)!.info!.inputShape,
+          hash: s.modelHash.slice(0, 12),
           path: options.services.find((c) => c.name === s.name)!.modelPath,
-          summary: services.get(s.name)!.info!.summary,
         },
         provider: s.provider,
         runnerRssKb: s.rssKb,
@@ -513,5 +533,16 @@ export async function startHost(options: HostOptions): Promise<Host> {
     return closed
   }
 
-  return {addresses, app, close, dispatcher, logger: firstLogger, reloader, services, started, warnings}
+  return {
+    accessLog: access,
+    addresses,
+    app,
+    close,
+    dispatcher,
+    logger: firstLogger,
+    reloader,
+    services,
+    started,
+    warnings,
+  }
 }

@@ -6,6 +6,7 @@
 import {access} from 'node:fs/promises'
 
 import {ModelError, UsageError} from '../errors.js'
+import {withAccessLog} from './access-log.js'
 import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
 import {type Host, type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
 import {generateAuthToken, lambdaEnvironment, startIpcServer} from './ipc.js'
@@ -113,7 +114,7 @@ async function startIpc(
   const server = await startIpcServer({
     authToken,
     bodyLimitBytes: maxBodyBytes,
-    dispatcher: host.dispatcher,
+    dispatcher: host.accessLog ? withAccessLog(host.dispatcher, host.accessLog, 'ipc') : host.dispatcher,
     host: options.host,
     port: options.port,
     region,
