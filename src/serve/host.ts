@@ -30,6 +30,7 @@ import {defaultSocketPath} from './paths.js'
 import {type ModelWatch, registerReloadRoute, watchServices} from './reload-triggers.js'
 import {ModelReloader} from './reload.js'
 import {Service, type ServiceRequest} from './service.js'
+import {RecentErrors, registerStatusPage} from './status-page.js'
 import {tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeError} from './types.js'
 
@@ -103,8 +104,8 @@ export interface StartedService {
 }
 
 export interface Host {
-  /** Writes an access line (undefined with the access log off); the IPC endpoint's dispatcher goes through it. */
-  accessLog?: AccessLog
+  /** Sees every answered request: the access line (unless off) and the status page's recent errors. */
+  accessLog: AccessLog
   addresses: HostAddresses
   app: FastifyInstance
   /** Stop accepting, drain (bounded), stop the runners. */
@@ -333,23 +334,19 @@ export async function startHost(options: HostOptions): Promise<Host> {
   }
   // the invocations are answered by ./invocations.ts on node:http directly (the hot path); the framework serves
   // the other routes, on the same listeners
-  const access = options.accessLog === false ? undefined : accessLog((name) => loggers.get(name), firstLogger)
+  const accessLine = options.accessLog === false ? undefined : accessLog((name) => loggers.get(name), firstLogger)
+  const recentErrors = new RecentErrors()
+  const access: AccessLog = (entry) => {
+    accessLine?.(entry)
+    if (entry.code !== 'OK') recentErrors.add(entry)
+  }
+
   const invocations = invocationRoute({
     dispatcher,
     firstService: options.services[0].name,
     maxBodyBytes,
-    onAnswered: access
-      ? (service, status, code, bytesIn, result) =>
-          access({
-            batch: result?.batchSize,
-            bytesIn,
-            code,
-            service,
-            status,
-            timings: result?.timings,
-            transport: 'http',
-          })
-      : undefined,
+    onAnswered: (service, status, code, bytesIn, result) =>
+      access({batch: result?.batchSize, bytesIn, code, service, status, timings: result?.timings, transport: 'http'}),
     onInternalError: (name, message) => loggers.get(name)?.error({err: message}, 'request failed'),
   })
   // every listener (unix socket, TCP): invocations first, then the framework's router
@@ -437,6 +434,26 @@ export async function startHost(options: HostOptions): Promise<Host> {
   )
 
   registerReloadRoute(app, reloader, options.adminTokens?.filter(Boolean) ?? [])
+  registerStatusPage(app, () => ({
+    recentErrors: recentErrors.list(),
+    services: [...services.values()].map((s) => {
+      const cfg = options.services.find((c) => c.name === s.name)!
+      const {latencyMs, outcomes, restarts} = metrics.summary(s.name)
+      return {
+        classes: s.info?.numClasses,
+        latencyMs,
+        memory: {limitKb: cfg.memoryLimitKb, mode: s.memoryMode, rssKb: s.rssKb},
+        model: {hash: s.info?.modelHash ?? '', ...reloader.describe(s.name)},
+        name: s.name,
+        provider: s.info?.provider,
+        queueDepth: s.queued,
+        ready: s.state === 'ready',
+        reason: s.state === 'ready' ? undefined : (s.reason ?? `runner ${s.state}`),
+        requests: outcomes,
+        restarts,
+      }
+    }),
+  }))
   const addresses: HostAddresses = {}
   let tcpServer: Server | undefined
   try {

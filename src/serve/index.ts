@@ -114,7 +114,7 @@ async function startIpc(
   const server = await startIpcServer({
     authToken,
     bodyLimitBytes: maxBodyBytes,
-    dispatcher: host.accessLog ? withAccessLog(host.dispatcher, host.accessLog, 'ipc') : host.dispatcher,
+    dispatcher: withAccessLog(host.dispatcher, host.accessLog, 'ipc'),
     host: options.host,
     port: options.port,
     region,
