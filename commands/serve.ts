@@ -33,6 +33,16 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     },
   ]
   static override flags = {
+    'access-log': Flags.string({
+      default: 'on',
+      description: 'One info line per request (service, transport, status, error code, bytes in, timings, batch).',
+      options: ['on', 'off'],
+    }),
+    'admin-token': Flags.string({
+      description:
+        'Bearer token that allows POST /v2/repository/models/{name}/load (model reload) over TCP; prefer $ICC_ADMIN_TOKEN (a flag shows in ps). The unix socket needs none.',
+      env: 'ICC_ADMIN_TOKEN',
+    }),
     'allow-cpu-fallback': Flags.boolean({
       description: 'With GPUAcceleration GPU: run on the CPU (with a warning) when CUDA cannot be loaded.',
     }),
@@ -70,6 +80,10 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     }),
     'intra-op-threads': Flags.integer({description: 'ONNX Runtime intra-op threads per runner.', min: 1}),
     'log-dir': Flags.string({description: 'Also write <dir>/<ServiceName>.log (JSON lines).'}),
+    'log-format': Flags.string({
+      description: 'Log lines as JSON, or short and human-readable (default: pretty on a terminal, else json).',
+      options: ['json', 'pretty'],
+    }),
     'log-level': Flags.string({
       default: 'info',
       description: 'Log level.',
@@ -89,6 +103,11 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     'max-connections': Flags.integer({
       description:
         'Open connections per listener (unix socket, TCP, Greengrass IPC; default 1024); beyond, new ones are closed at once.',
+      min: 1,
+    }),
+    'memory-budget-kb': Flags.integer({
+      description:
+        "Most memory all runners together may use; a model reload (which runs the new runner beside the old one) is refused beyond it (default: the machine's MemAvailable).",
       min: 1,
     }),
     'memory-limit-kb': Flags.integer({description: 'LocalInferenceServiceMemoryLimitKB (default 500000).'}),
@@ -120,6 +139,10 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     'service-name': Flags.string({description: 'LocalInferenceServiceName (default imageClassification).'}),
     socket: Flags.string({description: 'Unix socket path.'}),
     'timeout-seconds': Flags.integer({description: 'LocalInferenceServiceTimeoutSeconds (default 10).'}),
+    watch: Flags.boolean({
+      description:
+        "Reload a service's model when its file or folder changes (once it has stopped changing for a second). SIGHUP reloads every service.",
+    }),
   }
 
   /** `--json` output is NDJSON: the ready event, then the final result (or the error), one line each. */
@@ -131,6 +154,8 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     const {flags} = await this.parse(Serve)
     const json = this.jsonEnabled()
     return serve({
+      accessLog: flags['access-log'] === 'on',
+      adminToken: flags['admin-token'],
       allowCpuFallback: flags['allow-cpu-fallback'],
       cacheDir: flags['cache-dir'],
       clientTimeoutMs: flags['client-timeout-seconds'] * 1000,
@@ -140,10 +165,12 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       host: flags.host,
       intraOpThreads: flags['intra-op-threads'],
       logDir: flags['log-dir'],
+      logFormat: (flags['log-format'] ?? (process.stderr.isTTY ? 'pretty' : 'json')) as 'json' | 'pretty',
       logLevel: flags['log-level'],
       maxBodyBytes: flags['max-body-bytes'],
       maxBatch: flags['max-batch'],
       maxConnections: flags['max-connections'],
+      memoryBudgetKb: flags['memory-budget-kb'],
       memoryLimitKb: flags['memory-limit-kb'],
       model: flags.model,
       ipc:
@@ -182,6 +209,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       serviceName: flags['service-name'],
       socket: flags.socket,
       timeoutSeconds: flags['timeout-seconds'],
+      watch: flags.watch,
     })
   }
 }

@@ -23,18 +23,26 @@ import pino, {type Logger} from 'pino'
 import type {ServiceConfig} from './config.js'
 
 import {asIccError, IccError, UsageError} from '../errors.js'
+import {type AccessLog, accessLog, logDestination, type LogFormat} from './access-log.js'
 import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits} from './http-io.js'
 import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath, prepareSocketPath} from './paths.js'
+import {type ModelWatch, registerReloadRoute, watchServices} from './reload-triggers.js'
+import {ModelReloader} from './reload.js'
 import {Service, type ServiceRequest} from './service.js'
 import {handleServeSignals} from './signals.js'
+import {RecentErrors, registerStatusPage} from './status-page.js'
 import {tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeError} from './types.js'
 
 export {httpStatus} from './invocations.js'
 
 export interface HostOptions {
+  /** One `info` line per inference request (default true; ./access-log.ts). */
+  accessLog?: boolean
+  /** Bearer tokens that allow a model reload over TCP (`--admin-token`, the IPC auth token); the socket needs none. */
+  adminTokens?: string[]
   cacheDir?: string
   /**
    * Slow or idle clients: the request headers must arrive within this many ms of the connection (default 30000),
@@ -56,8 +64,12 @@ export interface HostOptions {
   logStream?: NodeJS.WritableStream
   /** Open connections per listener (default 1024); beyond, new connections are closed at once. */
   maxConnections?: number
+  /** JSON lines (default) or pino-pretty's short human format on the main stream; --log-dir files stay JSON. */
+  logFormat?: LogFormat
   /** Largest accepted request body (default 20 MiB). */
   maxBodyBytes?: number
+  /** Most memory all runners together may use while a reload runs two for one service (KiB; default: MemAvailable). */
+  memoryBudgetKb?: number
   /** Most images per ONNX Runtime run when requests are waiting (dynamic batching; default 2). */
   maxBatch?: number
   /**
@@ -75,6 +87,8 @@ export interface HostOptions {
   services: (ServiceConfig & {modelPath: string})[]
   /** Unix socket path (default: $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID/icc.sock); false: none. */
   socket?: false | string
+  /** Reload a service when the file or folder of its model changes (./reload-triggers.ts). */
+  watch?: boolean | {quietMs: number}
 }
 
 export interface HostAddresses {
@@ -94,6 +108,8 @@ export interface StartedService {
 }
 
 export interface Host {
+  /** Sees every answered request: the access line (unless off) and the status page's recent errors. */
+  accessLog: AccessLog
   addresses: HostAddresses
   app: FastifyInstance
   /** Stop accepting, drain (bounded), stop the runners. */
@@ -102,6 +118,8 @@ export interface Host {
   /** The client timeouts and connection cap of the listeners (the Greengrass IPC listener takes the same). */
   limits: ListenerLimits
   logger: Logger
+  /** Model reloads (SIGHUP, the HTTP route, --watch): ./reload.ts. */
+  reloader: ModelReloader
   services: Map<string, Service>
   started: StartedService[]
   /** Warnings worth showing to the user at start-up (non-loopback TCP, CPU fallback...). */
@@ -114,7 +132,8 @@ function isLoopback(host: string): boolean {
 
 function makeLogger(options: HostOptions, name: string): Logger {
   const level = options.logLevel ?? 'info'
-  const streams: pino.StreamEntry[] = [{level: level as pino.Level, stream: options.logStream ?? process.stderr}]
+  const main = logDestination(options.logStream ?? process.stderr, options.logFormat)
+  const streams: pino.StreamEntry[] = [{level: level as pino.Level, stream: main}]
   if (options.logDir) {
     streams.push({
       level: level as pino.Level,
@@ -141,31 +160,32 @@ export async function startHost(options: HostOptions): Promise<Host> {
   const loggers = new Map<string, Logger>()
   const warnings: string[] = []
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+  const makeService = (name: string) => {
+    const s = options.services.find((c) => c.name === name)!
+    return new Service({
+      allowCpuFallback: s.allowCpuFallback,
+      cacheDir: options.cacheDir,
+      crashLoopCooldownMs: options.crashLoop?.cooldownMs,
+      crashLoopLimit: options.crashLoop?.limit,
+      crashLoopWindowMs: options.crashLoop?.windowMs,
+      gpu: s.gpu,
+      intraOpThreads: options.intraOpThreads,
+      logger: loggers.get(name)!,
+      memoryLimitKb: s.memoryLimitKb,
+      metrics,
+      modelPath: s.modelPath,
+      name: s.name,
+      maxBatch: options.maxBatch,
+      pipelineDepth: options.pipelineDepth,
+      queueLimit: options.queueLimit ?? 64,
+      runnerEnv: options.runnerEnv,
+      timeoutSeconds: s.timeoutSeconds,
+    })
+  }
+
   for (const s of options.services) {
-    const logger = makeLogger(options, s.name)
-    loggers.set(s.name, logger)
-    services.set(
-      s.name,
-      new Service({
-        allowCpuFallback: s.allowCpuFallback,
-        cacheDir: options.cacheDir,
-        crashLoopCooldownMs: options.crashLoop?.cooldownMs,
-        crashLoopLimit: options.crashLoop?.limit,
-        crashLoopWindowMs: options.crashLoop?.windowMs,
-        gpu: s.gpu,
-        intraOpThreads: options.intraOpThreads,
-        logger,
-        memoryLimitKb: s.memoryLimitKb,
-        metrics,
-        modelPath: s.modelPath,
-        name: s.name,
-        maxBatch: options.maxBatch,
-        pipelineDepth: options.pipelineDepth,
-        queueLimit: options.queueLimit ?? 64,
-        runnerEnv: options.runnerEnv,
-        timeoutSeconds: s.timeoutSeconds,
-      }),
-    )
+    loggers.set(s.name, makeLogger(options, s.name))
+    services.set(s.name, makeService(s.name))
   }
 
   const firstLogger = loggers.values().next().value as Logger
@@ -177,8 +197,12 @@ export async function startHost(options: HostOptions): Promise<Host> {
   const socketPath = options.socket === false ? undefined : (options.socket ?? defaultSocketPath())
   if (socketPath) await prepareSocketPath(socketPath, options.socket === undefined)
 
-  // SIGUSR1 (Node's inspector), SIGUSR2 and SIGHUP: ./signals.ts, until the host has stopped
-  const removeSignalHandlers = handleServeSignals((signal, what) => logAll('warn', {signal}, what))
+  // SIGUSR1 (Node's inspector), SIGUSR2 and SIGHUP: ./signals.ts, until the host has stopped; SIGHUP reloads
+  // every service's model once the reloader exists (./reload.ts), and is logged and ignored before that
+  let onHangup = () => logAll('warn', {signal: 'SIGHUP'}, 'SIGHUP received while starting; ignored')
+  const removeSignalHandlers = handleServeSignals((signal, what) => logAll('warn', {signal}, what), {
+    onHangup: () => onHangup(),
+  })
   const stopAll = async () => {
     await Promise.all([...services.values()].map((s) => s.stop(0)))
     removeSignalHandlers()
@@ -225,6 +249,19 @@ export async function startHost(options: HostOptions): Promise<Host> {
     }
   }
 
+  const drainMs = options.drainMs ?? Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000 + 1000
+  const reloader = new ModelReloader({
+    drainMs,
+    logger: (name) => loggers.get(name)!,
+    makeService,
+    memoryBudgetKb: options.memoryBudgetKb,
+    services,
+    sourceOf: (name) => options.services.find((c) => c.name === name)!.modelPath,
+  })
+  onHangup = () => {
+    reloader.reloadAll('SIGHUP').catch(() => {})
+  }
+
   let closing = false
   const dispatcher: Host['dispatcher'] = {
     // a plain function that returns the service's promise (rejected, never thrown): no async wrapper per request
@@ -268,10 +305,19 @@ export async function startHost(options: HostOptions): Promise<Host> {
   }
   // the invocations are answered by ./invocations.ts on node:http directly (the hot path); the framework serves
   // the other routes, on the same listeners
+  const accessLine = options.accessLog === false ? undefined : accessLog((name) => loggers.get(name), firstLogger)
+  const recentErrors = new RecentErrors()
+  const access: AccessLog = (entry) => {
+    accessLine?.(entry)
+    if (entry.code !== 'OK') recentErrors.add(entry)
+  }
+
   const invocations = invocationRoute({
     dispatcher,
     firstService: options.services[0].name,
     maxBodyBytes,
+    onAnswered: (service, status, code, bytesIn, result) =>
+      access({batch: result?.batchSize, bytesIn, code, service, status, timings: result?.timings, transport: 'http'}),
     onInternalError: (name, message) => loggers.get(name)?.error({err: message}, 'request failed'),
     // answers of the route itself (415, 400, 413, a client gone before its body): a name that is not a service
     // of this host is counted under ""
@@ -350,6 +396,8 @@ export async function startHost(options: HostOptions): Promise<Host> {
       ready: s.state === 'ready',
       summary: i.summary,
       timeoutSeconds: cfg.timeoutSeconds,
+      ...reloader.describe(name),
+      memoryMode: s.memoryMode,
     }
   })
   app.get('/metrics', async (_req, reply) =>
@@ -362,6 +410,27 @@ export async function startHost(options: HostOptions): Promise<Host> {
       ),
   )
 
+  registerReloadRoute(app, reloader, options.adminTokens?.filter(Boolean) ?? [])
+  registerStatusPage(app, () => ({
+    recentErrors: recentErrors.list(),
+    services: [...services.values()].map((s) => {
+      const cfg = options.services.find((c) => c.name === s.name)!
+      const {latencyMs, outcomes, restarts} = metrics.summary(s.name)
+      return {
+        classes: s.info?.numClasses,
+        latencyMs,
+        memory: {limitKb: cfg.memoryLimitKb, mode: s.memoryMode, rssKb: s.rssKb},
+        model: {hash: s.info?.modelHash ?? '', ...reloader.describe(s.name)},
+        name: s.name,
+        provider: s.info?.provider,
+        queueDepth: s.queued,
+        ready: s.state === 'ready',
+        reason: s.state === 'ready' ? undefined : (s.reason ?? `runner ${s.state}`),
+        requests: outcomes,
+        restarts,
+      }
+    }),
+  }))
   const addresses: HostAddresses = {}
   let tcpServer: Server | undefined
   try {
@@ -410,12 +479,11 @@ export async function startHost(options: HostOptions): Promise<Host> {
         listen: addresses,
         loadMs: s.loadMs,
         memoryLimit: {kb: options.services.find((c) => c.name === s.name)!.memoryLimitKb, mode: s.memoryMode},
+        // short: the full model summary is in --json and /v2/models/{name}
         model: {
           classes: s.numClasses,
-          hash: s.modelHash,
-          inputShape: services.get(s.name)!.info!.inputShape,
+          hash: s.modelHash.slice(0, 12),
           path: options.services.find((c) => c.name === s.name)!.modelPath,
-          summary: services.get(s.name)!.info!.summary,
         },
         provider: s.provider,
         runnerRssKb: s.rssKb,
@@ -425,6 +493,9 @@ export async function startHost(options: HostOptions): Promise<Host> {
     )
   }
 
+  const watching: ModelWatch | undefined = options.watch
+    ? await watchServices(reloader, options.services, options.watch === true ? undefined : options.watch.quietMs)
+    : undefined
   // serving from here on: the request path reaches TurboFan within seconds at a low request rate (./tuning.ts)
   tierUpServingCode()
   let closed: Promise<void> | undefined
@@ -432,7 +503,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
     closed ??= (async () => {
       closing = true
       logAll('info', {}, 'shutting down: draining in-flight requests')
-      const drainMs = options.drainMs ?? Math.max(...options.services.map((s) => s.timeoutSeconds)) * 1000 + 1000
+      watching?.close()
       const tcpClosed = tcpServer
         ? new Promise<void>((resolve) => {
             tcpServer!.close(() => resolve())
@@ -440,7 +511,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
           })
         : Promise.resolve()
       const appClosed = app.close()
-      await Promise.all([...services.values()].map((s) => s.stop(drainMs)))
+      await Promise.all([reloader.close(), ...[...services.values()].map((s) => s.stop(drainMs))])
       // every request has its answer now; give the last responses a moment to flush, then drop connections
       // that are still open (e.g. a client stuck mid-upload) so shutdown stays bounded
       await new Promise((r) => {
@@ -457,5 +528,17 @@ export async function startHost(options: HostOptions): Promise<Host> {
     return closed
   }
 
-  return {addresses, app, close, dispatcher, limits, logger: firstLogger, services, started, warnings}
+  return {
+    accessLog: access,
+    addresses,
+    app,
+    close,
+    dispatcher,
+    limits,
+    logger: firstLogger,
+    reloader,
+    services,
+    started,
+    warnings,
+  }
 }

@@ -6,6 +6,7 @@
 import {access} from 'node:fs/promises'
 
 import {UsageError} from '../errors.js'
+import {withAccessLog} from './access-log.js'
 import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
 import {type Host, type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
 import {generateAuthToken, lambdaEnvironment, startIpcServer} from './ipc.js'
@@ -36,7 +37,9 @@ export interface IpcInfo {
   url: string
 }
 
-export interface ServeOptions extends Omit<HostOptions, 'services'>, ServiceFlags {
+export interface ServeOptions extends Omit<HostOptions, 'adminTokens' | 'services'>, ServiceFlags {
+  /** Bearer token that allows `POST /v2/repository/models/{name}/load` over TCP (the IPC auth token does too). */
+  adminToken?: string
   /** Also expose the Greengrass IPC protocol (what the ML SDK speaks) on a loopback TCP port. */
   ipc?: IpcServeOptions
   /**
@@ -89,14 +92,22 @@ async function resolveModels(
 }
 
 /** Start the Greengrass IPC endpoint on the host's dispatcher. */
-async function startIpc(host: Host, options: IpcServeOptions, maxBodyBytes?: number) {
+function ipcToken(options: IpcServeOptions): {authToken: string; generated: boolean} {
   const fromEnv = process.env.AWS_CONTAINER_AUTHORIZATION_TOKEN
-  const authToken = options.authToken || fromEnv || generateAuthToken()
+  return {authToken: options.authToken || fromEnv || generateAuthToken(), generated: !options.authToken && !fromEnv}
+}
+
+async function startIpc(
+  host: Host,
+  options: IpcServeOptions,
+  {authToken, generated}: ReturnType<typeof ipcToken>,
+  maxBodyBytes?: number,
+) {
   const region = options.region ?? process.env.AWS_REGION
   const server = await startIpcServer({
     authToken,
     bodyLimitBytes: maxBodyBytes,
-    dispatcher: host.dispatcher,
+    dispatcher: withAccessLog(host.dispatcher, host.accessLog, 'ipc'),
     host: options.host,
     limits: host.limits,
     port: options.port,
@@ -105,7 +116,7 @@ async function startIpc(host: Host, options: IpcServeOptions, maxBodyBytes?: num
   const info: IpcInfo = {
     host: server.host,
     port: server.port,
-    tokenGenerated: !options.authToken && !fromEnv,
+    tokenGenerated: generated,
     url: `http://${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
   }
   const lambdaEnv = lambdaEnvironment({port: server.port, region: region ?? 'us-east-1', token: authToken})
@@ -117,10 +128,14 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   holdHostYoungGeneration()
   const configs = await buildServiceConfigs(options)
   const services = await resolveModels(configs, options.cacheDir)
-  const host = await startHost({...options, services})
+  // the IPC token is settled before the host starts: it also allows a model reload over TCP
+  const token = options.ipc ? ipcToken(options.ipc) : undefined
+  const adminTokens: string[] = []
+  for (const t of [options.adminToken, token?.authToken]) if (t) adminTokens.push(t)
+  const host = await startHost({...options, adminTokens, services})
   let ipc: Awaited<ReturnType<typeof startIpc>> | undefined
   try {
-    if (options.ipc) ipc = await startIpc(host, options.ipc, options.maxBodyBytes)
+    if (options.ipc && token) ipc = await startIpc(host, options.ipc, token, options.maxBodyBytes)
   } catch (error) {
     await host.close()
     throw error

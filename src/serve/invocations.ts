@@ -47,6 +47,8 @@ export interface InvocationRouteOptions {
   /** The service `POST /invocations` goes to. */
   firstService: string
   maxBodyBytes: number
+  /** Called once per answered request (the access log, ./access-log.ts); `result` on success. */
+  onAnswered?(service: string, status: number, code: string, bytesIn: number, result?: InferenceResult): void
   /** Called for INTERNAL errors (the caller logs them). */
   onInternalError(service: string, message: string): void
   /**
@@ -92,7 +94,9 @@ export function invocationRoute(
     sendServeError(res, error)
   }
 
+  const answered = options.onAnswered ?? (() => {})
   const answer = async (name: string, query: string, req: IncomingMessage, res: ServerResponse) => {
+    const declaredBytes = Number(req.headers['content-length']) || 0
     const declared = normaliseContentType(req.headers['content-type'])
     if (declared && !isSupportedContentType(declared)) {
       refuse(
@@ -103,6 +107,7 @@ export function invocationRoute(
           `Content-Type "${declared}" is not supported; send image/jpeg, image/png or application/x-image.`,
         ),
       )
+      answered(name, 415, 'UNSUPPORTED_CONTENT_TYPE', declaredBytes)
       return
     }
 
@@ -113,6 +118,7 @@ export function invocationRoute(
       if (!Number.isInteger(topK) || topK < 1) {
         options.onOutcome(name, 'BAD_REQUEST')
         sendError(res, 400, 'BAD_REQUEST', `top_k must be a positive integer, got "${topKText}"`)
+        answered(name, 400, 'BAD_REQUEST', declaredBytes)
         return
       }
     }
@@ -123,11 +129,13 @@ export function invocationRoute(
     const body = await readBody(req, maxBodyBytes)
     if (body === 'too-large') {
       refuse(res, name, tooLarge())
+      answered(name, 413, 'BODY_TOO_LARGE', declaredBytes)
       return
     }
 
     if (body === 'aborted') {
       options.onOutcome(name, 'CLIENT_CLOSED')
+      answered(name, 499, 'CLIENT_CLOSED', declaredBytes)
       return
     }
 
@@ -153,11 +161,13 @@ export function invocationRoute(
         `inference;dur=${t.inferenceMs.toFixed(2)}, total;dur=${t.totalMs.toFixed(2)}, batch;desc=${result.batchSize}`
       const text = verbose ? `{"probabilities":${result.body},"top":${JSON.stringify(result.top ?? [])}}` : result.body
       sendJson(res, 200, text, {'server-timing': timing})
+      answered(name, 200, 'OK', body.length, result)
     } catch (error) {
       const e =
         error instanceof ServeError ? error : new ServeError('INTERNAL', (error as Error)?.message ?? String(error))
       if (e.code === 'INTERNAL') options.onInternalError(name, e.message)
       sendServeError(res, e)
+      answered(name, httpStatus(e.code), e.code, body.length)
     }
   }
 

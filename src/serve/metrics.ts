@@ -19,6 +19,24 @@ interface Histogram {
   sum: number
 }
 
+/** The q-quantile of a histogram in ms, linear within the bucket it falls in (the last finite bound beyond). */
+function quantileMs(h: Histogram, q: number): number {
+  const rank = q * h.count
+  let below = 0
+  for (const [i, le] of BUCKETS.entries()) {
+    if (h.buckets[i] >= rank) {
+      const lower = i === 0 ? 0 : BUCKETS[i - 1]
+      const inBucket = h.buckets[i] - below
+      const seconds = inBucket === 0 ? le : lower + ((le - lower) * (rank - below)) / inBucket
+      return Math.round(seconds * 100_000) / 100
+    }
+
+    below = h.buckets[i]
+  }
+
+  return BUCKETS.at(-1)! * 1000
+}
+
 const esc = (v: string) => v.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')
 
 /** A counter labelled by service and one more label: counts, and their lines in the exposition format. */
@@ -30,6 +48,17 @@ class ServiceCounter {
     private readonly help: string,
     private readonly label: string,
   ) {}
+
+  /** The counts of one service, by label value. */
+  of(service: string): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const [key, n] of this.counts) {
+      const [s, value] = key.split('\u0000')
+      if (s === service) out[value] = n
+    }
+
+    return out
+  }
 
   add(service: string, value: number | string): void {
     const key = `${service}\u0000${value}`
@@ -111,6 +140,25 @@ export class Metrics {
     lines.push('# HELP icc_queue_depth Requests waiting or running.', '# TYPE icc_queue_depth gauge')
     for (const g of gauges) lines.push(`icc_queue_depth{service="${esc(g.name)}"} ${g.queueDepth}`)
     return lines.join('\n') + '\n'
+  }
+
+  /**
+   * What the status page shows of one service, from the same counters and histograms as /metrics: requests by
+   * outcome, restarts by reason, and the 50th/90th/99th percentile of each phase in ms, interpolated within the
+   * histogram's buckets as Prometheus' histogram_quantile does (null before the first successful request).
+   */
+  summary(service: string): {
+    latencyMs: Record<(typeof PHASES)[number], null | {p50: number; p90: number; p99: number}>
+    outcomes: Record<string, number>
+    restarts: Record<string, number>
+  } {
+    const latencyMs = {} as Record<(typeof PHASES)[number], null | {p50: number; p90: number; p99: number}>
+    for (const phase of PHASES) {
+      const h = this.histograms.get(`${service}\u0000${phase}`)
+      latencyMs[phase] = h ? {p50: quantileMs(h, 0.5), p90: quantileMs(h, 0.9), p99: quantileMs(h, 0.99)} : null
+    }
+
+    return {latencyMs, outcomes: this.outcomes.of(service), restarts: this.restarts.of(service)}
   }
 
   restart(service: string, reason: string): void {

@@ -6,8 +6,8 @@
  *   and run code as the service user. A listener of our own takes SIGUSR1 over from Node's (from the moment it is
  *   installed, early in the host and the runner), so the inspector never opens; the signal is logged and ignored.
  * - SIGUSR2: its default action ends the process (and execa's exit hook re-raises it): logged and ignored.
- * - SIGHUP: the reload of the operations issue hooks in here (`onHangup`); until then it is logged and ignored
- *   (the default action, and execa's exit hook, would end the host at once and leave its socket behind).
+ * - SIGHUP: the host reloads every model (`onHangup`, ./reload.ts); a runner logs and ignores it. It never ends
+ *   the process (the default action, and execa's exit hook, would end the host at once and leave its socket).
  */
 
 export type SignalLog = (signal: NodeJS.Signals, what: string) => void
@@ -21,7 +21,7 @@ export interface SignalHandlers {
 export function handleServeSignals(log: SignalLog, handlers: SignalHandlers = {}): () => void {
   const ignore = (signal: NodeJS.Signals) => () =>
     log(signal, `${signal} received; ignored (the inspector is not opened; stop icc serve with SIGTERM)`)
-  const hangup = handlers.onHangup ?? (() => log('SIGHUP', 'SIGHUP received; ignored (reloading is not supported yet)'))
+  const hangup = handlers.onHangup ?? (() => log('SIGHUP', 'SIGHUP received; ignored by this process'))
   const installed: [NodeJS.Signals, () => void][] = [
     ['SIGUSR1', ignore('SIGUSR1')],
     ['SIGUSR2', ignore('SIGUSR2')],
