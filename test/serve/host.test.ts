@@ -246,7 +246,7 @@ describe('icc serve (one service, real runner)', function () {
     assert.equal(fail.exitCode, 8)
     assert.equal(JSON.parse(fail.stdout).error.code, 'BAD_IMAGE')
     const down = await icc(['invoke', '--socket', join(dir, 'none.sock'), img])
-    assert.equal(down.exitCode, 8)
+    assert.equal(down.exitCode, 9)
     assert.match(down.stderr, /nothing is listening/)
   })
 
@@ -296,9 +296,11 @@ describe('icc serve (one service, real runner)', function () {
     const before = await ready()
     const started = Date.now()
     const hung = invoke(jpeg, {'x-icc-test-hook': 'hang'})
-    // a request queued behind the hung one is not lost: it runs on the new runner within its own deadline
+    // a request queued behind the hung one is not lost: it runs on the new runner within its own deadline. It is
+    // sent late in the hung one's 3 s, so that its own deadline leaves the restart (~1.5 s on a loaded 2-core
+    // machine) more than 2 s
     await new Promise((r) => {
-      setTimeout(r, 1500)
+      setTimeout(r, 2500)
     })
     const queued = invoke(jpeg)
     const res = await hung
