@@ -76,7 +76,7 @@ export async function configuredRegion(aws: AwsOptions): Promise<string | undefi
 }
 
 /** What an SDK error says about itself: its error name and the HTTP status of the answer (when one came). */
-export function awsErrorInfo(error: unknown): {message: string; name: string; status?: number} {
+export function awsErrorInfo(error: unknown): {message: string; name: string; status?: number; tag: string} {
   const e = error as {
     $metadata?: {httpStatusCode?: number}
     $response?: {statusCode?: number}
@@ -85,13 +85,16 @@ export function awsErrorInfo(error: unknown): {message: string; name: string; st
   }
   // A body the SDK cannot parse (an HTML 404 page) leaves the status only on $response for some protocols.
   const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode
-  return {message: (e.message ?? String(error)).split('\n')[0], name: e.name ?? 'Error', status}
+  const name = e.name ?? 'Error'
+  // `(Name, HTTP 404)`: what the answer was, kept in every message.
+  const tag = `(${name}${status ? `, HTTP ${status}` : ''})`
+  return {message: (e.message ?? String(error)).split('\n')[0], name, status, tag}
 }
 
 /** Turn an error thrown by an SDK v3 client into one clear line with the next step. */
 export function mapAwsError(error: unknown, operation: string): IccError {
   if (error instanceof IccError) return error
-  const {message, name, status} = awsErrorInfo(error)
+  const {message, name, status, tag} = awsErrorInfo(error)
   const e = error as {code?: string}
   if (name === 'CredentialsProviderError' || /Could not load credentials|credential/i.test(message)) {
     return new AwsError('NO_CREDENTIALS', `${operation}: no AWS credentials were found.`, {
@@ -121,34 +124,26 @@ export function mapAwsError(error: unknown, operation: string): IccError {
   }
 
   if (status === 403 || /AccessDenied|UnauthorizedOperation|Forbidden/i.test(name)) {
-    return new AwsError(
-      'ACCESS_DENIED',
-      `${operation} was denied (${name}${status ? `, HTTP ${status}` : ''}): ${message}`,
-      {
-        suggestions: [
-          `Allow the ${operation} action for the credentials in use (check with "aws sts get-caller-identity").`,
-        ],
-      },
-    )
+    return new AwsError('ACCESS_DENIED', `${operation} was denied: ${message} ${tag}`, {
+      suggestions: [
+        `Allow the ${operation} action for the credentials in use (check with "aws sts get-caller-identity").`,
+      ],
+    })
   }
 
   if (/Throttl|TooManyRequests|RequestLimitExceeded/i.test(name) || status === 429) {
-    return new AwsError('THROTTLED', `${operation} was throttled by AWS after retries: ${message}`, {
+    return new AwsError('THROTTLED', `${operation} was throttled by AWS after retries: ${message} ${tag}`, {
       suggestions: ['Wait a minute and run the command again.'],
     })
   }
 
   if (status === 404 || /NotFound|NoSuch|ResourceNotFound/i.test(name)) {
-    return new AwsError(
-      'NOT_FOUND',
-      `${operation}: not found (${name}${status ? `, HTTP ${status}` : ''}): ${message}`,
-      {
-        suggestions: ['Check the id or ARN, and that --region is the one the resource lives in.'],
-      },
-    )
+    return new AwsError('NOT_FOUND', `${operation}: not found: ${message} ${tag}`, {
+      suggestions: ['Check the id or ARN, and that --region is the one the resource lives in.'],
+    })
   }
 
-  return new IccError('AWS_ERROR', `${operation} failed (${name}${status ? `, HTTP ${status}` : ''}): ${message}`, {
+  return new IccError('AWS_ERROR', `${operation} failed ${tag}: ${message}`, {
     exitCode: ExitCode.AwsError,
   })
 }

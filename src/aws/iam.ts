@@ -120,11 +120,11 @@ export async function groupRoleArn(aws: AwsOptions, groupId: string): Promise<st
     return out.RoleArn
   } catch (error) {
     // AWS documents BadRequestException (HTTP 400) for a group without a role; some endpoints answer 404.
-    const {message, name, status} = awsErrorInfo(error)
+    const {message, name, tag} = awsErrorInfo(error)
     if (/^(BadRequestException|NotFoundException)$/.test(name)) {
       throw new AwsError(
         'NO_GROUP_ROLE',
-        `Greengrass group ${groupId} has no role, or does not exist (${name}, HTTP ${status ?? '?'}: ${message}).`,
+        `Greengrass group ${groupId} has no role, or does not exist: ${message} ${tag}`,
         {
           suggestions: [
             'Check the group id (aws greengrass list-groups) and --region.',

@@ -197,8 +197,8 @@ async function headModelArtifact(aws: AwsOptions, uri: string): Promise<{bytes: 
     const out = await s3.send(new HeadObjectCommand({Bucket: location.bucket, Key: location.key}))
     return {bytes: out.ContentLength ?? 0}
   } catch (error) {
-    const {message, name, status} = awsErrorInfo(error)
-    const what = `s3:HeadObject ${uri} (${name}${status ? `, HTTP ${status}` : ''}): ${message}`
+    const {message, name, status, tag} = awsErrorInfo(error)
+    const what = `s3:HeadObject ${uri} ${tag}: ${message}`
     if (status === 404 || /^(NotFound|NoSuchKey|NoSuchBucket)$/.test(name)) {
       return {
         problem: {

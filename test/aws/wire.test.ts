@@ -401,7 +401,7 @@ describe('AWS wire protocols through real SDK clients', () => {
       )
       await assert.rejects(checkRole({...aws, groupId: GROUP_ID, sagemakerJobArn: JOB_ARN}), (error: AwsError) => {
         assert.equal(error.code, 'NO_GROUP_ROLE')
-        assert.match(error.message, /BadRequestException, HTTP 400: The group has no role associated/)
+        assert.match(error.message, /The group has no role associated\. \(BadRequestException, HTTP 400\)/)
         return true
       })
     })
