@@ -147,18 +147,9 @@ export async function checkJob(options: CheckJobOptions): Promise<CheckJobResult
   }
 
   const modelArtifact = job.ModelArtifacts?.S3ModelArtifacts
-  let modelArtifactBytes: number | undefined
-  if (modelArtifact) {
-    const head = await headModelArtifact({...options, region: arn.region}, modelArtifact)
-    if ('problem' in head) problems.push(head.problem)
-    else modelArtifactBytes = head.bytes
-  } else {
-    problems.push({
-      code: 'NO_MODEL_ARTIFACT',
-      fix: 'Only a completed job has a model artifact: wait for completion or retrain.',
-      message: 'The job has no ModelArtifacts.S3ModelArtifacts (no model.tar.gz in S3).',
-    })
-  }
+  const head = await checkModelArtifact({...options, region: arn.region}, modelArtifact)
+  const modelArtifactBytes = 'bytes' in head ? head.bytes : undefined
+  if ('problem' in head) problems.push(head.problem)
 
   return {
     ...base,
@@ -180,7 +171,20 @@ function parseS3Uri(uri: string): undefined | {bucket: string; key: string} {
 }
 
 /** HeadObject on the model artifact: its size, or the problem that stops Greengrass from downloading it. */
-async function headModelArtifact(aws: AwsOptions, uri: string): Promise<{bytes: number} | {problem: JobProblem}> {
+async function checkModelArtifact(
+  aws: AwsOptions,
+  uri: string | undefined,
+): Promise<{bytes: number} | {problem: JobProblem}> {
+  if (!uri) {
+    return {
+      problem: {
+        code: 'NO_MODEL_ARTIFACT',
+        fix: 'Only a completed job has a model artifact: wait for completion or retrain.',
+        message: 'The job has no ModelArtifacts.S3ModelArtifacts (no model.tar.gz in S3).',
+      },
+    }
+  }
+
   const location = parseS3Uri(uri)
   if (!location) {
     return {
