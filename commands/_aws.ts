@@ -4,7 +4,7 @@
  */
 import {Flags} from '@oclif/core'
 
-import type {AwsOptions} from '../src/aws/clients.js'
+import {type AwsOptions, checkEndpointUrl} from '../src/aws/clients.js'
 
 export const awsFlags = {
   'endpoint-url': Flags.string({
@@ -14,6 +14,8 @@ export const awsFlags = {
   region: Flags.string({description: 'AWS region (default: AWS_REGION or the profile).'}),
 }
 
+/** The AwsOptions of the flags; a bad --endpoint-url is refused here, before any other work. */
 export function awsOptions(flags: {'endpoint-url'?: string; profile?: string; region?: string}): AwsOptions {
+  checkEndpointUrl(flags['endpoint-url'])
   return {endpointUrl: flags['endpoint-url'], profile: flags.profile, region: flags.region}
 }

@@ -1,12 +1,14 @@
 import {Flags} from '@oclif/core'
 
+import {formatBytes} from '../src/aws/progress.js'
 import {checkJob, type CheckJobResult} from '../src/aws/sagemaker.js'
 import {awsFlags, awsOptions} from './_aws.js'
 import {BaseCommand} from './_base.js'
 
 export default class CheckJob extends BaseCommand {
   static override description = `Check that a SageMaker training job can be served by the Image Classification connector.
-Exists, Completed, built-in image-classification algorithm, hyperparameters, model artifact, region/account.
+Exists (in the ARN's region), Completed, built-in image-classification algorithm, hyperparameters, model artifact
+(HeadObject on the S3 object), region/account.
 Exit codes: 0 no problems, 1 problems found (each with a fix), 2 invalid ARN, 3 AWS error.`
   static override examples = [
     {
@@ -36,7 +38,11 @@ Exit codes: 0 no problems, 1 problems found (each with a fix), 2 invalid ARN, 3 
       if (result.status) this.log(`Status:         ${result.status}`)
       if (result.algorithm) this.log(`Algorithm:      ${result.algorithm}`)
       for (const [k, v] of Object.entries(result.hyperparameters)) this.log(`${`${k}:`.padEnd(16)}${v}`)
-      if (result.modelArtifact) this.log(`Model artifact: ${result.modelArtifact}`)
+      if (result.modelArtifact) {
+        const size = result.modelArtifactBytes === undefined ? '' : ` (${formatBytes(result.modelArtifactBytes)})`
+        this.log(`Model artifact: ${result.modelArtifact}${size}`)
+      }
+
       if (result.ok) this.log('OK: the connector can serve this job.')
       for (const p of result.problems) this.log(`PROBLEM ${p.code}: ${p.message}\n  fix: ${p.fix}`)
     }

@@ -7,7 +7,7 @@ import {terminalConfirm} from './_prompt.js'
 
 export default class CheckRole extends BaseCommand {
   static override description = `Check that the Greengrass group role allows sagemaker:DescribeTrainingJob on the training job.
-Uses IAM's policy simulator; when that is not allowed, reads the role's policies and evaluates them locally.
+Uses IAM's policy simulator; when that is not allowed (or fails), reads the role's policies and evaluates them locally.
 Exit codes: 0 allowed, 6 denied (implicitly or explicitly), 7 could not decide (e.g. a Condition).`
   static override examples = [
     {
@@ -28,7 +28,9 @@ Exit codes: 0 allowed, 6 denied (implicitly or explicitly), 7 could not decide (
   ]
   static override flags = {
     ...awsFlags,
-    fix: Flags.boolean({description: 'Add an inline policy granting exactly this action on exactly this job.'}),
+    fix: Flags.boolean({
+      description: "Add this job to the role's icc inline policy (exactly this action; other jobs' grants are kept).",
+    }),
     'group-id': Flags.string({
       description: 'Greengrass group whose associated role to check.',
       exactlyOne: ['group-id', 'role-arn', 'policy-file'],
@@ -65,7 +67,11 @@ Exit codes: 0 allowed, 6 denied (implicitly or explicitly), 7 could not decide (
       this.log(`Why: ${result.reason}`)
       for (const s of result.statements) this.log(`  - ${s.policy}${s.statement ? ` (${s.statement})` : ''}`)
       if (result.fix) this.log(`Fix: ${result.fix.note}`)
-      else if (result.decision === 'implicitDeny') this.log('Run again with --fix to add the missing permission.')
+      else if (result.decision === 'implicitDeny' && result.method === 'policy-file') {
+        // --fix changes a role, not a file: say what works instead.
+        this.log(`Add a statement allowing ${result.action} on ${result.resource} to the policy, or check the role`)
+        this.log('itself with --role-arn ROLE_ARN --fix.')
+      } else if (result.decision === 'implicitDeny') this.log('Run again with --fix to add the missing permission.')
     }
 
     // The result is printed once (by oclif for --json, above otherwise); the exit code tells denied/undecided.

@@ -13,7 +13,7 @@ Parameters come from --parameters FILE and/or one flag per parameter (flags win)
 is sent. Calls CreateConnectorDefinition (or, with --definition-id, CreateConnectorDefinitionVersion, keeping the
 other connectors of that definition's latest version). Prints the definition id, ARN and latest version ARN: what a
 group version needs. --with-ml-resource also creates the SageMaker ML resource the connector reads the model from;
---group-id G --deploy puts both in a new group version and deploys it.
+--group-id G --deploy puts both in a new group version (keeping the group's other resources) and deploys it.
 Exit codes: 0 created (and deployed), 2 invalid parameters or flags, 3 AWS error (credentials, access denied,
 throttled, not found) or a failed deployment (DEPLOYMENT_FAILED), 1 the deployment was still running when --wait
 gave up (DEPLOYMENT_TIMEOUT: everything was created; check it later with the command printed).`
@@ -116,6 +116,8 @@ gave up (DEPLOYMENT_TIMEOUT: everything was created; check it later with the com
       spinner: !json && Boolean(process.stderr.isTTY),
       wait: flags.wait,
       waitTimeoutSeconds: flags['wait-timeout'],
+      // Warnings are shown when they arise (before the deployment), and listed in the --json result.
+      warn: json ? undefined : (warning) => this.warn(warning),
       withMlResource: flags['with-ml-resource'],
     })
     if (!json) this.report(result)
@@ -142,6 +144,7 @@ gave up (DEPLOYMENT_TIMEOUT: everything was created; check it later with the com
     if (result.mlResource) {
       this.log(`Created ML resource definition ${result.mlResource.id}`)
       this.log(`  Latest version ARN: ${result.mlResource.latestVersionArn ?? '-'}`)
+      if (result.keptResources?.length) this.log(`  Kept resources:     ${result.keptResources.join(', ')}`)
     }
 
     if (result.deployment) {
@@ -152,7 +155,5 @@ gave up (DEPLOYMENT_TIMEOUT: everything was created; check it later with the com
         `Next: add it to a group version (aws greengrass create-group-version --group-id G --connector-definition-version-arn ${result.latestVersionArn ?? 'ARN'} ...), or run again with --group-id G --deploy.`,
       )
     }
-
-    for (const w of result.warnings) this.warn(w)
   }
 }

@@ -8,8 +8,9 @@ import {cacheDirFlag} from './_model.js'
 
 export default class PullModel extends BaseCommand {
   static override description = `Download a training job's model (ModelArtifacts.S3ModelArtifacts) and extract it into a directory.
-Like Greengrass does for a SageMaker ML resource. The destination's old content is replaced only once the new model
-is completely downloaded and extracted.`
+Like Greengrass does for a SageMaker ML resource, from the job ARN's region. The destination's old content is replaced
+only once the new model is completely downloaded, extracted and loads (a model that does not load: exit 4).
+Exit codes: 0 pulled, 2 bad input (ARN, account mismatch), 3 AWS error, 4 the model cannot be used.`
   static override examples = [
     {
       command:
@@ -29,7 +30,9 @@ is completely downloaded and extracted.`
       description: 'Directory to extract the model into (MLModelDestinationPath).',
       required: true,
     }),
-    'no-inspect': Flags.boolean({description: 'Do not inspect (and pre-convert) the model after extracting it.'}),
+    'no-inspect': Flags.boolean({
+      description: 'Do not check (inspect and pre-convert) the model before it replaces the old one.',
+    }),
     'sagemaker-job-arn': Flags.string({description: 'The training job ARN (MLModelSageMakerJobArn).', required: true}),
   }
 
@@ -50,8 +53,7 @@ is completely downloaded and extracted.`
       this.log(`Symbol: ${result.symbol ?? 'none found'}`)
       this.log(`Params: ${result.params.join(', ') || 'none found'}`)
       const m = result.model
-      if (m && 'error' in m) this.warn(`The pulled model cannot be read: ${m.error}`)
-      else if (m) {
+      if (m) {
         this.log(
           `Model: ${m.architecture ?? m.format}, ${m.classes ?? '?'} classes, input ${(m.inputShape ?? []).join('x')}, ` +
             `${m.converts ? 'converts to ONNX' : 'does NOT convert'}`,
@@ -59,6 +61,9 @@ is completely downloaded and extracted.`
         for (const p of m.problems) this.log(`  problem: ${p}`)
       }
     }
+
+    if (!json)
+      for (const mismatch of result.mismatches ?? []) this.warn(`The model does not match its job: ${mismatch}.`)
 
     return result
   }

@@ -3,9 +3,10 @@
  * credential chain, `--region`, `--profile`, `--endpoint-url` (LocalStack-style endpoints), and the SDK's
  * standard retry mode. Also the one mapping of AWS errors to {@link AwsError}s with a next step.
  */
+import {S3Client} from '@aws-sdk/client-s3'
 import {createHash} from 'node:crypto'
 
-import {AwsError, ExitCode, IccError} from '../errors.js'
+import {AwsError, ExitCode, IccError, UsageError} from '../errors.js'
 
 export interface AwsOptions {
   endpointUrl?: string
@@ -13,8 +14,38 @@ export interface AwsOptions {
   region?: string
 }
 
+/**
+ * Check `--endpoint-url` before anything is sent, as the aws CLI does: without a scheme the SDK fails later with
+ * "Invalid URL" or an "UnknownError" that hides the cause.
+ */
+export function checkEndpointUrl(endpointUrl: string | undefined): void {
+  if (endpointUrl === undefined) return
+  const form = 'Must be of the form http://<hostname>/ or https://<hostname>/'
+  const bad = (why: string, suggestions: string[]) =>
+    new UsageError('INVALID_ENDPOINT_URL', `Bad value for --endpoint-url ${JSON.stringify(endpointUrl)}: ${why}.`, {
+      suggestions,
+    })
+  if (!/^[a-z][a-z\d+.-]*:\/\//i.test(endpointUrl)) {
+    throw bad('scheme is missing', [`${form}, e.g. http://${endpointUrl.replace(/^\/+/, '') || 'localhost:4566'}`])
+  }
+
+  let url: URL
+  try {
+    url = new URL(endpointUrl)
+  } catch {
+    throw bad('it is not a valid URL', [form])
+  }
+
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw bad(`the scheme ${url.protocol.slice(0, -1)} is not http or https`, [form])
+  }
+
+  if (!url.hostname) throw bad('the host name is missing', [form])
+}
+
 /** The configuration object every SDK v3 client constructor accepts. */
 export function clientConfig(options: AwsOptions): Record<string, unknown> {
+  checkEndpointUrl(options.endpointUrl)
   // icc supports Node 20 (package.json engines); the SDK's "Node >= 22 soon" notice is noise on every command.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
   const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION
@@ -27,13 +58,44 @@ export function clientConfig(options: AwsOptions): Record<string, unknown> {
   }
 }
 
+/** An S3 client for the options; path-style addressing when an endpoint is given (S3-compatible servers). */
+export function s3Client(aws: AwsOptions): S3Client {
+  return new S3Client({...clientConfig(aws), ...(aws.endpointUrl ? {forcePathStyle: true} : {})})
+}
+
+/** The region the options resolve to (flag, environment, profile), or undefined when none is set. */
+export async function configuredRegion(aws: AwsOptions): Promise<string | undefined> {
+  const client = new S3Client(clientConfig(aws))
+  try {
+    return await client.config.region()
+  } catch {
+    return undefined
+  } finally {
+    client.destroy()
+  }
+}
+
+/** What an SDK error says about itself: its error name and the HTTP status of the answer (when one came). */
+export function awsErrorInfo(error: unknown): {message: string; name: string; status?: number; tag: string} {
+  const e = error as {
+    $metadata?: {httpStatusCode?: number}
+    $response?: {statusCode?: number}
+    message?: string
+    name?: string
+  }
+  // A body the SDK cannot parse (an HTML 404 page) leaves the status only on $response for some protocols.
+  const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode
+  const name = e.name ?? 'Error'
+  // `(Name, HTTP 404)`: what the answer was, kept in every message.
+  const tag = `(${name}${status ? `, HTTP ${status}` : ''})`
+  return {message: (e.message ?? String(error)).split('\n')[0], name, status, tag}
+}
+
 /** Turn an error thrown by an SDK v3 client into one clear line with the next step. */
 export function mapAwsError(error: unknown, operation: string): IccError {
   if (error instanceof IccError) return error
-  const e = error as {$metadata?: {httpStatusCode?: number}; message?: string; name?: string}
-  const name = e.name ?? 'Error'
-  const status = e.$metadata?.httpStatusCode
-  const message = (e.message ?? String(error)).split('\n')[0]
+  const {message, name, status, tag} = awsErrorInfo(error)
+  const e = error as {code?: string}
   if (name === 'CredentialsProviderError' || /Could not load credentials|credential/i.test(message)) {
     return new AwsError('NO_CREDENTIALS', `${operation}: no AWS credentials were found.`, {
       suggestions: ['Run "aws configure", set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or pass --profile.'],
@@ -46,14 +108,23 @@ export function mapAwsError(error: unknown, operation: string): IccError {
     })
   }
 
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|ETIMEDOUT/.test(`${(e as {code?: string}).code ?? ''} ${message}`)) {
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|ETIMEDOUT/.test(`${e.code ?? ''} ${message}`)) {
     return new AwsError('ENDPOINT_UNREACHABLE', `${operation}: cannot reach the AWS endpoint: ${message}`, {
       suggestions: ['Check the network, --region, and --endpoint-url if you passed one.'],
     })
   }
 
+  if (name === 'SyntaxError') {
+    // The answer was not AWS JSON/XML: an endpoint (proxy, emulator) without this API, or an HTML error page.
+    return new AwsError(
+      'UNEXPECTED_RESPONSE',
+      `${operation}: the endpoint answered HTTP ${status ?? '(no status)'} with a body that is not an AWS answer (${message}).`,
+      {suggestions: ['Check --endpoint-url and --region: the endpoint must serve this AWS API.']},
+    )
+  }
+
   if (status === 403 || /AccessDenied|UnauthorizedOperation|Forbidden/i.test(name)) {
-    return new AwsError('ACCESS_DENIED', `${operation} was denied: ${message}`, {
+    return new AwsError('ACCESS_DENIED', `${operation} was denied: ${message} ${tag}`, {
       suggestions: [
         `Allow the ${operation} action for the credentials in use (check with "aws sts get-caller-identity").`,
       ],
@@ -61,18 +132,18 @@ export function mapAwsError(error: unknown, operation: string): IccError {
   }
 
   if (/Throttl|TooManyRequests|RequestLimitExceeded/i.test(name) || status === 429) {
-    return new AwsError('THROTTLED', `${operation} was throttled by AWS after retries: ${message}`, {
+    return new AwsError('THROTTLED', `${operation} was throttled by AWS after retries: ${message} ${tag}`, {
       suggestions: ['Wait a minute and run the command again.'],
     })
   }
 
   if (status === 404 || /NotFound|NoSuch|ResourceNotFound/i.test(name)) {
-    return new AwsError('NOT_FOUND', `${operation}: not found: ${message}`, {
+    return new AwsError('NOT_FOUND', `${operation}: not found: ${message} ${tag}`, {
       suggestions: ['Check the id or ARN, and that --region is the one the resource lives in.'],
     })
   }
 
-  return new IccError('AWS_ERROR', `${operation} failed (${name}${status ? `, HTTP ${status}` : ''}): ${message}`, {
+  return new IccError('AWS_ERROR', `${operation} failed ${tag}: ${message}`, {
     exitCode: ExitCode.AwsError,
   })
 }

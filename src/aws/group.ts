@@ -14,7 +14,9 @@ import {
   GetDeploymentStatusCommand,
   GetGroupCommand,
   GetGroupVersionCommand,
+  GetResourceDefinitionVersionCommand,
   GreengrassClient,
+  type Resource,
 } from '@aws-sdk/client-greengrass'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -38,8 +40,11 @@ export interface MlResourceOptions {
   sagemakerJobArn: string
 }
 
-/** The CreateResourceDefinition request for the connector's SageMaker ML resource. */
-export function planMlResource(options: MlResourceOptions): PlannedRequest {
+/**
+ * The CreateResourceDefinition request for the connector's SageMaker ML resource, with `others` (the group's
+ * other resources, kept in the same version; one with the same Id is replaced).
+ */
+export function planMlResource(options: MlResourceOptions, others: Resource[] = []): PlannedRequest {
   const data: Record<string, unknown> = {
     DestinationPath: options.destinationPath,
     SageMakerJobArn: options.sagemakerJobArn,
@@ -48,6 +53,7 @@ export function planMlResource(options: MlResourceOptions): PlannedRequest {
   const input = {
     InitialVersion: {
       Resources: [
+        ...others.filter((r) => r.Id !== options.resourceId),
         {
           Id: options.resourceId,
           Name: options.resourceId,
@@ -71,13 +77,67 @@ export interface CreatedDefinition {
 }
 
 /** Send a CreateResourceDefinition request built by {@link planMlResource}. */
-export async function createMlResource(aws: AwsOptions, options: MlResourceOptions): Promise<CreatedDefinition> {
+export async function createMlResource(
+  aws: AwsOptions,
+  options: MlResourceOptions,
+  others: Resource[] = [],
+): Promise<CreatedDefinition> {
   const gg = new GreengrassClient(clientConfig(aws))
   try {
-    const out = await gg.send(new CreateResourceDefinitionCommand(planMlResource(options).input))
+    const out = await gg.send(new CreateResourceDefinitionCommand(planMlResource(options, others).input))
     return {arn: out.Arn, id: out.Id, latestVersion: out.LatestVersion, latestVersionArn: out.LatestVersionArn}
   } catch (error) {
     throw mapAwsError(error, 'greengrass:CreateResourceDefinition')
+  } finally {
+    gg.destroy()
+  }
+}
+
+/** The definition of the group's latest version (empty when the group has no version yet). */
+async function latestGroupDefinition(
+  gg: GreengrassClient,
+  groupId: string,
+): Promise<{current: Partial<Record<(typeof DEFINITION_KEYS)[number], string>>; latestVersion?: string}> {
+  const group = await gg.send(new GetGroupCommand({GroupId: groupId}))
+  if (!group.LatestVersion) return {current: {}}
+  const version = await gg.send(new GetGroupVersionCommand({GroupId: groupId, GroupVersionId: group.LatestVersion}))
+  return {current: (version.Definition ?? {}) as Record<string, string>, latestVersion: group.LatestVersion}
+}
+
+/**
+ * The resources of the group's latest version (GetGroup, GetGroupVersion, GetResourceDefinitionVersion), so a
+ * new resource definition version can keep them; empty when the group has none.
+ */
+export async function groupResources(
+  aws: AwsOptions,
+  groupId: string,
+): Promise<{resources: Resource[]; versionArn?: string}> {
+  const gg = new GreengrassClient(clientConfig(aws))
+  let op = 'greengrass:GetGroup'
+  try {
+    const {current} = await latestGroupDefinition(gg, groupId)
+    const versionArn = current.ResourceDefinitionVersionArn
+    if (!versionArn) return {resources: []}
+    const m = /\/greengrass\/definition\/resources\/([^/]+)\/versions\/([^/]+)$/.exec(versionArn)
+    if (!m) {
+      throw new AwsError(
+        'BAD_RESOURCE_VERSION_ARN',
+        `Group ${groupId}'s ResourceDefinitionVersionArn ${versionArn} is not a resource definition version ARN; its resources cannot be kept.`,
+        {
+          suggestions: [
+            'Check the group with "aws greengrass get-group-version", or deploy without --with-ml-resource.',
+          ],
+        },
+      )
+    }
+
+    op = 'greengrass:GetResourceDefinitionVersion'
+    const version = await gg.send(
+      new GetResourceDefinitionVersionCommand({ResourceDefinitionId: m[1], ResourceDefinitionVersionId: m[2]}),
+    )
+    return {resources: version.Definition?.Resources ?? [], versionArn}
+  } catch (error) {
+    throw mapAwsError(error, op)
   } finally {
     gg.destroy()
   }
@@ -179,22 +239,13 @@ export async function deployGroup(aws: AwsOptions, options: DeployGroupOptions):
   const gg = new GreengrassClient(clientConfig(aws))
   let op = 'greengrass:GetGroup'
   try {
-    const group = await gg.send(new GetGroupCommand({GroupId: options.groupId}))
-    let current: Partial<Record<(typeof DEFINITION_KEYS)[number], string>> = {}
-    if (group.LatestVersion) {
-      op = 'greengrass:GetGroupVersion'
-      const version = await gg.send(
-        new GetGroupVersionCommand({GroupId: options.groupId, GroupVersionId: group.LatestVersion}),
-      )
-      current = (version.Definition ?? {}) as typeof current
-    }
-
-    const definition = swapGroupDefinition(current, options)
+    const group = await latestGroupDefinition(gg, options.groupId)
+    const definition = swapGroupDefinition(group.current, options)
     op = 'greengrass:CreateGroupVersion'
     const created = await gg.send(
       new CreateGroupVersionCommand({
         ...definition,
-        AmznClientToken: clientToken('CreateGroupVersion', options.groupId, group.LatestVersion, definition),
+        AmznClientToken: clientToken('CreateGroupVersion', options.groupId, group.latestVersion, definition),
         GroupId: options.groupId,
       }),
     )
@@ -214,7 +265,7 @@ export async function deployGroup(aws: AwsOptions, options: DeployGroupOptions):
       deploymentId: deployment.DeploymentId ?? '',
       groupId: options.groupId,
       groupVersionId: created.Version,
-      previousGroupVersionId: group.LatestVersion,
+      previousGroupVersionId: group.latestVersion,
       status: 'Created',
     }
     if (!options.wait) return result

@@ -5,8 +5,9 @@
  * (`SimulatePrincipalPolicy`) answers first, with the statements that decided. When the caller may not run the
  * simulator, icc reads the role's attached and inline policies itself (ListAttachedRolePolicies, GetPolicy,
  * GetPolicyVersion, ListRolePolicies, GetRolePolicy) and evaluates them offline with `./policy.ts`.
- * `--policy-file` evaluates given documents without any AWS call. `--fix` adds the connector documentation's
- * example policy as an inline policy, scoped to exactly that action on exactly that job.
+ * `--policy-file` evaluates given documents without any AWS call. `--fix` adds the job to the role's inline
+ * policy `icc-sagemaker-describe-training-job` (created from the connector documentation's example policy):
+ * exactly that action on exactly the jobs fixed so far, so a fix for one job never revokes another's grant.
  */
 import {GetAssociatedRoleCommand, GreengrassClient} from '@aws-sdk/client-greengrass'
 import {
@@ -26,8 +27,9 @@ import {basename} from 'node:path'
 
 import {AwsError, ExitCode, UsageError} from '../errors.js'
 import {parseTrainingJobArn} from './arn.js'
-import {type AwsOptions, clientConfig, mapAwsError} from './clients.js'
+import {awsErrorInfo, type AwsOptions, clientConfig, mapAwsError} from './clients.js'
 import {
+  addJobToFixPolicy,
   describeStatement,
   describeTrainingJobPolicy,
   evaluatePolicies,
@@ -117,14 +119,19 @@ export async function groupRoleArn(aws: AwsOptions, groupId: string): Promise<st
 
     return out.RoleArn
   } catch (error) {
-    const e = error as {$metadata?: {httpStatusCode?: number}; name?: string}
-    if (e.$metadata?.httpStatusCode === 404 || e.name === 'NotFoundException') {
-      throw new AwsError('NO_GROUP_ROLE', `Greengrass group ${groupId} has no role, or does not exist.`, {
-        suggestions: [
-          'Check the group id (aws greengrass list-groups) and --region.',
-          `Associate a role: aws greengrass associate-role-to-group --group-id ${groupId} --role-arn ROLE_ARN`,
-        ],
-      })
+    // AWS documents BadRequestException (HTTP 400) for a group without a role; some endpoints answer 404.
+    const {message, name, tag} = awsErrorInfo(error)
+    if (/^(BadRequestException|NotFoundException)$/.test(name)) {
+      throw new AwsError(
+        'NO_GROUP_ROLE',
+        `Greengrass group ${groupId} has no role, or does not exist: ${message} ${tag}`,
+        {
+          suggestions: [
+            'Check the group id (aws greengrass list-groups) and --region.',
+            `Associate a role: aws greengrass associate-role-to-group --group-id ${groupId} --role-arn ROLE_ARN`,
+          ],
+        },
+      )
     }
 
     throw mapAwsError(error, 'greengrass:GetAssociatedRole')
@@ -171,7 +178,11 @@ async function simulate(iam: IAMClient, roleArn: string, jobArn: string) {
 }
 
 /** Read every attached managed policy and inline policy of the role as policy sources. */
-export async function readRolePolicies(iam: IAMClient, roleName: string): Promise<PolicySource[]> {
+export async function readRolePolicies(
+  iam: IAMClient,
+  roleName: string,
+  simulation = 'was denied too',
+): Promise<PolicySource[]> {
   const sources: PolicySource[] = []
   let op = 'iam:ListAttachedRolePolicies'
   try {
@@ -219,7 +230,7 @@ export async function readRolePolicies(iam: IAMClient, roleName: string): Promis
     if (isAccessDenied(error)) {
       throw new AwsError(
         'CANNOT_READ_ROLE',
-        `Cannot check role ${roleName}: ${op} was denied, and so was iam:SimulatePrincipalPolicy.`,
+        `Cannot check role ${roleName}: ${op} was denied, and iam:SimulatePrincipalPolicy ${simulation}.`,
         {
           suggestions: [
             'Run check-role with credentials that may call iam:SimulatePrincipalPolicy, or read the role policies.',
@@ -302,31 +313,65 @@ export async function checkRole(options: CheckRoleOptions): Promise<CheckRoleRes
       const sim = await simulate(iam, roleArn, job.arn)
       result = {...base, ...sim, exitCode: exitCodeFor(sim.decision), method: 'simulation', roleArn}
     } catch (error) {
-      if (!isAccessDenied(error)) throw mapAwsError(error, 'iam:SimulatePrincipalPolicy')
-      options.log?.('IAM SimulatePrincipalPolicy was denied; reading the role policies and evaluating them locally.')
-      const policies = await readRolePolicies(iam, roleName)
-      const evaluation = evaluatePolicies(policies, DESCRIBE_TRAINING_JOB, job.arn)
-      result = {
-        ...base,
-        decision: evaluation.decision,
-        exitCode: exitCodeFor(evaluation.decision),
-        method: 'local-evaluation',
-        policiesEvaluated: policies.map((p) => p.name),
-        reason: `${evaluation.reason} (local evaluation of identity policies; permissions boundaries and SCPs not considered)`,
-        roleArn,
-        simulationError: (error as Error).message?.split('\n')[0],
-        statements: evaluation.deciding.map((s) => ({
-          effect: s.effect,
-          policy: s.policyName,
-          statement: describeStatement(s).slice(s.policyName.length + 1),
-        })),
-      }
+      result = await evaluateLocally(iam, options, {jobArn: job.arn, roleArn, roleName}, error)
     }
 
     if (options.fix) result.fix = await applyFix(iam, options, result, roleName, job.arn)
     return result
   } finally {
     iam.destroy()
+  }
+}
+
+/** Errors after which reading the role's policies cannot work either. */
+const NO_FALLBACK = new Set(['ENDPOINT_UNREACHABLE', 'INVALID_ENDPOINT_URL', 'NO_CREDENTIALS', 'NO_REGION'])
+
+/**
+ * The simulator failed: read the role's policies and evaluate them here. Access denied is the usual reason; any
+ * other failure (an endpoint without the simulator answers HTTP 500) falls back too, and the result says why.
+ */
+async function evaluateLocally(
+  iam: IAMClient,
+  options: CheckRoleOptions,
+  target: {jobArn: string; roleArn: string; roleName: string},
+  error: unknown,
+): Promise<CheckRoleResult> {
+  const denied = isAccessDenied(error)
+  const mapped = mapAwsError(error, 'iam:SimulatePrincipalPolicy')
+  if (!denied && NO_FALLBACK.has(mapped.code)) throw mapped
+  const failure = denied ? 'was denied' : `failed (${mapped.message})`
+  options.log?.(`IAM SimulatePrincipalPolicy ${failure}; reading the role policies and evaluating them locally.`)
+  const policies = await readRolePolicies(iam, target.roleName, denied ? 'was denied too' : failure)
+  const evaluation = evaluatePolicies(policies, DESCRIBE_TRAINING_JOB, target.jobArn)
+  const why = denied ? '' : `the policy simulator failed, so `
+  return {
+    action: DESCRIBE_TRAINING_JOB,
+    decision: evaluation.decision,
+    exitCode: exitCodeFor(evaluation.decision),
+    method: 'local-evaluation',
+    policiesEvaluated: policies.map((p) => p.name),
+    reason: `${evaluation.reason} (${why}local evaluation of identity policies; permissions boundaries and SCPs not considered)`,
+    resource: target.jobArn,
+    roleArn: target.roleArn,
+    simulationError: denied ? awsErrorInfo(error).message : mapped.message,
+    statements: evaluation.deciding.map((s) => ({
+      effect: s.effect,
+      policy: s.policyName,
+      statement: describeStatement(s).slice(s.policyName.length + 1),
+    })),
+  }
+}
+
+/** The role's icc inline policy as IAM returns it, or undefined when the role has none yet. */
+async function readFixPolicy(iam: IAMClient, roleName: string): Promise<string | undefined> {
+  try {
+    const out = await iam.send(new GetRolePolicyCommand({PolicyName: FIX_POLICY_NAME, RoleName: roleName}))
+    return decodeURIComponent(out.PolicyDocument ?? '')
+  } catch (error) {
+    const {name, status} = awsErrorInfo(error)
+    if (name === 'NoSuchEntity' || name === 'NoSuchEntityException' || status === 404) return undefined
+    // Never overwrite a policy that could not be read: it may grant other jobs.
+    throw mapAwsError(error, 'iam:GetRolePolicy')
   }
 }
 
@@ -354,8 +399,22 @@ async function applyFix(
     }
   }
 
-  options.log?.(`Inline policy ${FIX_POLICY_NAME} to add to role ${roleName}:`)
-  options.log?.(JSON.stringify(policy, null, 2))
+  // Put the job into the role's icc policy, keeping the jobs it already grants (one policy name for all fixes).
+  const existing = await readFixPolicy(iam, roleName)
+  const merged = addJobToFixPolicy(existing, jobArn)
+  const planned = {...fix, policy: merged.policy}
+  if (!merged.changed) {
+    return {
+      ...planned,
+      note: `The inline policy ${FIX_POLICY_NAME} already allows this job; something else denies it (a permissions boundary or an SCP).`,
+    }
+  }
+
+  const change = existing
+    ? `Update inline policy ${FIX_POLICY_NAME} of role ${roleName} (its other grants kept)`
+    : `Add inline policy ${FIX_POLICY_NAME} to role ${roleName}`
+  options.log?.(`${change}:`)
+  options.log?.(JSON.stringify(merged.policy, null, 2))
   if (!options.yes) {
     if (!options.confirm) {
       throw new UsageError('CONFIRMATION_REQUIRED', '--fix changes the IAM role and needs confirmation.', {
@@ -363,15 +422,15 @@ async function applyFix(
       })
     }
 
-    if (!(await options.confirm(`Add inline policy ${FIX_POLICY_NAME} to role ${roleName}?`))) {
-      return {...fix, note: 'Not applied: declined.'}
+    if (!(await options.confirm(`${change}?`))) {
+      return {...planned, note: 'Not applied: declined.'}
     }
   }
 
   try {
     await iam.send(
       new PutRolePolicyCommand({
-        PolicyDocument: JSON.stringify(policy),
+        PolicyDocument: JSON.stringify(merged.policy),
         PolicyName: FIX_POLICY_NAME,
         RoleName: roleName,
       }),
@@ -382,6 +441,6 @@ async function applyFix(
 
   result.decision = 'allowed'
   result.exitCode = ExitCode.Ok
-  result.reason = `allowed by the inline policy ${FIX_POLICY_NAME} just added (was: ${result.reason})`
-  return {...fix, applied: true, note: 'Applied. IAM changes can take a few seconds to take effect.'}
+  result.reason = `allowed by the inline policy ${FIX_POLICY_NAME} just ${existing ? 'updated' : 'added'} (was: ${result.reason})`
+  return {...planned, applied: true, note: 'Applied. IAM changes can take a few seconds to take effect.'}
 }

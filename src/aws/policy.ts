@@ -78,8 +78,8 @@ function toList(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [value]
 }
 
-/** Parse a policy document given as text (plain or URL-encoded JSON) or an object. */
-export function parsePolicyDocument(document: unknown, name: string): {Statement: Statement[]} {
+/** A policy document given as text (plain or URL-encoded JSON, as IAM returns it) as a value; objects as they are. */
+function policyValue(document: unknown, name: string): unknown {
   let doc = document
   if (typeof doc === 'string') {
     let text = doc.trim()
@@ -100,6 +100,12 @@ export function parsePolicyDocument(document: unknown, name: string): {Statement
     }
   }
 
+  return doc
+}
+
+/** Parse a policy document given as text (plain or URL-encoded JSON) or an object. */
+export function parsePolicyDocument(document: unknown, name: string): {Statement: Statement[]} {
+  const doc = policyValue(document, name)
   const problems: ValidationProblem[] = []
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ValidationError(`Policy ${name} is not a policy document.`, [
@@ -241,4 +247,32 @@ export function describeTrainingJobPolicy(jobArn: string): {
     Statement: [{Action: ['sagemaker:DescribeTrainingJob'], Effect: 'Allow', Resource: jobArn}],
     Version: '2012-10-17',
   }
+}
+
+/**
+ * The inline policy `icc check-role --fix` puts on a role that may already carry it (for other jobs): the job is
+ * added to the Resource list of its DescribeTrainingJob statement, every other grant and statement kept, so fixing
+ * job B never revokes job A. `changed` is false when the job is already in it.
+ */
+export function addJobToFixPolicy(existing: unknown, jobArn: string): {changed: boolean; policy: unknown} {
+  if (existing === undefined) return {changed: true, policy: describeTrainingJobPolicy(jobArn)}
+  const original = policyValue(existing, 'the existing icc policy') as Record<string, unknown>
+  const doc = parsePolicyDocument(original, 'the existing icc policy')
+  const isOurs = (st: Statement) => {
+    const actions = toList(st.Action)
+    return (
+      st.Effect === 'Allow' &&
+      st.Condition === undefined &&
+      st.Resource !== undefined &&
+      actions.length === 1 &&
+      String(actions[0]).toLowerCase() === 'sagemaker:describetrainingjob'
+    )
+  }
+
+  const statements = doc.Statement.map((st) => ({...st}))
+  const ours = statements.find((st) => isOurs(st))
+  if (ours && toList(ours.Resource).includes(jobArn)) return {changed: false, policy: original}
+  if (ours) ours.Resource = [...toList(ours.Resource), jobArn]
+  else statements.push(describeTrainingJobPolicy(jobArn).Statement[0])
+  return {changed: true, policy: {Version: '2012-10-17', ...original, Statement: statements}}
 }

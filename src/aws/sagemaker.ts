@@ -1,19 +1,21 @@
 /**
  * `icc check-job`: is the SageMaker training job one the Image Classification connector can serve?
  *
- * DescribeTrainingJob, then check: the job exists in the client's region and account, it completed, it was
- * trained by the built-in image-classification algorithm, it has the hyperparameters the connector relies on
- * (num_classes, num_layers, image_shape), and it produced a model artifact in S3. Every problem comes with a fix.
+ * DescribeTrainingJob in the ARN's region, then check: the job exists there and in the ARN's account, it
+ * completed, it was trained by the built-in image-classification algorithm, it has the hyperparameters the
+ * connector relies on (num_classes, num_layers, image_shape), and its model artifact exists in S3 (HeadObject,
+ * with its size). Every problem comes with a fix.
  */
+import {HeadObjectCommand} from '@aws-sdk/client-s3'
 import {
   DescribeTrainingJobCommand,
   type DescribeTrainingJobCommandOutput,
   SageMakerClient,
 } from '@aws-sdk/client-sagemaker'
 
-import {AwsError} from '../errors.js'
+import {AwsError, UsageError} from '../errors.js'
 import {parseTrainingJobArn, type TrainingJobArn} from './arn.js'
-import {type AwsOptions, clientConfig, mapAwsError} from './clients.js'
+import {awsErrorInfo, type AwsOptions, clientConfig, configuredRegion, mapAwsError, s3Client} from './clients.js'
 
 export interface JobProblem {
   code: string
@@ -29,6 +31,8 @@ export interface CheckJobResult {
   hyperparameters: {image_shape?: string; num_classes?: string; num_layers?: string}
   jobName: string
   modelArtifact?: string
+  /** Size of the model artifact's S3 object (HeadObject). */
+  modelArtifactBytes?: number
   ok: boolean
   problems: JobProblem[]
   status?: string
@@ -38,31 +42,29 @@ export interface CheckJobOptions extends AwsOptions {
   sagemakerJobArn: string
 }
 
-/** DescribeTrainingJob by the ARN's job name; `undefined` when the job does not exist. */
+/**
+ * DescribeTrainingJob by the ARN's job name, in the ARN's region (a job name is only unique within one region and
+ * account); `undefined` when the job does not exist. `clientRegion` is the region the options name (flag,
+ * environment, profile), for callers that report a mismatch.
+ */
 export async function describeTrainingJob(
   aws: AwsOptions,
   job: TrainingJobArn,
-): Promise<{clientRegion?: string; job?: DescribeTrainingJobCommandOutput}> {
-  let client = new SageMakerClient(clientConfig(aws))
+): Promise<{clientRegion?: string; job?: DescribeTrainingJobCommandOutput; notFound?: string}> {
+  // Without a configured region, the ARN's is the client's (nothing to mismatch).
+  const clientRegion = (await configuredRegion(aws)) ?? job.region
+  const client = new SageMakerClient(clientConfig({...aws, region: job.region}))
   try {
-    let clientRegion = await client.config.region().catch(() => undefined)
-    if (!clientRegion) {
-      // No --region, AWS_REGION or profile region: the job lives in its ARN's region.
-      client.destroy()
-      client = new SageMakerClient(clientConfig({...aws, region: job.region}))
-      clientRegion = job.region
+    return {clientRegion, job: await client.send(new DescribeTrainingJobCommand({TrainingJobName: job.jobName}))}
+  } catch (error) {
+    // By error name and status, not message text: SageMaker answers ValidationException ("Requested resource not
+    // found"), moto "Could not find training job"; the name is already checked by the ARN pattern.
+    const {message, name} = awsErrorInfo(error)
+    if (/^(ResourceNotFound(Exception)?|ValidationException)$/.test(name)) {
+      return {clientRegion, notFound: `${name}: ${message}`}
     }
 
-    try {
-      return {clientRegion, job: await client.send(new DescribeTrainingJobCommand({TrainingJobName: job.jobName}))}
-    } catch (error) {
-      const e = error as {message?: string; name?: string}
-      if (e.name === 'ResourceNotFound' || (e.name === 'ValidationException' && /not found/i.test(e.message ?? ''))) {
-        return {clientRegion}
-      }
-
-      throw mapAwsError(error, 'sagemaker:DescribeTrainingJob')
-    }
+    throw mapAwsError(error, 'sagemaker:DescribeTrainingJob')
   } finally {
     client.destroy()
   }
@@ -79,7 +81,7 @@ export function isImageClassificationAlgorithm(spec: {AlgorithmName?: string; Tr
 /** Describe the job and list every problem that would stop the connector from serving it. */
 export async function checkJob(options: CheckJobOptions): Promise<CheckJobResult> {
   const arn = parseTrainingJobArn(options.sagemakerJobArn)
-  const {clientRegion, job} = await describeTrainingJob(options, arn)
+  const {clientRegion, job, notFound} = await describeTrainingJob(options, arn)
   const problems: JobProblem[] = []
   const base = {arn: arn.arn, clientRegion, jobName: arn.jobName}
 
@@ -87,15 +89,15 @@ export async function checkJob(options: CheckJobOptions): Promise<CheckJobResult
     problems.push({
       code: 'REGION_MISMATCH',
       fix: `Pass --region ${arn.region} (the Greengrass group and the job must be in the same region).`,
-      message: `The ARN is in region ${arn.region}, but the client uses ${clientRegion}.`,
+      message: `The ARN is in region ${arn.region} (the job was looked up there), but the client uses ${clientRegion}.`,
     })
   }
 
   if (!job) {
     problems.push({
       code: 'JOB_NOT_FOUND',
-      fix: `List jobs with "aws sagemaker list-training-jobs --region ${clientRegion ?? arn.region}" and use the ARN of an existing one.`,
-      message: `Training job ${arn.jobName} does not exist in region ${clientRegion ?? '?'} of the account of the credentials in use.`,
+      fix: `List jobs with "aws sagemaker list-training-jobs --region ${arn.region}" and use the ARN of an existing one.`,
+      message: `Training job ${arn.jobName} does not exist in region ${arn.region} of the account of the credentials in use (${notFound}).`,
     })
     return {...base, exists: false, hyperparameters: {}, ok: false, problems}
   }
@@ -145,13 +147,9 @@ export async function checkJob(options: CheckJobOptions): Promise<CheckJobResult
   }
 
   const modelArtifact = job.ModelArtifacts?.S3ModelArtifacts
-  if (!modelArtifact) {
-    problems.push({
-      code: 'NO_MODEL_ARTIFACT',
-      fix: 'Only a completed job has a model artifact: wait for completion or retrain.',
-      message: 'The job has no ModelArtifacts.S3ModelArtifacts (no model.tar.gz in S3).',
-    })
-  }
+  const head = await checkModelArtifact({...options, region: arn.region}, modelArtifact)
+  const modelArtifactBytes = 'bytes' in head ? head.bytes : undefined
+  if ('problem' in head) problems.push(head.problem)
 
   return {
     ...base,
@@ -159,9 +157,71 @@ export async function checkJob(options: CheckJobOptions): Promise<CheckJobResult
     exists: true,
     hyperparameters,
     modelArtifact,
+    ...(modelArtifactBytes === undefined ? {} : {modelArtifactBytes}),
     ok: problems.length === 0,
     problems,
     status,
+  }
+}
+
+/** `s3://bucket/key` → bucket and key, or undefined. */
+function parseS3Uri(uri: string): undefined | {bucket: string; key: string} {
+  const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri)
+  return m ? {bucket: m[1], key: m[2]} : undefined
+}
+
+/** HeadObject on the model artifact: its size, or the problem that stops Greengrass from downloading it. */
+async function checkModelArtifact(
+  aws: AwsOptions,
+  uri: string | undefined,
+): Promise<{bytes: number} | {problem: JobProblem}> {
+  if (!uri) {
+    return {
+      problem: {
+        code: 'NO_MODEL_ARTIFACT',
+        fix: 'Only a completed job has a model artifact: wait for completion or retrain.',
+        message: 'The job has no ModelArtifacts.S3ModelArtifacts (no model.tar.gz in S3).',
+      },
+    }
+  }
+
+  const location = parseS3Uri(uri)
+  if (!location) {
+    return {
+      problem: {
+        code: 'BAD_MODEL_URI',
+        fix: 'Retrain: an image-classification job writes its model to an s3:// location.',
+        message: `The job's model artifact is not an s3:// URI: ${uri}`,
+      },
+    }
+  }
+
+  const s3 = s3Client(aws)
+  try {
+    const out = await s3.send(new HeadObjectCommand({Bucket: location.bucket, Key: location.key}))
+    return {bytes: out.ContentLength ?? 0}
+  } catch (error) {
+    const {message, name, status, tag} = awsErrorInfo(error)
+    const what = `s3:HeadObject ${uri} ${tag}: ${message}`
+    if (status === 404 || /^(NotFound|NoSuchKey|NoSuchBucket)$/.test(name)) {
+      return {
+        problem: {
+          code: 'MODEL_ARTIFACT_MISSING',
+          fix: 'The model.tar.gz was deleted or moved: restore it, or retrain and use the new job ARN.',
+          message: `The job's model artifact does not exist: ${what}`,
+        },
+      }
+    }
+
+    return {
+      problem: {
+        code: 'MODEL_ARTIFACT_UNCHECKED',
+        fix: `Check it with credentials that may read it: aws s3api head-object --bucket ${location.bucket} --key ${location.key}`,
+        message: `The job's model artifact could not be checked: ${what}`,
+      },
+    }
+  } finally {
+    s3.destroy()
   }
 }
 
@@ -169,15 +229,26 @@ export async function checkJob(options: CheckJobOptions): Promise<CheckJobResult
 export async function modelArtifactOf(
   aws: AwsOptions,
   sagemakerJobArn: string,
-): Promise<{bucket: string; key: string; region: string; uri: string}> {
+): Promise<{bucket: string; hyperparameters: Record<string, string>; key: string; region: string; uri: string}> {
   const arn = parseTrainingJobArn(sagemakerJobArn)
-  const {clientRegion, job} = await describeTrainingJob(aws, arn)
+  const {job, notFound} = await describeTrainingJob(aws, arn)
   if (!job) {
     throw new AwsError(
       'JOB_NOT_FOUND',
-      `Training job ${arn.jobName} does not exist in region ${clientRegion ?? arn.region}.`,
+      `Training job ${arn.jobName} does not exist in region ${arn.region} (the ARN's) of the account of the credentials in use (${notFound}).`,
+      {suggestions: ['Check the ARN; "icc check-job" explains what is wrong.']},
+    )
+  }
+
+  const realAccount = job.TrainingJobArn?.split(':')[4]
+  if (realAccount && realAccount !== arn.account) {
+    throw new UsageError(
+      'ACCOUNT_MISMATCH',
+      `The ARN names account ${arn.account}, but the credentials in use found ${arn.jobName} in account ${realAccount}.`,
       {
-        suggestions: [`Check the ARN and pass --region ${arn.region}; "icc check-job" explains what is wrong.`],
+        suggestions: [
+          `Use credentials of account ${arn.account} (--profile), or the job's real ARN: ${job.TrainingJobArn}`,
+        ],
       },
     )
   }
@@ -193,7 +264,7 @@ export async function modelArtifactOf(
     )
   }
 
-  const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri)
-  if (!m) throw new AwsError('BAD_MODEL_URI', `The job's model artifact is not an s3:// URI: ${uri}`)
-  return {bucket: m[1], key: m[2], region: clientRegion ?? arn.region, uri}
+  const location = parseS3Uri(uri)
+  if (!location) throw new AwsError('BAD_MODEL_URI', `The job's model artifact is not an s3:// URI: ${uri}`)
+  return {...location, hyperparameters: job.HyperParameters ?? {}, region: arn.region, uri}
 }

@@ -14,6 +14,7 @@ import {
   createMlResource,
   deployGroup,
   type DeployGroupResult,
+  groupResources,
   planDeployGroup,
   planMlResource,
   type PlannedRequest,
@@ -52,6 +53,8 @@ export interface CreateConnectorOptions extends AwsOptions {
   spinner?: boolean
   wait?: boolean
   waitTimeoutSeconds?: number
+  /** Called with each warning when it arises (before the deployment it warns about); also in the result. */
+  warn?: (warning: string) => void
   withMlResource?: boolean
 }
 
@@ -70,6 +73,8 @@ export interface CreateConnectorResult {
   latestVersion?: string
   latestVersionArn?: string
   mlResource?: CreatedDefinition
+  /** With withMlResource and deploy: the group's other resources, kept in the new resource definition version. */
+  keptResources?: string[]
   /** Other connectors kept from the definition's previous version (with definitionId). */
   keptConnectors: string[]
   operation: PlannedCreate['operation']
@@ -218,7 +223,20 @@ export async function createConnector(
         requests.push(plan)
       }
 
-      if (ml) requests.push(planMlResource(ml))
+      if (ml && options.deploy) {
+        const groupId = options.groupId!
+        const versionArn = '<from GetGroupVersion: ResourceDefinitionVersionArn>'
+        requests.push(
+          {input: {GroupId: groupId}, operation: 'GetGroup'},
+          {input: {GroupId: groupId, GroupVersionId: '<from GetGroup: LatestVersion>'}, operation: 'GetGroupVersion'},
+          {input: {ResourceDefinitionVersionArn: versionArn}, operation: 'GetResourceDefinitionVersion'},
+        )
+        const planned = planMlResource(ml)
+        const version = (planned.input as {InitialVersion: {Resources: unknown[]}}).InitialVersion
+        version.Resources.unshift('<the other resources of the group, unchanged>')
+        requests.push(planned)
+      } else if (ml) requests.push(planMlResource(ml))
+
       if (options.deploy) {
         requests.push(
           ...planDeployGroup({
@@ -269,17 +287,23 @@ export async function createConnector(
       serviceName,
       warnings,
     }
-    if (ml) result.mlResource = await createMlResource(options, ml)
+    if (ml) {
+      // Deploying replaces the group's resource definition version: keep its other resources in the new one.
+      const others = options.deploy ? (await groupResources(options, options.groupId!)).resources : []
+      result.mlResource = await createMlResource(options, ml, others)
+      if (options.deploy) result.keptResources = others.map((r) => r.Id ?? '').filter((r) => r !== ml.resourceId)
+    }
+
     if (options.deploy) {
       if (!created.latestVersionArn) {
         throw new UsageError('NO_VERSION_ARN', 'Greengrass returned no connector definition version ARN to deploy.')
       }
 
-      warnings.push(
+      const warning =
         `The group's connector definition version is replaced by ${created.latestVersionArn}` +
-          (ml ? ` and its resource definition version by ${result.mlResource?.latestVersionArn}` : '') +
-          '; connectors (and resources) of other definitions are no longer in the group.',
-      )
+        `${options.definitionId ? '' : ' (a new definition)'}: connectors of other definitions leave the group.`
+      warnings.push(warning)
+      options.warn?.(warning)
       result.deployment = await deployGroup(options, {
         connectorDefinitionVersionArn: created.latestVersionArn,
         groupId: options.groupId!,

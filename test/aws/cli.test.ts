@@ -5,7 +5,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {describeTrainingJobPolicy} from '../../src/aws/policy.js'
-import {AwsWire, iamError, iamResult, jsonError} from '../helpers/aws-wire.js'
+import {AwsWire, iamError, iamResult, jsonError, s3ObjectHead} from '../helpers/aws-wire.js'
 import {BIN, icc, iccJson} from '../helpers/cli.js'
 import {AWS_ENV, GROUP_ID, JOB_ARN, ROLE_ARN, SECRET_KEY, simulateReply, trainingJob} from './fixtures.js'
 
@@ -35,7 +35,13 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
     await wire.close()
     await rm(tmp, {force: true, recursive: true})
   })
-  beforeEach(() => wire.reset())
+  beforeEach(() => {
+    wire.reset()
+    // The model artifact exists (check-job's HeadObject); a role has no icc policy yet (check-role --fix).
+    wire
+      .on('other', (req) => (req.method === 'HEAD' ? s3ObjectHead(48_213_774) : undefined))
+      .on('iam:GetRolePolicy', iamError('NoSuchEntity', 'The role policy cannot be found.', 404))
+  })
 
   it('check-role --group-id: allowed → exit 0, JSON printed exactly once', async () => {
     wire
@@ -187,6 +193,39 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
     assert.equal(other.json.decision, 'explicitDeny')
   })
 
+  it('check-role --policy-file: an implicit deny suggests what works there, not --fix', async () => {
+    const file = join(tmp, 'other-job.json')
+    await writeFile(file, JSON.stringify(describeTrainingJobPolicy(JOB_ARN.replace('MyImageClassifier', 'Other'))))
+    const r = await icc(['check-role', '--policy-file', file, '--sagemaker-job-arn', JOB_ARN], {env: {}})
+    assert.equal(r.exitCode, 6)
+    assert.match(r.stdout, /DENIED \(no statement allows it\)/)
+    assert.doesNotMatch(r.stdout, /--fix to add/)
+    assert.match(
+      r.stdout,
+      /Add a statement allowing sagemaker:DescribeTrainingJob on .*MyImageClassifier to the policy/,
+    )
+    assert.match(r.stdout, /--role-arn ROLE_ARN --fix/)
+  })
+
+  it('every AWS command refuses an --endpoint-url without a scheme (exit 2, as the aws CLI words it)', async () => {
+    const commands = [
+      ['check-job', '--sagemaker-job-arn', JOB_ARN],
+      ['check-role', '--role-arn', ROLE_ARN, '--sagemaker-job-arn', JOB_ARN],
+      ['check-role', '--policy-file', join(tmp, 'absent.json'), '--sagemaker-job-arn', JOB_ARN],
+      ['pull-model', '--sagemaker-job-arn', JOB_ARN, '--destination', join(tmp, 'never')],
+      ['create-connector', '--platform', 'x86_64', '--dry-run'],
+    ]
+    for (const args of commands) {
+      const r = await iccJson([...args, '--endpoint-url', 'localhost:4566'], {env})
+      outputs.push(JSON.stringify(r.json))
+      assert.equal(r.exitCode, 2, `${args[0]}: ${JSON.stringify(r.json)}`)
+      assert.equal(r.json.error.code, 'INVALID_ENDPOINT_URL', args[0])
+      assert.match(r.json.error.message, /--endpoint-url "localhost:4566": scheme is missing/)
+    }
+
+    assert.equal(wire.requests.length, 0)
+  })
+
   it('check-role: AccessDenied on GetAssociatedRole → exit 3; bad flags → exit 2', async () => {
     wire.on('greengrass:GetAssociatedRole', {...jsonError('ForbiddenException', 'not authorized', 403)})
     const denied = await runJson(['check-role', '--group-id', GROUP_ID, '--sagemaker-job-arn', JOB_ARN])
@@ -220,6 +259,7 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
     assert.match(ok.stdout, /num_classes: +257/)
     assert.match(ok.stdout, /image_shape: +3,224,224/)
     assert.match(ok.stdout, /OK: the connector can serve this job/)
+    assert.match(ok.stdout, /Model artifact: s3:\/\/icc-models\/.*model\.tar\.gz \(46\.0 MiB\)/)
 
     wire.on('sagemaker:DescribeTrainingJob', {
       body: trainingJob({

@@ -13,7 +13,7 @@ import {
   GetGroupVersionCommand,
   GreengrassClient,
 } from '@aws-sdk/client-greengrass'
-import {mockClient} from 'aws-sdk-client-mock'
+import {type AwsClientStub, mockClient} from 'aws-sdk-client-mock'
 import assert from 'node:assert/strict'
 
 import {sendConnectorDefinition} from '../../src/aws/greengrass.js'
@@ -22,8 +22,13 @@ import {IccError} from '../../src/errors.js'
 import {GROUP_ID, useFakeCredentials} from './fixtures.js'
 
 describe('AWS paths with aws-sdk-client-mock', () => {
-  const gg = mockClient(GreengrassClient)
-  before(() => useFakeCredentials())
+  // Mocked only while this block runs: made at load time, the mock replaced every GreengrassClient's send in the
+  // other test files too (mocha loads them all before running any).
+  let gg: AwsClientStub<GreengrassClient>
+  before(() => {
+    useFakeCredentials()
+    gg = mockClient(GreengrassClient)
+  })
   afterEach(() => gg.reset())
   after(() => gg.restore())
 

@@ -1,7 +1,7 @@
 import {PutObjectCommand, S3Client} from '@aws-sdk/client-s3'
 import {execa} from 'execa'
 import assert from 'node:assert/strict'
-import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile} from 'node:fs/promises'
 import {createRequire} from 'node:module'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -79,6 +79,17 @@ describe('icc pull-model against s3rver (real binary)', function () {
       'model-shapes.json',
     ])
     modelBytes = await readFile(join(tmp, 'model.tar.gz'))
+    // Valid archives whose model cannot be used: params cut in half, and what the XGBoost algorithm writes.
+    await truncate(join(src, 'image-classification-0001.params'), Math.floor(paramsBytes.length / 2))
+    await tar.c({cwd: src, file: join(tmp, 'cut.tar.gz'), gzip: true}, [
+      'image-classification-symbol.json',
+      'image-classification-0001.params',
+      'model-shapes.json',
+    ])
+    const xgb = join(tmp, 'xgb')
+    await mkdir(xgb)
+    await writeFile(join(xgb, 'xgboost-model'), Buffer.from('binf\u0000\u0000\u0000?'.repeat(64)))
+    await tar.c({cwd: xgb, file: join(tmp, 'xgb.tar.gz'), gzip: true}, ['xgboost-model'])
 
     const s3 = new S3Client({
       credentials: {accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_KEY},
@@ -95,6 +106,13 @@ describe('icc pull-model against s3rver (real binary)', function () {
         Key: keyOf('Truncated'),
       }),
     )
+    for (const [job, file] of [
+      ['CutParams', 'cut.tar.gz'],
+      ['XGBoost', 'xgb.tar.gz'],
+    ]) {
+      await s3.send(new PutObjectCommand({Body: await readFile(join(tmp, file)), Bucket: BUCKET, Key: keyOf(job)}))
+    }
+
     await s3.send(
       new PutObjectCommand({
         Body: Buffer.from('this is not a tar.gz archive at all\n'.repeat(40)),
@@ -116,9 +134,15 @@ describe('icc pull-model against s3rver (real binary)', function () {
 
   beforeEach(() => {
     wire.reset()
+    // The jobs were trained as the model is (7 classes, 3x32x32), except "Mismatch", whose artifact is Good's.
     wire.on('sagemaker:DescribeTrainingJob', (req) => ({
       body: trainingJob({
-        ModelArtifacts: {S3ModelArtifacts: `s3://${BUCKET}/${keyOf(req.json.TrainingJobName)}`},
+        ...(req.json.TrainingJobName === 'Mismatch'
+          ? {}
+          : {HyperParameters: {image_shape: '3,32,32', num_classes: '7', num_layers: '20'}}),
+        ModelArtifacts: {
+          S3ModelArtifacts: `s3://${BUCKET}/${keyOf(req.json.TrainingJobName === 'Mismatch' ? 'Good' : req.json.TrainingJobName)}`,
+        },
         TrainingJobArn: arnOf(req.json.TrainingJobName),
         TrainingJobName: req.json.TrainingJobName,
       }),
@@ -147,6 +171,8 @@ describe('icc pull-model against s3rver (real binary)', function () {
     assert.equal(r.json.model.classes, 7)
     assert.deepEqual(r.json.model.inputShape, [3, 32, 32])
     assert.equal(r.json.model.converts, true)
+    assert.equal(r.json.model.path, dest)
+    assert.deepEqual(r.json.mismatches, [])
     // S3 went through path-style addressing, signed with our key.
     const get = wire.requests.find((q) => q.protocol === 'other')!
     assert.equal(get.method, 'GET')
@@ -195,6 +221,37 @@ describe('icc pull-model against s3rver (real binary)', function () {
       assert.equal(await readFile(join(dest, 'keep.params'), 'utf8'), 'previous model')
     })
   }
+
+  for (const [job, why] of [
+    ['CutParams', /params/i],
+    ['XGBoost', /symbol|MXNet|model/i],
+  ] as const) {
+    it(`a valid archive whose model does not load (${job}) → exit 4, the old model stays`, async () => {
+      const dest = join(tmp, `dest-${job}`)
+      await mkdir(dest)
+      await writeFile(join(dest, 'keep.params'), 'previous model')
+      const r = await pull(job, dest)
+      assert.equal(r.exitCode, 4, JSON.stringify(r.json))
+      assert.equal(r.json.error.code, 'MODEL_UNUSABLE')
+      assert.match(r.json.error.message, why)
+      assert.match(r.json.error.message, new RegExp(`s3://${BUCKET}/output/${job}/`))
+      assert.doesNotMatch(r.json.error.message, /\.icc-pull-/)
+      assert.match(r.json.error.suggestions[0], /left unchanged/)
+      assert.deepEqual(await readdir(dest), ['keep.params'])
+      assert.equal(await readFile(join(dest, 'keep.params'), 'utf8'), 'previous model')
+    })
+  }
+
+  it("reports where the job's num_classes and image_shape disagree with the model", async () => {
+    const r = await pull('Mismatch', join(tmp, 'dest-mismatch'))
+    assert.equal(r.exitCode, 0, r.stderr)
+    assert.deepEqual(r.json.mismatches, [
+      "the job's num_classes is 257, the model has 7 classes",
+      "the job's image_shape is 3,224,224, the model's input is 3,32,32",
+    ])
+    const text = await pullText('Mismatch', join(tmp, 'dest-mismatch-text'))
+    assert.match(text.stderr, /does not match its job: the job's num_classes is 257/)
+  })
 
   it('an interrupted download (connection closed before Content-Length) → exit 3, destination unchanged', async () => {
     const dest = join(tmp, 'dest-interrupted')

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict'
 
 import {clientToken} from '../../src/aws/clients.js'
 import {createMlResource, deployGroup, planDeployGroup, planMlResource} from '../../src/aws/group.js'
-import {checkRole} from '../../src/aws/iam.js'
-import {describeTrainingJobPolicy} from '../../src/aws/policy.js'
-import {checkJob} from '../../src/aws/sagemaker.js'
+import {checkRole, FIX_POLICY_NAME} from '../../src/aws/iam.js'
+import {describeTrainingJobPolicy, evaluatePolicies} from '../../src/aws/policy.js'
+import {checkJob, modelArtifactOf} from '../../src/aws/sagemaker.js'
 import {AwsError, ExitCode, UsageError} from '../../src/errors.js'
-import {AwsWire, iamError, iamResult, jsonError} from '../helpers/aws-wire.js'
+import {AwsWire, iamError, iamResult, jsonError, s3ObjectHead} from '../helpers/aws-wire.js'
 import {
   GROUP_ID,
   JOB_ARN,
@@ -18,6 +18,53 @@ import {
   trainingJob,
   useFakeCredentials,
 } from './fixtures.js'
+
+/** A GetRolePolicy reply holding `document`. */
+const rolePolicyReply = (name: string, document: unknown) => ({
+  body: iamResult(
+    'GetRolePolicy',
+    `<RoleName>GreengrassGroupRole</RoleName><PolicyName>${name}</PolicyName><PolicyDocument>${encodeURIComponent(
+      typeof document === 'string' ? document : JSON.stringify(document),
+    )}</PolicyDocument>`,
+  ),
+})
+
+/** The role's policies for local evaluation: no managed ones, these inline ones. */
+function inlinePolicies(wire: AwsWire, inline: Record<string, unknown>): AwsWire {
+  return wire
+    .on('iam:ListAttachedRolePolicies', {
+      body: iamResult('ListAttachedRolePolicies', '<IsTruncated>false</IsTruncated><AttachedPolicies/>'),
+    })
+    .on('iam:ListRolePolicies', {
+      body: iamResult(
+        'ListRolePolicies',
+        `<IsTruncated>false</IsTruncated><PolicyNames>${Object.keys(inline)
+          .map((n) => `<member>${n}</member>`)
+          .join('')}</PolicyNames>`,
+      ),
+    })
+    .on('iam:GetRolePolicy', (req) => rolePolicyReply(req.params.PolicyName, inline[req.params.PolicyName]))
+}
+
+/** S3 answers HeadObject on the model artifact with its size (undefined: 404, as S3 does for a missing key). */
+function artifactHead(wire: AwsWire, bytes?: number): AwsWire {
+  return wire.on('other', (req) => {
+    if (req.method !== 'HEAD') return undefined
+    if (bytes !== undefined) return s3ObjectHead(bytes)
+    return {
+      raw(res) {
+        res.writeHead(404, {'x-amz-request-id': 'EXAMPLE'})
+        res.end()
+      },
+    }
+  })
+}
+
+const NO_ROLE_POLICY = iamError(
+  'NoSuchEntity',
+  'The role policy with name icc-sagemaker-describe-training-job cannot be found.',
+  404,
+)
 
 describe('AWS wire protocols through real SDK clients', () => {
   let wire: AwsWire
@@ -159,6 +206,7 @@ describe('AWS wire protocols through real SDK clients', () => {
     it('--fix puts exactly the documented policy, and is a no-op when already allowed', async () => {
       wire
         .on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
+        .on('iam:GetRolePolicy', NO_ROLE_POLICY)
         .on('iam:PutRolePolicy', {body: iamResult('PutRolePolicy', '')})
       const lines: string[] = []
       const fixed = await checkRole({
@@ -227,8 +275,86 @@ describe('AWS wire protocols through real SDK clients', () => {
       assert.equal(wire.calls('iam:PutRolePolicy').length, 0)
     })
 
+    it('--fix adds the job to the icc policy the role already has: an earlier grant is never revoked', async () => {
+      const jobA = JOB_ARN.replace(JOB_NAME, 'JobA')
+      let stored: string | undefined = JSON.stringify(describeTrainingJobPolicy(jobA))
+      wire
+        .on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
+        .on('iam:GetRolePolicy', (req) =>
+          stored === undefined ? NO_ROLE_POLICY : rolePolicyReply(req.params.PolicyName, stored),
+        )
+        .on('iam:PutRolePolicy', (req) => {
+          stored = req.params.PolicyDocument
+          return {body: iamResult('PutRolePolicy', '')}
+        })
+      const fixed = await checkRole({...aws, fix: true, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN, yes: true})
+      assert.equal(fixed.fix?.applied, true)
+      assert.equal(wire.calls('iam:GetRolePolicy')[0].params.PolicyName, FIX_POLICY_NAME)
+      const [put] = wire.calls('iam:PutRolePolicy')
+      assert.equal(put.params.PolicyName, FIX_POLICY_NAME)
+      assert.deepEqual(JSON.parse(put.params.PolicyDocument), {
+        Statement: [{Action: ['sagemaker:DescribeTrainingJob'], Effect: 'Allow', Resource: [jobA, JOB_ARN]}],
+        Version: '2012-10-17',
+      })
+      // Both connectors' jobs are allowed by what is now on the role.
+      for (const job of [jobA, JOB_ARN]) {
+        const evaluation = evaluatePolicies([{document: stored, name: 'icc'}], 'sagemaker:DescribeTrainingJob', job)
+        assert.equal(evaluation.decision, 'allowed', job)
+      }
+
+      // Fixing the same job again changes nothing (the simulator here still says implicitDeny).
+      const again = await checkRole({...aws, fix: true, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN, yes: true})
+      assert.equal(again.fix?.applied, false)
+      assert.match(again.fix?.note ?? '', /already allows this job/)
+      assert.equal(wire.calls('iam:PutRolePolicy').length, 1)
+    })
+
+    it('--fix keeps other statements of the icc policy, and never overwrites a policy it cannot read', async () => {
+      const other = {Action: 's3:GetObject', Effect: 'Allow', Resource: 'arn:aws:s3:::icc-models/*', Sid: 'Models'}
+      wire
+        .on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
+        .on('iam:GetRolePolicy', (req) =>
+          rolePolicyReply(req.params.PolicyName, {Statement: [other], Version: '2012-10-17'}),
+        )
+        .on('iam:PutRolePolicy', {body: iamResult('PutRolePolicy', '')})
+      await checkRole({...aws, fix: true, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN, yes: true})
+      assert.deepEqual(JSON.parse(wire.calls('iam:PutRolePolicy')[0].params.PolicyDocument).Statement, [
+        other,
+        {Action: ['sagemaker:DescribeTrainingJob'], Effect: 'Allow', Resource: JOB_ARN},
+      ])
+
+      wire.reset()
+      wire
+        .on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
+        .on('iam:GetRolePolicy', iamError('AccessDenied', 'not authorized to perform: iam:GetRolePolicy'))
+      await assert.rejects(
+        checkRole({...aws, fix: true, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN, yes: true}),
+        (error: AwsError) => error.code === 'ACCESS_DENIED' && /iam:GetRolePolicy/.test(error.message),
+      )
+      assert.equal(wire.calls('iam:PutRolePolicy').length, 0)
+    })
+
+    it('falls back to local evaluation when the simulator fails with HTTP 500, and says so', async () => {
+      inlinePolicies(wire, {
+        'sagemaker-read': {Statement: {Action: 'sagemaker:Describe*', Effect: 'Allow', Resource: '*', Sid: 'Read'}},
+      }).on('iam:SimulatePrincipalPolicy', {
+        body: 'Internal Server Error',
+        headers: {'content-type': 'text/plain'},
+        status: 500,
+      })
+      const lines: string[] = []
+      const result = await checkRole({...aws, log: (l) => lines.push(l), roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN})
+      assert.equal(result.method, 'local-evaluation')
+      assert.equal(result.decision, 'allowed')
+      assert.match(result.reason, /the policy simulator failed/)
+      assert.match(result.simulationError ?? '', /HTTP 500/)
+      assert.match(lines[0], /SimulatePrincipalPolicy failed .*HTTP 500.*evaluating them locally/)
+    })
+
     it('--fix without --yes needs a confirmation, and a "no" changes nothing', async () => {
-      wire.on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
+      wire
+        .on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
+        .on('iam:GetRolePolicy', NO_ROLE_POLICY)
       await assert.rejects(
         checkRole({...aws, fix: true, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN}),
         /needs confirmation/,
@@ -267,6 +393,31 @@ describe('AWS wire protocols through real SDK clients', () => {
         assert.match(error.suggestions.join(' '), /associate-role-to-group --group-id 1402daf9/)
         return true
       })
+    })
+
+    it('explains a group without a role answered as AWS documents it (BadRequestException, HTTP 400)', async () => {
+      wire.on(
+        'greengrass:GetAssociatedRole',
+        jsonError('BadRequestException', 'The group has no role associated.', 400),
+      )
+      await assert.rejects(checkRole({...aws, groupId: GROUP_ID, sagemakerJobArn: JOB_ARN}), (error: AwsError) => {
+        assert.equal(error.code, 'NO_GROUP_ROLE')
+        assert.match(error.message, /The group has no role associated\. \(BadRequestException, HTTP 400\)/)
+        return true
+      })
+    })
+
+    it('an answer that is not AWS JSON (an HTML 404 page) keeps its HTTP status', async () => {
+      const page = {body: '<html><body><h1>404 Not Found</h1></body></html>', headers: {'content-type': 'text/html'}}
+      wire.on('greengrass:GetAssociatedRole', {...page, status: 404})
+      await assert.rejects(checkRole({...aws, groupId: GROUP_ID, sagemakerJobArn: JOB_ARN}), (error: AwsError) => {
+        assert.equal(error.code, 'UNEXPECTED_RESPONSE')
+        assert.equal(error.exitCode, ExitCode.AwsError)
+        assert.match(error.message, /greengrass:GetAssociatedRole: the endpoint answered HTTP 404 .*not an AWS answer/)
+        return true
+      })
+      wire.on('sagemaker:DescribeTrainingJob', {...page, status: 404})
+      await assert.rejects(checkJob({...aws, sagemakerJobArn: JOB_ARN}), /answered HTTP 404/)
     })
 
     it('creates the ML resource definition with SageMakerMachineLearningModelResourceData', async () => {
@@ -455,10 +606,15 @@ describe('AWS wire protocols through real SDK clients', () => {
   })
 
   describe('SageMaker JSON 1.1 (check-job)', () => {
-    it('checks a good image-classification job', async () => {
-      wire.on('sagemaker:DescribeTrainingJob', {body: trainingJob()})
+    it('checks a good image-classification job, and that its model artifact exists in S3 (HeadObject)', async () => {
+      artifactHead(wire, 48_213_774).on('sagemaker:DescribeTrainingJob', {body: trainingJob()})
       const result = await checkJob({...aws, sagemakerJobArn: JOB_ARN})
       assert.equal(result.ok, true, JSON.stringify(result.problems))
+      assert.equal(result.modelArtifactBytes, 48_213_774)
+      const head = wire.requests.find((r) => r.protocol === 'other')!
+      assert.equal(head.method, 'HEAD')
+      assert.equal(head.path, `/icc-models/output/${JOB_NAME}/output/model.tar.gz`)
+      assert.match(String(head.headers.authorization), /\/us-west-2\/s3\/aws4_request/)
       assert.deepEqual(result.hyperparameters, {image_shape: '3,224,224', num_classes: '257', num_layers: '18'})
       assert.equal(result.modelArtifact, `s3://icc-models/output/${JOB_NAME}/output/model.tar.gz`)
       const [req] = wire.calls('sagemaker:DescribeTrainingJob')
@@ -512,9 +668,79 @@ describe('AWS wire protocols through real SDK clients', () => {
         return true
       })
       wire.reset()
+      artifactHead(wire, 1000)
       wire.throttle('sagemaker:DescribeTrainingJob', 2).on('sagemaker:DescribeTrainingJob', {body: trainingJob()})
       assert.equal((await checkJob({...aws, sagemakerJobArn: JOB_ARN})).ok, true)
       assert.equal(wire.calls('sagemaker:DescribeTrainingJob').length, 3)
+    })
+
+    it('reports a model artifact that is gone from S3', async () => {
+      artifactHead(wire).on('sagemaker:DescribeTrainingJob', {body: trainingJob()})
+      const result = await checkJob({...aws, sagemakerJobArn: JOB_ARN})
+      assert.equal(result.ok, false)
+      assert.deepEqual(
+        result.problems.map((p) => p.code),
+        ['MODEL_ARTIFACT_MISSING'],
+      )
+      assert.match(result.problems[0].message, /s3:HeadObject s3:\/\/icc-models\/.*HTTP 404/)
+    })
+
+    it('a job moto cannot find ("Could not find training job") is JOB_NOT_FOUND, by error name', async () => {
+      wire.on(
+        'sagemaker:DescribeTrainingJob',
+        jsonError('ValidationException', `Could not find training job '${JOB_ARN}'.`),
+      )
+      const result = await checkJob({...aws, sagemakerJobArn: JOB_ARN})
+      assert.equal(result.exists, false)
+      assert.deepEqual(
+        result.problems.map((p) => p.code),
+        ['JOB_NOT_FOUND'],
+      )
+      assert.match(result.problems[0].message, /Could not find training job/)
+      await assert.rejects(modelArtifactOf(aws, JOB_ARN), (error: AwsError) => error.code === 'JOB_NOT_FOUND')
+    })
+
+    it("looks the job up in the ARN's region, whatever the client's region", async () => {
+      artifactHead(wire, 10).on('sagemaker:DescribeTrainingJob', {body: trainingJob()})
+      const result = await checkJob({...aws, region: 'eu-west-1', sagemakerJobArn: JOB_ARN})
+      assert.deepEqual(
+        result.problems.map((p) => p.code),
+        ['REGION_MISMATCH'],
+      )
+      assert.equal(result.exists, true)
+      const signed = (r: {headers: {authorization?: string}}) => String(r.headers.authorization)
+      assert.match(signed(wire.calls('sagemaker:DescribeTrainingJob')[0]), /\/us-west-2\/sagemaker\//)
+      // pull-model's lookup too: the job and its artifact are in the ARN's region.
+      wire.reset()
+      wire.on('sagemaker:DescribeTrainingJob', {body: trainingJob()})
+      const artifact = await modelArtifactOf({...aws, region: 'eu-west-1'}, JOB_ARN)
+      assert.equal(artifact.region, 'us-west-2')
+      assert.match(signed(wire.calls('sagemaker:DescribeTrainingJob')[0]), /\/us-west-2\/sagemaker\//)
+    })
+
+    it("pull-model refuses a job found in another account than the ARN's, with the fix", async () => {
+      const real = JOB_ARN.replace('123456789012', '999999999999')
+      wire.on('sagemaker:DescribeTrainingJob', {body: trainingJob({TrainingJobArn: real})})
+      await assert.rejects(modelArtifactOf(aws, JOB_ARN), (error: UsageError) => {
+        assert.equal(error.code, 'ACCOUNT_MISMATCH')
+        assert.equal(error.exitCode, ExitCode.Usage)
+        assert.match(error.suggestions[0], new RegExp(`--profile.*${real}`))
+        return true
+      })
+    })
+
+    it('refuses an --endpoint-url without a scheme before any call, as the aws CLI does', async () => {
+      await assert.rejects(
+        checkJob({...aws, endpointUrl: 'localhost:4566', sagemakerJobArn: JOB_ARN}),
+        (error: UsageError) => {
+          assert.equal(error.code, 'INVALID_ENDPOINT_URL')
+          assert.equal(error.exitCode, ExitCode.Usage)
+          assert.match(error.message, /Bad value for --endpoint-url "localhost:4566": scheme is missing/)
+          assert.match(error.suggestions[0], /http:\/\/localhost:4566/)
+          return true
+        },
+      )
+      assert.equal(wire.requests.length, 0)
     })
 
     it('rejects the documentation typo training-job: before any call', async () => {

@@ -4,7 +4,8 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {AWS_ENV, GROUP_ID, REGION, SECRET_KEY} from '../aws/fixtures.js'
+import {createConnector} from '../../src/connector/create.js'
+import {AWS_ENV, GROUP_ID, REGION, SECRET_KEY, useFakeCredentials} from '../aws/fixtures.js'
 import {AwsWire, jsonError} from '../helpers/aws-wire.js'
 import {icc, iccJson, SHARED, unwrap} from '../helpers/cli.js'
 
@@ -29,6 +30,8 @@ function corrected(example: SeedExample): SeedExample {
     .replace(':greengrass:region::', `:greengrass:${REGION}::`)
   return {initialVersion: JSON.parse(text), initialVersionText: text, name: example.name}
 }
+
+const GG_BASE = `arn:aws:greengrass:${REGION}:123456789012:/greengrass`
 
 const PLATFORM: Record<string, string> = {
   ImageClassificationARMv7: 'armv7',
@@ -83,6 +86,20 @@ describe('icc create-connector / validate-connector (real binary, loopback Green
     await rm(tmp, {force: true, recursive: true})
   })
   beforeEach(() => wire.reset())
+
+  /** A group (latest version `g1` with this definition) that create-connector --with-ml-resource can deploy to. */
+  const deployableGroup = (definition: Record<string, string>) =>
+    wire
+      .on('greengrass:CreateConnectorDefinition', {
+        body: {Id: 'cd', LatestVersion: 'cv', LatestVersionArn: `${GG_BASE}/definition/connectors/cd/versions/cv`},
+      })
+      .on('greengrass:CreateResourceDefinition', {
+        body: {Id: 'rd', LatestVersion: 'rv', LatestVersionArn: `${GG_BASE}/definition/resources/rd/versions/rv`},
+      })
+      .on('greengrass:GetGroup', {body: {Id: GROUP_ID, LatestVersion: 'g1'}})
+      .on('greengrass:GetGroupVersion', {body: {Definition: definition}})
+      .on('greengrass:CreateGroupVersion', {body: {Version: 'g2'}})
+      .on('greengrass:CreateDeployment', {body: {DeploymentId: 'dep-1'}})
 
   it('finds the two CLI examples in the documentation (CPU on ARMv7, GPU on JTX2)', () => {
     assert.equal(seed.length, 2)
@@ -208,20 +225,8 @@ describe('icc create-connector / validate-connector (real binary, loopback Green
 
   it('--with-ml-resource --group-id --deploy: connector, ML resource, group version, deployment', async () => {
     const example = corrected(seed[1])
-    const base = `arn:aws:greengrass:${REGION}:123456789012:/greengrass`
-    wire
-      .on('greengrass:CreateConnectorDefinition', {
-        body: {Id: 'cd', LatestVersion: 'cv', LatestVersionArn: `${base}/definition/connectors/cd/versions/cv`},
-      })
-      .on('greengrass:CreateResourceDefinition', {
-        body: {Id: 'rd', LatestVersion: 'rv', LatestVersionArn: `${base}/definition/resources/rd/versions/rv`},
-      })
-      .on('greengrass:GetGroup', {body: {Id: GROUP_ID, LatestVersion: 'g1'}})
-      .on('greengrass:GetGroupVersion', {
-        body: {Definition: {CoreDefinitionVersionArn: `${base}/definition/cores/core/versions/1`}},
-      })
-      .on('greengrass:CreateGroupVersion', {body: {Version: 'g2'}})
-      .on('greengrass:CreateDeployment', {body: {DeploymentId: 'dep-1'}})
+    const base = GG_BASE
+    deployableGroup({CoreDefinitionVersionArn: `${base}/definition/cores/core/versions/1`})
     const r = await run([
       'create-connector',
       ...flagsFor(example),
@@ -250,6 +255,90 @@ describe('icc create-connector / validate-connector (real binary, loopback Green
     const json = JSON.parse(r.stdout)
     assert.equal(json.deployment.deploymentId, 'dep-1')
     assert.equal(json.mlResource.id, 'rd')
+  })
+
+  it("--with-ml-resource --deploy keeps the group's other resources, and warns before deploying", async () => {
+    const example = corrected(seed[1])
+    const parameters = example.initialVersion.Connectors[0].Parameters
+    const base = GG_BASE
+    const camera = {
+      Id: 'camera',
+      Name: 'camera',
+      ResourceDataContainer: {
+        LocalDeviceResourceData: {GroupOwnerSetting: {AutoAddGroupOwner: true}, SourcePath: '/dev/video0'},
+      },
+    }
+    const volume = {
+      Id: 'images',
+      Name: 'images',
+      ResourceDataContainer: {
+        LocalVolumeResourceData: {DestinationPath: '/images', SourcePath: '/var/images'},
+      },
+    }
+    // The group already has the ML resource (an older model path), a device and a volume.
+    const oldModel = {
+      Id: parameters.MLModelResourceId,
+      Name: parameters.MLModelResourceId,
+      ResourceDataContainer: {
+        SageMakerMachineLearningModelResourceData: {DestinationPath: '/old', SageMakerJobArn: 'arn:old'},
+      },
+    }
+    const group = () =>
+      deployableGroup({ResourceDefinitionVersionArn: `${base}/definition/resources/old/versions/ov`}).on(
+        'greengrass:GetResourceDefinitionVersion',
+        {body: {Definition: {Resources: [camera, oldModel, volume]}, Id: 'old', Version: 'ov'}},
+      )
+    group()
+    const r = await run([
+      'create-connector',
+      ...flagsFor(example),
+      '--with-ml-resource',
+      '--group-id',
+      GROUP_ID,
+      '--deploy',
+    ])
+    assert.equal(r.exitCode, 0, r.stderr)
+    assert.equal(
+      wire.calls('greengrass:GetResourceDefinitionVersion')[0].path,
+      '/greengrass/definition/resources/old/versions/ov',
+    )
+    const resources = wire.calls('greengrass:CreateResourceDefinition')[0].json.InitialVersion.Resources
+    assert.deepEqual(
+      resources.map((x: {Id: string}) => x.Id),
+      ['camera', 'images', parameters.MLModelResourceId],
+    )
+    assert.deepEqual(resources[0], camera)
+    assert.deepEqual(resources[1], volume)
+    assert.equal(
+      resources[2].ResourceDataContainer.SageMakerMachineLearningModelResourceData.DestinationPath,
+      parameters.MLModelDestinationPath,
+    )
+    assert.equal(
+      wire.calls('greengrass:CreateGroupVersion')[0].json.ResourceDefinitionVersionArn,
+      `${base}/definition/resources/rd/versions/rv`,
+    )
+    assert.match(r.stdout, /Kept resources: +camera, images/)
+    assert.doesNotMatch(r.stderr, /resources\) of other definitions/)
+
+    // The warning about the connector definition comes before the deployment is created.
+    wire.reset()
+    group()
+    useFakeCredentials()
+    const deploymentsAtWarning: number[] = []
+    const [c] = example.initialVersion.Connectors
+    await createConnector({
+      deploy: true,
+      endpointUrl: wire.url,
+      groupId: GROUP_ID,
+      id: c.Id,
+      parameters: c.Parameters,
+      platform: 'jtx2',
+      region: REGION,
+      warn: () => deploymentsAtWarning.push(wire.calls('greengrass:CreateDeployment').length),
+      withMlResource: true,
+    })
+    assert.deepEqual(deploymentsAtWarning, [0])
+    assert.equal(wire.calls('greengrass:CreateDeployment').length, 1)
   })
 
   it('403 from Greengrass → one clear line, exit 3; no secret printed', async () => {

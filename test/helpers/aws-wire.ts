@@ -45,6 +45,12 @@ export type WireHandler = (req: WireRequest) => Promise<undefined | WireReply> |
 const GREENGRASS_ROUTES: [string, RegExp, string, string[]][] = [
   ['GET', /^\/greengrass\/groups\/([^/]+)\/role$/, 'GetAssociatedRole', ['GroupId']],
   ['POST', /^\/greengrass\/definition\/resources$/, 'CreateResourceDefinition', []],
+  [
+    'GET',
+    /^\/greengrass\/definition\/resources\/([^/]+)\/versions\/([^/]+)$/,
+    'GetResourceDefinitionVersion',
+    ['ResourceDefinitionId', 'ResourceDefinitionVersionId'],
+  ],
   ['POST', /^\/greengrass\/definition\/connectors$/, 'CreateConnectorDefinition', []],
   [
     'POST',
@@ -89,6 +95,21 @@ export function iamError(code: string, message: string, status = 403): WireReply
       `<RequestId>4b4e5b2c-EXAMPLE</RequestId></ErrorResponse>`,
     headers: {'content-type': 'text/xml'},
     status,
+  }
+}
+
+/** A HEAD (or GET) answer for an S3 object of `bytes` bytes, as S3 sends it (no body for HEAD). */
+export function s3ObjectHead(bytes: number): WireReply {
+  return {
+    raw(res) {
+      res.writeHead(200, {
+        'content-length': String(bytes),
+        'content-type': 'application/x-tar',
+        etag: '"0123456789abcdef0123456789abcdef"',
+        'last-modified': 'Wed, 01 May 2024 10:00:00 GMT',
+      })
+      res.end()
+    },
   }
 }
 
