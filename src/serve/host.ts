@@ -24,6 +24,7 @@ import type {ServiceConfig} from './config.js'
 
 import {IccError, UsageError} from '../errors.js'
 import {httpStatus, invocationRoute} from './invocations.js'
+import {memoryLimitSuggestions} from './memory.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath} from './paths.js'
 import {Service, type ServiceRequest} from './service.js'
@@ -261,7 +262,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
         {
           details: {limitKb: cfg.memoryLimitKb, measuredKb: s.info!.peakRssKb},
           exitCode: 4,
-          suggestions: [`Raise --memory-limit-kb to at least ${Math.ceil(s.info!.peakRssKb * 1.25)}.`],
+          suggestions: memoryLimitSuggestions(s.info!.peakRssKb),
         },
       )
     }
