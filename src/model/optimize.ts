@@ -11,6 +11,7 @@
  * part optimised and saved by a session of its own, and the parts joined into one model. The optimised model is
  * specific to this machine's CPU and ONNX Runtime version (its cache key says so).
  */
+import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {mkdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {cpus} from 'node:os'
@@ -139,8 +140,9 @@ export async function cachedOptimized(
 ): Promise<string> {
   const dir = join(cacheDir, 'onnx-cpu')
   const base = join(dir, optimizedKey(key))
+  let side: OptimizedSidecar | undefined
   try {
-    const side = JSON.parse(await readFile(`${base}.json`, 'utf8')) as OptimizedSidecar
+    side = JSON.parse(await readFile(`${base}.json`, 'utf8')) as OptimizedSidecar
     let ok = true
     for (const f of side.files) {
       const path = join(dir, f.name)
@@ -152,8 +154,11 @@ export async function cachedOptimized(
     // absent or unreadable: made again
   }
 
+  // a damaged entry's files go; the new ones get names of their own, so that two runners making the same entry at
+  // once never write the same file (the last sidecar written wins)
+  for (const f of side?.files ?? []) await rm(join(dir, f.name), {force: true})
   await mkdir(dir, {recursive: true})
-  const made = await build(base)
+  const made = await build(`${base}.${process.pid}-${randomBytes(4).toString('hex')}`)
   const files = await Promise.all(
     made.files.map(async (f) => ({length: (await stat(f)).size, name: basename(f), sha256: await sha256Files(f)})),
   )
