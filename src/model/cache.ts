@@ -3,8 +3,9 @@
  * and the converter version. Each entry is `<key>.onnx` plus a `<key>.json` sidecar holding the ONNX file's length
  * and SHA-256 (plus the model's metadata: input shape, classes, summary); an entry whose file does not match its
  * sidecar is rebuilt, never trusted. Checking an entry streams the file through the hash, so a warm load never holds
- * the model's bytes in memory (the ONNX Runtime session is then the only copy). Writes are atomic (temporary file +
- * rename), so a crash mid-write leaves no half-written entry behind.
+ * the model's bytes in memory (the ONNX Runtime session is then the only copy); a new entry is written by its
+ * builder straight to a file (streamed, ./onnx-export.ts writeOnnx), never held whole. Writes are atomic (temporary
+ * file + rename), so a crash mid-write leaves no half-written entry behind.
  */
 import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
@@ -37,10 +38,16 @@ export async function sha256Files(...paths: string[]): Promise<string> {
 
 /** Write a file atomically: a temporary file in the same directory, then rename. */
 export async function atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
+  await atomicWriteWith(path, (temp) => writeFile(temp, data))
+}
+
+/** Have `write` fill a temporary file in the same directory as `path`, then rename it to `path`. */
+async function atomicWriteWith<T>(path: string, write: (temp: string) => Promise<T>): Promise<T> {
   const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
   try {
-    await writeFile(temp, data)
+    const r = await write(temp)
     await rename(temp, path)
+    return r
   } catch (error) {
     await rm(temp, {force: true})
     throw error
@@ -66,13 +73,14 @@ export interface CacheResult<M> {
 
 /**
  * Return the cached ONNX file for `key` and its metadata, building (and storing) both with `build` when the entry
- * is absent, corrupt, or written by another converter version.
+ * is absent, corrupt, or written by another converter version: `build` writes the ONNX file at the path it is given
+ * and returns the metadata.
  */
 export async function cachedOnnx<M>(
   cacheDir: string,
   key: string,
   converterVersion: string,
-  build: () => Promise<{bytes: Uint8Array; meta: M}>,
+  build: (path: string) => Promise<M>,
 ): Promise<CacheResult<M>> {
   const dir = join(cacheDir, 'onnx')
   const path = join(dir, `${key}.onnx`)
@@ -91,10 +99,9 @@ export async function cachedOnnx<M>(
     if (code !== 'ENOENT') rebuilt = `unreadable entry (${(error as Error).message})`
   }
 
-  const {bytes, meta} = await build()
   await mkdir(dir, {recursive: true})
-  await atomicWrite(path, bytes)
-  const side: Sidecar<M> = {converterVersion, length: bytes.length, meta, sha256: sha256(bytes)}
+  const meta = await atomicWriteWith(path, build)
+  const side: Sidecar<M> = {converterVersion, length: (await stat(path)).size, meta, sha256: await sha256Files(path)}
   await atomicWrite(sidecarPath, JSON.stringify(side))
   return {fromCache: false, meta, path, rebuilt}
 }

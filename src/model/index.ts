@@ -1,5 +1,5 @@
 import {existsSync} from 'node:fs'
-import {copyFile, mkdir, readdir, readFile, writeFile} from 'node:fs/promises'
+import {copyFile, mkdir, readdir, readFile, stat, writeFile} from 'node:fs/promises'
 import {createRequire} from 'node:module'
 import {basename, dirname, join} from 'node:path'
 import * as ort from 'onnxruntime-node'
@@ -18,7 +18,8 @@ import {cachedOnnx, defaultCacheDir, sha256, sha256Files} from './cache.js'
 import {formatFloat32, formatProbabilities} from './format.js'
 import {readParams} from './mxnet-params.js'
 import {inferShapes, type MxSymbol, parseSymbol} from './mxnet-symbol.js'
-import {CONVERTER_VERSION, exportOnnx} from './onnx-export.js'
+import {CONVERTER_VERSION, plan, splitPlan, writeOnnx} from './onnx-export.js'
+import {cachedOptimized, optimizeParts, PART_BYTES, writeParts} from './optimize.js'
 import {expandImageArgs, imagesError, loadImage} from './predict-images.js'
 import {preprocessImage} from './preprocess.js'
 import {quantizeInt8} from './quantize.js'
@@ -38,6 +39,12 @@ export interface LoadModelOptions {
   epoch?: number
   /** Override the preprocessing (otherwise from the sidecar icc-model.json). */
   preprocessing?: PreprocessingSpec
+  /**
+   * Also prepare (once, cached) the model optimised ahead of time for ONNX Runtime's CPU provider (./optimize.ts),
+   * which loads with about one copy of the weights: `optimizedPath` of the result. MXNet models only. `partBytes`:
+   * the weights of one part (default PART_BYTES).
+   */
+  optimize?: boolean | {partBytes?: number}
   /** Override the input shape [N, C, H, W] or [C, H, W] (otherwise model-shapes.json, else 3x224x224). */
   shape?: number[]
 }
@@ -93,7 +100,8 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
   const symbol = await readFile(art.symbolPath!)
   const paramsBytes = await readFile(art.paramsPath!)
   const sym = parseSymbol(symbol.toString('utf8'), basename(art.symbolPath!))
-  const params = readParams(paramsBytes, basename(art.paramsPath!))
+  // read lazily: the file's bytes are the only copy of the weights (./mxnet-params.ts)
+  const params = readParams(paramsBytes, basename(art.paramsPath!), {lazy: true})
   const shape = inputShapeOf(art, options)
 
   const problems: string[] = []
@@ -119,7 +127,7 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
     problems.push((error as Error).message)
   }
 
-  const paramCount = params.arrays.reduce((s, a) => s + a.data.length, 0)
+  const paramCount = params.arrays.reduce((s, a) => s + a.size, 0)
   const summary: Record<string, unknown> = {
     architecture: guessArchitecture(sym),
     classes: numClasses,
@@ -190,20 +198,22 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   const shape = inputShapeOf(art, options)
   const hash = await sha256Files(art.symbolPath!, art.paramsPath!)
   const key = sha256(CONVERTER_VERSION, '\0', hash, '\0', shape.slice(1).join('x'))
-  const r = await cachedOnnx<CachedMeta>(cacheDir, key, CONVERTER_VERSION, async () => {
+  const r = await cachedOnnx<CachedMeta>(cacheDir, key, CONVERTER_VERSION, async (onnxPath) => {
     const a = await analyze(art, {...options, shape})
-    const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
-    const {bytes} = exportOnnx(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)})
     const numClasses = a.summary.classes as number | undefined
     if (numClasses === undefined) {
       const problems = (a.summary.problems as string[]).join('; ')
       throw new ModelError('BAD_MODEL', `Cannot tell the number of classes of ${art.symbolPath}: ${problems}`)
     }
 
+    // streamed: the initializers go to the file straight from the params file's bytes (./onnx-export.ts)
+    const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
+    await writeOnnx(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)}, onnxPath)
     const [c, h, w] = a.shape.slice(1)
-    return {bytes, meta: {inputShape: [c, h, w], numClasses, summary: a.summary}}
+    return {inputShape: [c, h, w], numClasses, summary: a.summary}
   })
   if (r.rebuilt) art.warnings.push(`Rebuilt the cached ONNX file: ${r.rebuilt}`)
+  const optimizedPath = options.optimize ? await optimizedModel(art, {...options, shape}, cacheDir, key) : undefined
   const summary = {
     ...r.meta.summary,
     epoch: art.epoch,
@@ -212,7 +222,39 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     paramsFile: art.paramsPath,
     symbolFile: art.symbolPath,
   }
-  return {...common, hash, inputShape: r.meta.inputShape, numClasses: r.meta.numClasses, onnxPath: r.path, summary}
+  const {inputShape, numClasses} = r.meta
+  return {...common, hash, inputShape, numClasses, onnxPath: r.path, optimizedPath, summary}
+}
+
+/**
+ * The CPU-optimised model of a converted one (./optimize.ts), made from the params part by part when not cached;
+ * undefined (with a warning) when ONNX Runtime cannot make it, as then the plain model is loaded.
+ */
+async function optimizedModel(
+  art: ResolvedArtifact,
+  options: LoadModelOptions,
+  cacheDir: string,
+  key: string,
+): Promise<string | undefined> {
+  try {
+    return await cachedOptimized(cacheDir, key, async (base) => {
+      // the params (and the plan's views of them) are dropped before ONNX Runtime optimises the parts
+      const parts = await writePartsOf(art, options, base)
+      ;(globalThis as {gc?: () => void}).gc?.()
+      return optimizeParts(parts, base)
+    })
+  } catch (error) {
+    art.warnings.push(`Loading the model unoptimised ahead of time (more memory): ${(error as Error).message}`)
+    return undefined
+  }
+}
+
+async function writePartsOf(art: ResolvedArtifact, options: LoadModelOptions, base: string): Promise<string[]> {
+  const a = await analyze(art, options)
+  const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
+  const whole = plan(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)})
+  const partBytes = (typeof options.optimize === 'object' && options.optimize.partBytes) || PART_BYTES
+  return writeParts(splitPlan(whole, partBytes), base)
 }
 
 export interface SessionOptions {
@@ -259,8 +301,30 @@ export async function createSession(model: LoadedModel, options: SessionOptions 
     }
   }
 
+  return createCpuSession(model, {...base, executionProviders: ['cpu']}, options.onWarning)
+}
+
+/**
+ * A CPU session: of the model optimised ahead of time when there is one (with optimisation off: it is done), else
+ * of the converted model; an optimised model that ONNX Runtime refuses is skipped with a warning.
+ */
+export async function createCpuSession(
+  model: LoadedModel,
+  options: ort.InferenceSession.SessionOptions,
+  onWarning?: (message: string) => void,
+): Promise<ort.InferenceSession> {
+  if (model.optimizedPath) {
+    try {
+      return await ort.InferenceSession.create(model.optimizedPath, {...options, graphOptimizationLevel: 'disabled'})
+    } catch (error) {
+      onWarning?.(
+        `The optimised model ${model.optimizedPath} did not load (${(error as Error).message}); loading ${model.onnxPath}.`,
+      )
+    }
+  }
+
   try {
-    return await ort.InferenceSession.create(model.onnxPath, {...base, executionProviders: ['cpu']})
+    return await ort.InferenceSession.create(model.onnxPath, options)
   } catch (error) {
     throw new ModelError('BAD_MODEL', `ONNX Runtime cannot load ${model.onnxPath}: ${(error as Error).message}`, {
       cause: error,
@@ -389,7 +453,7 @@ export async function convertModel(path: string, output: string, options: Conver
   await mkdir(dirname(output), {recursive: true})
   if (!options.quantize) {
     await copyFile(m.onnxPath, output)
-    const bytes = (await readFile(output)).length
+    const bytes = (await stat(output)).size
     return {bytes, classes: m.numClasses, inputShape: m.inputShape, output, warnings: m.warnings}
   }
 

@@ -9,6 +9,11 @@
  * - legacy (no magic): uint32 ndim + uint32 dims, context, type flag, data.
  * Float32/float16/float64 data is returned as Float32Array. Every size is checked against the bytes left before
  * anything is allocated, so a truncated or hostile file is a ModelError, never a crash or a huge allocation.
+ *
+ * With `{lazy: true}` nothing is decoded up front: each array records where its data lies in the file, `data`
+ * decodes it on each access (kept by no one), and `raw()` gives the float32 little-endian bytes ONNX stores, a view
+ * of the file itself when it holds float32. That is how conversion streams (./onnx-export.ts, writeOnnx): the file's
+ * bytes are the only copy of the weights it holds.
  */
 import {ModelError} from '../errors.js'
 
@@ -31,14 +36,24 @@ const FLAG_NAMES: Record<number, string> = {
 const MAX_NDIM = 32
 
 export interface ParamArray {
-  data: Float32Array
+  /** The values (decoded on each access when read lazily). */
+  readonly data: Float32Array
   dtype: ParamDType
   format: RecordFormat
   /** `arg` / `aux` from the name prefix; `none` when the name had no prefix or there were no names. */
   kind: 'arg' | 'aux' | 'none'
   /** Name without the `arg:` / `aux:` prefix ('' when the file has no names). */
   name: string
+  /** The values as float32 little-endian bytes (a view of the file's bytes when read lazily as float32). */
+  raw(): Uint8Array
   shape: number[]
+  /** Number of values. */
+  size: number
+}
+
+export interface ReadParamsOptions {
+  /** Decode nothing up front (see above). */
+  lazy?: boolean
 }
 
 export interface ParamsFile {
@@ -132,7 +147,54 @@ function readShape(c: Cursor, format: RecordFormat): number[] | undefined {
   return dims
 }
 
-function readArray(c: Cursor, index: number): Omit<ParamArray, 'kind' | 'name'> | undefined {
+type RawArray = Omit<ParamArray, 'kind' | 'name'>
+
+const WIDTH: Record<ParamDType, number> = {float16: 2, float32: 4, float64: 8}
+
+function decode(view: DataView, start: number, size: number, dtype: ParamDType): Float32Array {
+  const data = new Float32Array(size)
+  let p = start
+  if (dtype === 'float32') for (let i = 0; i < size; i++, p += 4) data[i] = view.getFloat32(p, true)
+  else if (dtype === 'float64') for (let i = 0; i < size; i++, p += 8) data[i] = view.getFloat64(p, true)
+  else for (let i = 0; i < size; i++, p += 2) data[i] = halfToFloat(view.getUint16(p, true))
+  return data
+}
+
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+/** The float32 little-endian bytes of some values. */
+export function le32(data: Float32Array): Uint8Array {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  if (littleEndian) return bytes
+  const out = new Uint8Array(data.length * 4)
+  const view = new DataView(out.buffer)
+  for (const [i, v] of data.entries()) view.setFloat32(i * 4, v, true)
+  return out
+}
+
+function lazyArray(
+  c: Cursor,
+  start: number,
+  size: number,
+  dtype: ParamDType,
+  rest: Pick<RawArray, 'format' | 'shape'>,
+) {
+  const {view} = c
+  return {
+    ...rest,
+    get data() {
+      return decode(view, start, size, dtype)
+    },
+    dtype,
+    raw: () =>
+      dtype === 'float32'
+        ? new Uint8Array(view.buffer, view.byteOffset + start, size * 4)
+        : le32(decode(view, start, size, dtype)),
+    size,
+  }
+}
+
+function readArray(c: Cursor, index: number, lazy = false): RawArray | undefined {
   const first = c.u32()
   let format: RecordFormat
   switch (first) {
@@ -186,20 +248,16 @@ function readArray(c: Cursor, index: number): Omit<ParamArray, 'kind' | 'name'> 
     })
   }
 
-  const width = dtype === 'float64' ? 8 : dtype === 'float16' ? 2 : 4
-  c.need(size * width, `array #${index} data (${size} x ${dtype})`)
-  const data = new Float32Array(size)
-  const {view} = c
-  let p = c.pos
-  if (dtype === 'float32') for (let i = 0; i < size; i++, p += 4) data[i] = view.getFloat32(p, true)
-  else if (dtype === 'float64') for (let i = 0; i < size; i++, p += 8) data[i] = view.getFloat64(p, true)
-  else for (let i = 0; i < size; i++, p += 2) data[i] = halfToFloat(view.getUint16(p, true))
-  c.pos = p
-  return {data, dtype, format, shape}
+  c.need(size * WIDTH[dtype], `array #${index} data (${size} x ${dtype})`)
+  const start = c.pos
+  c.pos += size * WIDTH[dtype]
+  if (lazy) return lazyArray(c, start, size, dtype, {format, shape})
+  const data = decode(c.view, start, size, dtype)
+  return {data, dtype, format, raw: () => le32(data), shape, size}
 }
 
 /** Parse a `.params` file. `source` names it in error messages. */
-export function readParams(bytes: Uint8Array, source = 'params file'): ParamsFile {
+export function readParams(bytes: Uint8Array, source = 'params file', options: ReadParamsOptions = {}): ParamsFile {
   const c = new Cursor(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), source)
   if (bytes.byteLength < 16) c.fail('too short to be an MXNet .params file')
   const magic = c.u64()
@@ -208,8 +266,8 @@ export function readParams(bytes: Uint8Array, source = 'params file'): ParamsFil
   const count = c.u64()
   // The smallest record is 4 bytes (a legacy empty shape).
   if (count * 4 > c.remaining) c.fail(`declares ${count} arrays, more than the file can hold`)
-  const raw: (Omit<ParamArray, 'kind' | 'name'> | undefined)[] = []
-  for (let i = 0; i < count; i++) raw.push(readArray(c, i))
+  const raw: (RawArray | undefined)[] = []
+  for (let i = 0; i < count; i++) raw.push(readArray(c, i, options.lazy))
   let names: string[] = []
   if (c.remaining > 0) {
     const n = c.u64()
@@ -232,9 +290,7 @@ export function readParams(bytes: Uint8Array, source = 'params file'): ParamsFil
     let name = full
     if (full.startsWith('arg:')) [kind, name] = ['arg', full.slice(4)]
     else if (full.startsWith('aux:')) [kind, name] = ['aux', full.slice(4)]
-    const a: ParamArray = r
-      ? {...r, kind, name}
-      : {data: new Float32Array(0), dtype: 'float32', format: 'V2', kind, name, shape: []}
+    const a: ParamArray = r ? Object.assign(r, {kind, name}) : emptyArray(kind, name)
     arrays.push(a)
     if (name) byName.set(name, a)
   }
@@ -242,4 +298,9 @@ export function readParams(bytes: Uint8Array, source = 'params file'): ParamsFil
   const formats = new Set(raw.filter(Boolean).map((r) => r!.format))
   const format = formats.size === 0 ? 'empty' : formats.size === 1 ? [...formats][0] : 'mixed'
   return {arrays, byName, format}
+}
+
+function emptyArray(kind: ParamArray['kind'], name: string): ParamArray {
+  const data = new Float32Array(0)
+  return {data, dtype: 'float32', format: 'V2', kind, name, raw: () => le32(data), shape: [], size: 0}
 }

@@ -6,12 +6,19 @@
  * Activation, Pooling (max/avg, global, `full` = ceil mode, avg counting padding), elementwise add, Flatten,
  * FullyConnected, SoftmaxOutput / SoftmaxActivation / softmax, Dropout and copies (identity), Concat, LeakyReLU.
  * Anything else is a ModelError naming the op and the node. The batch dimension is dynamic (`N`).
+ *
+ * Two ways out, from one plan (the graph, and each initializer as a function that gives its bytes): `exportOnnx`
+ * encodes the whole model in memory; `writeOnnx` streams it to a file, the graph first and then each initializer
+ * as its bytes are asked for, so that converting holds no copy of the weights beyond the params file's bytes
+ * (protobuf lets a message's fields come in any order, so the initializers may follow the graph's other fields).
  */
+import {open} from 'node:fs/promises'
 import onnxProto from 'onnx-proto'
 
 import type {MxSymbol, SymbolNode} from './mxnet-symbol.js'
 
 import {ModelError} from '../errors.js'
+import {le32} from './mxnet-params.js'
 import {inferShapes, opName, parseBool, parseNumber, parseTuple} from './mxnet-symbol.js'
 
 const {onnx} = onnxProto
@@ -50,8 +57,34 @@ export interface ExportOptions {
   dataName?: string
   /** [N, C, H, W] (N is ignored: the batch dimension is dynamic). */
   inputShape: number[]
-  params: Map<string, {data: Float32Array; shape: number[]}>
+  params: Map<string, ExportParam>
   source?: string
+}
+
+/** A parameter: its values, or (from a lazily read params file) its size and float32 little-endian bytes. */
+export interface ExportParam {
+  readonly data: Float32Array
+  raw?: () => Uint8Array
+  shape: number[]
+  size?: number
+}
+
+/** An initializer of the plan: its bytes are made (or viewed in the params file) only when written. */
+interface PlannedInit {
+  bytes: () => Uint8Array
+  dims: number[]
+  name: string
+}
+
+export interface Plan {
+  inits: PlannedInit[]
+  inputName: string
+  /** The model without its initializers. */
+  model: onnxProto.onnx.IModelProto
+  outputNames: string[]
+  outputShapes: number[][]
+  /** Shapes (batch 1) of the tensors of known shape: the input and the MXNet nodes' outputs. */
+  shapes: Map<string, number[]>
 }
 
 export interface ExportResult {
@@ -77,12 +110,117 @@ function float(name: string, v: number): Attr {
   return {f: v, name, type: AT.FLOAT}
 }
 
-function floatTensor(name: string, dims: number[], data: Float32Array): onnxProto.onnx.ITensorProto {
-  const copy = new Float32Array(data)
-  return {dataType: onnx.TensorProto.DataType.FLOAT, dims, name, rawData: new Uint8Array(copy.buffer)}
+const {FLOAT} = onnx.TensorProto.DataType
+
+/** A plan's parts and what it tells the caller (ExportResult without the bytes). */
+function resultOf(p: Plan): Omit<ExportResult, 'bytes'> & Pick<Plan, 'inits' | 'model'> {
+  const {inits, inputName, model, outputNames, outputShapes} = p
+  return {inits, inputName, model, outputNames, outputShapes}
 }
 
+/** The model encoded in memory. */
 export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult {
+  const {inits, model, ...rest} = resultOf(plan(sym, options))
+  const initializer = inits.map((t) => ({dataType: FLOAT, dims: t.dims, name: t.name, rawData: t.bytes()}))
+  const full = onnx.ModelProto.create({...model, graph: {...model.graph, initializer}})
+  return {bytes: onnx.ModelProto.encode(full).finish(), ...rest}
+}
+
+export interface WriteResult extends Omit<ExportResult, 'bytes'> {
+  /** Bytes written. */
+  length: number
+}
+
+/** The model streamed to `path` (created or truncated), each initializer's bytes asked for as it is written. */
+export async function writeOnnx(sym: MxSymbol, options: ExportOptions, path: string): Promise<WriteResult> {
+  return writePlan(plan(sym, options), path)
+}
+
+/** A plan (or a part of one, splitPlan) streamed to `path`. */
+export async function writePlan(p: Plan, path: string): Promise<WriteResult> {
+  const {inits, model, ...rest} = resultOf(p)
+  const {graph, ...top} = model
+  const head = onnx.ModelProto.encode(onnx.ModelProto.create(top)).finish()
+  const graphHead = onnx.GraphProto.encode(onnx.GraphProto.create(graph!)).finish()
+  // each initializer: field 5 of GraphProto = a TensorProto of dims, type and name, then raw_data (field 9)
+  const headers = inits.map((t) => {
+    const header = onnx.TensorProto.encode({dataType: FLOAT, dims: t.dims, name: t.name}).finish()
+    const n = byteLength(t.dims)
+    const rawTag = concat([Uint8Array.of(0x4a), varint(n)])
+    return {header, n, rawTag}
+  })
+  const entryLength = (h: (typeof headers)[number]) => h.header.length + h.rawTag.length + h.n
+  const graphLength = headers.reduce((s, h) => s + fieldLength(entryLength(h)), graphHead.length)
+  const file = await open(path, 'w')
+  let length = 0
+  const write = async (bytes: Uint8Array) => {
+    let done = 0
+    while (done < bytes.length) done += (await file.write(bytes, done, bytes.length - done)).bytesWritten
+    length += bytes.length
+  }
+
+  try {
+    await write(concat([head, Uint8Array.of(0x3a), varint(graphLength), graphHead]))
+    for (const [i, h] of headers.entries()) {
+      const bytes = inits[i].bytes()
+      if (bytes.length !== h.n) {
+        throw new ModelError(
+          'BAD_PARAMS',
+          `${inits[i].name}: ${bytes.length} bytes for dims ${inits[i].dims.join('x')}`,
+        )
+      }
+
+      await write(concat([Uint8Array.of(0x2a), varint(entryLength(h)), h.header, h.rawTag]))
+      await write(bytes)
+    }
+  } finally {
+    await file.close()
+  }
+
+  return {length, ...rest}
+}
+
+/** Bytes of a float32 tensor of these dimensions. */
+function byteLength(dims: number[]): number {
+  return 4 * dims.reduce((a, b) => a * b, 1)
+}
+
+function varint(v: number): Uint8Array {
+  const out: number[] = []
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80)
+    v = Math.floor(v / 0x80)
+  }
+
+  out.push(v)
+  return Uint8Array.from(out)
+}
+
+/** Length of a length-delimited field (one-byte tag) holding `n` bytes. */
+function fieldLength(n: number): number {
+  return 1 + varint(n).length + n
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+
+  return out
+}
+
+function paramBytes(p: ExportParam): () => Uint8Array {
+  return p.raw ?? (() => le32(p.data))
+}
+
+function sizeOf(p: ExportParam): number {
+  return p.size ?? p.data.length
+}
+
+export function plan(sym: MxSymbol, options: ExportOptions): Plan {
   const source = options.source ?? 'symbol'
   const {params} = options
   const labelNames = new Set<string>()
@@ -101,7 +239,7 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
   const inf = inferShapes(sym, {[dataName]: [1, ...chw]}, known, source)
 
   const nodes: onnxProto.onnx.INodeProto[] = []
-  const inits: onnxProto.onnx.ITensorProto[] = []
+  const inits: PlannedInit[] = []
   const initNames = new Set<string>()
   const outName: string[] = []
   const tensorOf = (n: SymbolNode, k: number): string => {
@@ -120,13 +258,13 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
       })
     }
 
-    return {name: v.name, ...p}
+    return {bytes: paramBytes(p), name: v.name, p, shape: p.shape, size: sizeOf(p)}
   }
 
-  const addInit = (name: string, dims: number[], data: Float32Array) => {
+  const addInit = (name: string, dims: number[], bytes: () => Uint8Array) => {
     if (initNames.has(name)) return name
     initNames.add(name)
-    inits.push(floatTensor(name, dims, data))
+    inits.push({bytes, dims, name})
     return name
   }
 
@@ -160,28 +298,25 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
         const beta = param(n, 2, 'beta')
         const mean = param(n, 3, 'moving_mean')
         const v = param(n, 4, 'moving_var')
-        const c = beta.data.length
+        const c = beta.size
         for (const p of [gamma, mean, v]) {
-          if (p.data.length !== c) {
-            throw new ModelError(
-              'BAD_PARAMS',
-              `${source}: ${opName(n)}: ${p.name} has ${p.data.length} values, expected ${c}`,
-            )
+          if (p.size !== c) {
+            throw new ModelError('BAD_PARAMS', `${source}: ${opName(n)}: ${p.name} has ${p.size} values, expected ${c}`)
           }
         }
 
         const fix = parseBool(a.fix_gamma, true)
         const g = fix
-          ? addInit(`${y}__gamma_fixed`, [c], new Float32Array(c).fill(1))
-          : addInit(gamma.name, [c], gamma.data)
+          ? addInit(`${y}__gamma_fixed`, [c], () => le32(new Float32Array(c).fill(1)))
+          : addInit(gamma.name, [c], gamma.bytes)
         add(
           'BatchNormalization',
           [
             tensorOf(n, 0),
             g,
-            addInit(beta.name, [c], beta.data),
-            addInit(mean.name, [c], mean.data),
-            addInit(v.name, [c], v.data),
+            addInit(beta.name, [c], beta.bytes),
+            addInit(mean.name, [c], mean.bytes),
+            addInit(v.name, [c], v.bytes),
           ],
           [y],
           y,
@@ -197,10 +332,10 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
         const stride = parseTuple(a.stride, []).length > 0 ? parseTuple(a.stride) : k.map(() => 1)
         const pad = parseTuple(a.pad, []).length > 0 ? parseTuple(a.pad) : k.map(() => 0)
         const dil = parseTuple(a.dilate, []).length > 0 ? parseTuple(a.dilate) : k.map(() => 1)
-        const input = [tensorOf(n, 0), addInit(w.name, w.shape, w.data)]
+        const input = [tensorOf(n, 0), addInit(w.name, w.shape, w.bytes)]
         if (!parseBool(a.no_bias, false)) {
           const b = param(n, 2, 'bias')
-          input.push(addInit(b.name, b.shape, b.data))
+          input.push(addInit(b.name, b.shape, b.bytes))
         }
 
         if (a.layout && !['NCDHW', 'NCHW', 'NCW', 'None'].includes(a.layout)) {
@@ -295,15 +430,20 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
             x = f
           }
 
-          const input = [x, addInit(w.name, w.shape, w.data)]
-          if (b) input.push(addInit(b.name, b.shape, b.data))
+          const input = [x, addInit(w.name, w.shape, w.bytes)]
+          if (b) input.push(addInit(b.name, b.shape, b.bytes))
           add('Gemm', input, [y], y, [int('transB', 1)])
         } else {
-          const wt = new Float32Array(nh * inF)
-          for (let r = 0; r < nh; r++) for (let c = 0; c < inF; c++) wt[c * nh + r] = w.data[r * inF + c]
+          const transposed = () => {
+            const wd = w.p.data
+            const wt = new Float32Array(nh * inF)
+            for (let r = 0; r < nh; r++) for (let c = 0; c < inF; c++) wt[c * nh + r] = wd[r * inF + c]
+            return le32(wt)
+          }
+
           const mm = b ? tmp(`${y}_matmul`) : y
-          add('MatMul', [tensorOf(n, 0), addInit(`${w.name}__T`, [inF, nh], wt)], [mm], mm)
-          if (b) add('Add', [mm, addInit(b.name, b.shape, b.data)], [y], y)
+          add('MatMul', [tensorOf(n, 0), addInit(`${w.name}__T`, [inF, nh], transposed)], [mm], mm)
+          if (b) add('Add', [mm, addInit(b.name, b.shape, b.bytes)], [y], y)
         }
 
         break
@@ -369,8 +509,8 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
 
           case 'prelu': {
             const g = param(n, 1, 'gamma')
-            const dims = rank > 2 ? [g.data.length, ...Array.from({length: rank - 2}, () => 1)] : [g.data.length]
-            add('PRelu', [tensorOf(n, 0), addInit(`${g.name}__bcast`, dims, g.data)], [y], y)
+            const dims = rank > 2 ? [g.size, ...Array.from({length: rank - 2}, () => 1)] : [g.size]
+            add('PRelu', [tensorOf(n, 0), addInit(`${g.name}__bcast`, dims, g.bytes)], [y], y)
 
             break
           }
@@ -394,16 +534,10 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
   }
 
   const [, c, h, w] = options.inputShape
-  const dimsOf = (s: number[]) => s.map((d, k) => (k === 0 ? {dimParam: 'N'} : {dimValue: d}))
-  const valueInfo = (name: string, s: number[]) => ({
-    name,
-    type: {tensorType: {elemType: onnx.TensorProto.DataType.FLOAT, shape: {dim: dimsOf(s)}}},
-  })
   const outputNames = sym.heads.map(([j]) => outName[j])
   const outputShapes = sym.heads.map(([j]) => inf.nodeShapes[j] ?? [])
-  const model = onnx.ModelProto.create({
+  const model: onnxProto.onnx.IModelProto = {
     graph: {
-      initializer: inits,
       input: [valueInfo(dataName, [1, c, h, w])],
       name: 'mxnet',
       node: nodes,
@@ -413,6 +547,69 @@ export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult 
     opsetImport: [{domain: '', version: OPSET}],
     producerName: 'icc',
     producerVersion: CONVERTER_VERSION,
-  })
-  return {bytes: onnx.ModelProto.encode(model).finish(), inputName: dataName, outputNames, outputShapes}
+  }
+  const shapes = new Map<string, number[]>()
+  for (const [j, n] of sym.nodes.entries())
+    if (n.op !== 'null' && inf.nodeShapes[j]) shapes.set(n.name, inf.nodeShapes[j])
+  shapes.set(dataName, [1, c, h, w])
+  return {inits, inputName: dataName, model, outputNames, outputShapes, shapes}
+}
+
+/** A float tensor's ValueInfoProto, its first dimension the dynamic batch `N`. */
+function valueInfo(name: string, s: number[]): onnxProto.onnx.IValueInfoProto {
+  const dim = s.map((d, k) => (k === 0 ? {dimParam: 'N'} : {dimValue: d}))
+  return {name, type: {tensorType: {elemType: FLOAT, shape: {dim}}}}
+}
+
+/**
+ * The plan cut into consecutive parts of about `maxBytes` of weights each, at the points where one tensor of known
+ * shape alone flows from the nodes before to the nodes after (between the units of a ResNet): each part is a model
+ * of its own, whose input is the previous part's output. A graph without such points stays whole.
+ */
+export function splitPlan(whole: Plan, maxBytes: number): Plan[] {
+  const graph = whole.model.graph!
+  const nodes = graph.node!
+  const initBytes = new Map(whole.inits.map((t) => [t.name, byteLength(t.dims)]))
+  const isInit = new Set(whole.inits.map((t) => t.name))
+  const lastUse = new Map<string, number>()
+  for (const [i, n] of nodes.entries()) for (const x of n.input!) if (!isInit.has(x)) lastUse.set(x, i)
+  for (const o of whole.outputNames) lastUse.set(o, nodes.length)
+  const parts: Plan[] = []
+  let start = 0
+  let input = whole.inputName
+  let bytes = 0
+  const live = new Set([whole.inputName])
+  for (const [i, n] of nodes.entries()) {
+    for (const x of n.input!) bytes += initBytes.get(x) ?? 0
+    for (const o of n.output!) live.add(o)
+    for (const x of live) if ((lastUse.get(x) ?? -1) <= i) live.delete(x)
+    const [cut] = live
+    if (bytes < maxBytes || live.size !== 1 || i === nodes.length - 1 || !whole.shapes.has(cut)) continue
+    parts.push(subPlan(whole, nodes.slice(start, i + 1), input, cut))
+    ;[start, input, bytes] = [i + 1, cut, 0]
+  }
+
+  if (parts.length === 0) return [whole]
+  parts.push(subPlan(whole, nodes.slice(start), input, undefined))
+  return parts
+}
+
+function subPlan(whole: Plan, nodes: onnxProto.onnx.INodeProto[], input: string, output: string | undefined): Plan {
+  const used = new Set(nodes.flatMap((n) => n.input!))
+  const outputNames = output === undefined ? whole.outputNames : [output]
+  const outputShapes = output === undefined ? whole.outputShapes : [whole.shapes.get(output)!]
+  const graph = {
+    ...whole.model.graph,
+    input: [valueInfo(input, whole.shapes.get(input)!)],
+    node: nodes,
+    output: outputNames.map((o, k) => valueInfo(o, outputShapes[k])),
+  }
+  return {
+    ...whole,
+    inits: whole.inits.filter((t) => used.has(t.name)),
+    inputName: input,
+    model: {...whole.model, graph},
+    outputNames,
+    outputShapes,
+  }
 }

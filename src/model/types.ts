@@ -60,6 +60,8 @@ export interface LoadedModel {
   numClasses: number
   /** Path of the (cached) ONNX file. */
   onnxPath: string
+  /** The model optimised ahead of time for the CPU (loadModel's `optimize`), when there is one. */
+  optimizedPath?: string
   preprocessing?: PreprocessingSpec
   /** Human summary: architecture guess, MXNet version, params format... */
   summary: Record<string, unknown>

@@ -26,6 +26,7 @@ import {asIccError, IccError, UsageError} from '../errors.js'
 import {type AccessLog, accessLog, logDestination, type LogFormat} from './access-log.js'
 import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits} from './http-io.js'
 import {httpStatus, invocationRoute} from './invocations.js'
+import {memoryLimitSuggestions} from './memory.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath, prepareSocketPath} from './paths.js'
 import {type ModelWatch, registerReloadRoute, watchServices} from './reload-triggers.js'
@@ -243,7 +244,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
         {
           details: {limitKb: cfg.memoryLimitKb, measuredKb: s.info!.peakRssKb},
           exitCode: 4,
-          suggestions: [`Raise --memory-limit-kb to at least ${Math.ceil(s.info!.peakRssKb * 1.25)}.`],
+          suggestions: memoryLimitSuggestions(s.info!.peakRssKb),
         },
       )
     }

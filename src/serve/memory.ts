@@ -139,3 +139,19 @@ export async function tryCgroupCap(
     },
   }
 }
+
+/**
+ * What to do when a model's load does not fit LocalInferenceServiceMemoryLimitKB, given what it needed: `needKb` is
+ * the measured peak of a complete load (conversion, session, warm-up), or with `lowerBound` what it had reached
+ * when it was stopped. A float32 model loads in about its weights plus 100-150 MB (docs/performance.md), so
+ * quantizing it to int8 (weights 4x smaller) is what makes a model fit that the limit cannot be raised for.
+ */
+export function memoryLimitSuggestions(needKb: number, lowerBound = false): string[] {
+  const raise = lowerBound
+    ? `Raise --memory-limit-kb (LocalInferenceServiceMemoryLimitKB) above ${needKb}: loading was stopped there, so it needs more (try ${Math.ceil(needKb * 1.25)}).`
+    : `Raise --memory-limit-kb (LocalInferenceServiceMemoryLimitKB) to at least ${Math.ceil(needKb * 1.1)} (the measured peak of a complete load, plus 10%).`
+  return [
+    raise,
+    'Or make the model 4x smaller: `icc convert-model --model DIR --output model.int8.onnx --quantize int8 --calibration IMAGES` and serve that file (a model loads in about its weights plus 100-150 MB; docs/performance.md).',
+  ]
+}

@@ -120,7 +120,7 @@ async function openSession(
   const intraOpThreads = config.intraOpThreads ?? availableParallelism()
   return {
     provider: 'cpu',
-    session: await ort.InferenceSession.create(model.onnxPath, cpuSessionOptions(intraOpThreads)),
+    session: await modelCore.createCpuSession(model, cpuSessionOptions(intraOpThreads), (w) => warnings.push(w)),
   }
 }
 
@@ -169,7 +169,8 @@ async function main(): Promise<void> {
   try {
     const started = performance.now()
     if (hooksEnabled && process.env.ICC_TEST_LOAD_ALLOC_MB) touchMemory(Number(process.env.ICC_TEST_LOAD_ALLOC_MB))
-    model = await modelCore.loadModel(config.modelPath, {cacheDir: config.cacheDir})
+    // on the CPU, the model optimised ahead of time (../model/optimize.ts): about one copy of the weights to load
+    model = await modelCore.loadModel(config.modelPath, {cacheDir: config.cacheDir, optimize: !config.gpu})
     collectGarbage()
     const warnings = [...model.warnings]
     const opened = await openSession(model, config, warnings)

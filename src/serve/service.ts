@@ -29,7 +29,7 @@ import type {RunnerConfig} from './runner-main.js'
 import {DependencyError, IccError, ModelError, UsageError} from '../errors.js'
 import {type ChildProcess, spawn, terminate} from '../system.js'
 import {formatConnectorBody, topClasses} from './format.js'
-import {type MemoryCap, readRssKb, tryCgroupCap} from './memory.js'
+import {type MemoryCap, memoryLimitSuggestions, readRssKb, tryCgroupCap} from './memory.js'
 import {FrameDecoder, payloadToFloat32, type RunnerMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {runnerMallocEnv} from './tuning.js'
 import {DEFAULT_MAX_BATCH, type InferenceRequest, type InferenceResult, ServeError} from './types.js'
@@ -394,9 +394,7 @@ export class Service {
         `the runner needed at least ${needKb} KB (measured) while loading it.`,
       {
         details: {limitKb: this.options.memoryLimitKb, measuredKb: needKb},
-        suggestions: [
-          `Raise --memory-limit-kb (LocalInferenceServiceMemoryLimitKB) to at least ${Math.ceil(needKb * 1.25)}.`,
-        ],
+        suggestions: memoryLimitSuggestions(needKb, true),
       },
     )
   }

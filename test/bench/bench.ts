@@ -17,6 +17,7 @@
  * node` uses node:http instead, and icc's own IPC client for the IPC path (what each costs is printed).
  *
  * Usage: node dist/test/bench/bench.js [--quick] [--out FILE] [--models 18,50] [--images 224,640]
+ * (or --memory: the memory table by depth, ./memory.ts)
  *        [--transports unix,tcp,ipc] [--client lean|node] [--serve-arg=--flag=value ...] [--raw-levers]
  */
 import {execa} from 'execa'
@@ -45,6 +46,7 @@ import {BIN} from '../helpers/cli.js'
 import {http, runnerPid} from '../helpers/serve-host.js'
 import {type BenchModel, buildModel, CLASSES, type Depth, photoJpeg} from './inputs.js'
 import {LeanHttp} from './lean-http.js'
+import {memoryBench} from './memory.js'
 import {median, percentile, throughput} from './stats.js'
 
 interface Args {
@@ -467,6 +469,8 @@ interface Row {
 const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '-')
 
 async function main(): Promise<void> {
+  // --memory: the memory table by depth instead (./memory.ts)
+  if (process.argv.includes('--memory')) return memoryBench(process.argv.slice(2))
   const args = parseArgs(process.argv.slice(2))
   // the raw pipeline's JavaScript (and the clients') tiers up as the runner's does, so the floor stays what the
   // runner does: at the runner's V8 setting, not V8's default

@@ -1,0 +1,110 @@
+import {execa} from 'execa'
+/**
+ * `npm run bench -- --memory`: how memory and load time grow with the model (a benchmark, never part of `npm test`).
+ *
+ * For each ResNet depth (1000 classes, 224x224, written by src/model/writer.ts once into a kept temp folder), each
+ * figure from a fresh process (./memory-child.ts) so its peak RSS (VmHWM) is its own, with the runner's malloc
+ * settings: the float32 conversion's peak (`icc convert-model`); the runner's complete load (conversion, the model
+ * optimised ahead of time, session, warm-up of batch 1 and 2) from a cold cache and from the cache, its peak, its
+ * time, the RSS after inferences and their p50; the same for the int8 model (`convert-model --quantize int8`,
+ * calibrated on 16 photo-like JPEGs; loaded as a user's .onnx). The table goes to stdout and, with --doc, between
+ * the markers of docs/performance.md.
+ *
+ * Usage: npm run bench -- --memory [--depths 18,34,50,101,152,200] [--no-int8] [--runs 20] [--doc]
+ */
+import {existsSync} from 'node:fs'
+import {mkdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {runnerMallocEnv} from '../../src/serve/tuning.js'
+import {writeModelDir} from '../helpers/model-fixtures.js'
+import {CLASSES, photoJpeg} from './inputs.js'
+
+const MARK_START = '<!-- bench:memory:start -->'
+const MARK_END = '<!-- bench:memory:end -->'
+const CHILD = new URL('memory-child.js', import.meta.url).pathname
+
+interface Measure {
+  bytes?: number
+  loadMs?: number
+  loadPeakKb?: number
+  ms?: number
+  p50Ms?: number
+  peakKb?: number
+  steadyKb?: number
+}
+
+async function child(args: string[]): Promise<Measure> {
+  const r = await execa(process.execPath, ['--expose-gc', CHILD, ...args], {
+    env: {...process.env, ...runnerMallocEnv()},
+    reject: false,
+  })
+  if (r.exitCode !== 0) throw new Error(`memory-child ${args.join(' ')}: ${r.stderr}`)
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Measure
+}
+
+const mb = (kb?: number) => (kb === undefined ? '-' : `${Math.round(kb / 1024)}`)
+const sec = (ms?: number) => (ms === undefined ? '-' : (ms / 1000).toFixed(1))
+
+export async function memoryBench(argv: string[]): Promise<void> {
+  const arg = (name: string, d: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : d)
+  const depths = arg('--depths', '18,34,50,101,152,200').split(',').map(Number)
+  const runs = arg('--runs', '20')
+  const int8 = !argv.includes('--no-int8')
+  const root = join(tmpdir(), 'icc-bench-memory')
+  const log = (s: string) => process.stderr.write(`[bench --memory] ${s}\n`)
+  const calibration = join(root, 'calibration')
+  if (int8 && !existsSync(join(calibration, '15.jpg'))) {
+    await mkdir(calibration, {recursive: true})
+    for (let i = 0; i < 16; i++) await writeFile(join(calibration, `${i}.jpg`), await photoJpeg(320, 240, 100 + i))
+  }
+
+  const header =
+    '| model | params MB | convert peak MB | load peak MB, cold / cached | steady RSS MB | load s, cold / cached | p50 ms |\n' +
+    '| --- | --- | --- | --- | --- | --- | --- |'
+  const rows: string[] = []
+  for (const depth of depths) {
+    const model = join(root, `resnet${depth}`)
+    if (!existsSync(join(model, 'model-shapes.json'))) {
+      log(`writing ResNet-${depth}`)
+      await writeModelDir(model, {format: 'V2', imageShape: [3, 224, 224], numClasses: CLASSES, numLayers: depth})
+    }
+
+    const paramsMb = (await stat(join(model, 'image-classification-0001.params'))).size / 2 ** 20
+    const cache = join(root, `cache-${depth}`)
+    await rm(cache, {force: true, recursive: true})
+    log(`ResNet-${depth}: float32`)
+    const convert = await child(['convert', model, join(cache, 'convert')])
+    const cold = await child(['load', model, join(cache, 'serve'), runs])
+    const warm = await child(['load', model, join(cache, 'serve'), runs])
+    rows.push(
+      `| ResNet-${depth} float32 | ${paramsMb.toFixed(0)} | ${mb(convert.peakKb)} | ${mb(cold.loadPeakKb)} / ${mb(warm.loadPeakKb)} | ${mb(warm.steadyKb)} | ${sec(cold.loadMs)} / ${sec(warm.loadMs)} | ${warm.p50Ms?.toFixed(0)} |`,
+    )
+    log(rows.at(-1)!)
+    if (int8) {
+      log(`ResNet-${depth}: int8`)
+      const out = join(cache, `resnet${depth}.int8.onnx`)
+      const q = await child(['convert', model, join(cache, 'convert'), '--int8', calibration, out])
+      const first = await child(['load', out, join(cache, 'serve'), runs])
+      const again = await child(['load', out, join(cache, 'serve'), runs])
+      const qMb = (q.bytes ?? 0) / 2 ** 20
+      rows.push(
+        `| ResNet-${depth} int8 | (${qMb.toFixed(0)}) | ${mb(q.peakKb)} | ${mb(first.loadPeakKb)} / ${mb(again.loadPeakKb)} | ${mb(again.steadyKb)} | ${sec(first.loadMs)} / ${sec(again.loadMs)} | ${again.p50Ms?.toFixed(0)} |`,
+      )
+      log(rows.at(-1)!)
+    }
+
+    await rm(cache, {force: true, recursive: true})
+  }
+
+  const table = `${header}\n${rows.join('\n')}`
+  process.stdout.write(table + '\n')
+  if (argv.includes('--doc')) {
+    const doc = new URL('../../../docs/performance.md', import.meta.url).pathname
+    const text = await readFile(doc, 'utf8')
+    const [before, rest] = text.split(MARK_START)
+    const after = rest.split(MARK_END)[1]
+    await writeFile(doc, `${before}${MARK_START}\n${table}\n${MARK_END}${after}`)
+  }
+}
