@@ -23,18 +23,24 @@ import pino, {type Logger} from 'pino'
 import type {ServiceConfig} from './config.js'
 
 import {IccError, UsageError} from '../errors.js'
-import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits} from './http-io.js'
+import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits, sendJson} from './http-io.js'
 import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath, prepareSocketPath} from './paths.js'
 import {Service, type ServiceRequest} from './service.js'
 import {handleServeSignals} from './signals.js'
+import {tokenChecker} from './tokens.js'
 import {tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeError} from './types.js'
 
 export {httpStatus} from './invocations.js'
 
 export interface HostOptions {
+  /**
+   * The TCP listener asks for `Authorization: Bearer <token>` on every route (401 and the connection closed
+   * otherwise); required with a non-loopback `host`. The unix socket is guarded by its folder's permissions.
+   */
+  authToken?: string
   cacheDir?: string
   /**
    * Slow or idle clients: the request headers must arrive within this many ms of the connection (default 30000),
@@ -125,6 +131,21 @@ function makeLogger(options: HostOptions, name: string): Logger {
   return pino({base: {service: name}, level, timestamp: pino.stdTimeFunctions.isoTime}, pino.multistream(streams))
 }
 
+/** A check of `Authorization: Bearer <token>`: false (401 sent, connection closed) when it is missing or wrong. */
+function bearerGuard(token: string): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const isToken = tokenChecker(token)
+  return (req, res) => {
+    const given = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1]
+    if (isToken(given)) return true
+    const message = 'This TCP listener needs "Authorization: Bearer <token>" (the token of --auth-token-file).'
+    sendJson(res, 401, JSON.stringify({error: {code: 'UNAUTHORIZED', message}}), {
+      connection: 'close',
+      'www-authenticate': 'Bearer',
+    })
+    return false
+  }
+}
+
 function sendError(reply: FastifyReply, error: ServeError): FastifyReply {
   if (error.retryAfter !== undefined) reply.header('Retry-After', String(error.retryAfter))
   return reply
@@ -171,6 +192,14 @@ export async function startHost(options: HostOptions): Promise<Host> {
   const firstLogger = loggers.values().next().value as Logger
   const logAll = (level: 'error' | 'info' | 'warn', obj: object, msg: string) => {
     for (const l of loggers.values()) l[level](obj, msg)
+  }
+
+  if (options.port !== undefined && !isLoopback(options.host ?? '127.0.0.1') && !options.authToken) {
+    throw new UsageError(
+      'TCP_AUTH_REQUIRED',
+      `--host ${options.host} makes the TCP listener reachable from other machines; it needs a token.`,
+      {suggestions: ['Pass --auth-token-file FILE (mode 0600; clients send "Authorization: Bearer <token>").']},
+    )
   }
 
   // a socket already served by someone else fails fast, before any runner starts
@@ -279,9 +308,19 @@ export async function startHost(options: HostOptions): Promise<Host> {
     onOutcome: (name, outcome) => metrics.outcome(services.has(name) ? name : '', outcome),
   })
   // every listener (unix socket, TCP): invocations first, then the framework's router
-  const listener = (route: (req: IncomingMessage, res: ServerResponse) => void) =>
-    limitedServer(limits, (req, res) => invocations(req, res) || route(req, res))
-  const app = Fastify({logger: false, return503OnClosing: true, serverFactory: listener})
+  const listener = (
+    route: (req: IncomingMessage, res: ServerResponse) => void,
+    guard?: (req: IncomingMessage, res: ServerResponse) => boolean,
+  ) =>
+    limitedServer(limits, (req, res) => {
+      if (guard && !guard(req, res)) {
+        metrics.outcome('', 'UNAUTHORIZED')
+        return
+      }
+
+      if (!invocations(req, res)) route(req, res)
+    })
+  const app = Fastify({logger: false, return503OnClosing: true, serverFactory: (route) => listener(route)})
   // the framework's own answers are counted too (under service "": no service was reached)
   app.setErrorHandler((error, _req, reply) => {
     const e = error as {message: string; statusCode?: number}
@@ -343,13 +382,13 @@ export async function startHost(options: HostOptions): Promise<Host> {
       inputs: [{datatype: 'FP32', name: i.inputName, shape: [-1, ...i.inputShape]}],
       labels: i.labels ?? null,
       memoryLimitKb: cfg.memoryLimitKb,
-      modelPath: cfg.modelPath,
       name,
       outputs: [{datatype: 'FP32', name: i.outputName, shape: [-1, i.numClasses]}],
       platform: 'onnxruntime',
       provider: i.provider,
       ready: s.state === 'ready',
-      summary: i.summary,
+      // no filesystem paths here: this route needs no token on a loopback TCP listener
+      summary: {...i.summary, path: undefined},
       timeoutSeconds: cfg.timeoutSeconds,
     }
   })
@@ -378,12 +417,11 @@ export async function startHost(options: HostOptions): Promise<Host> {
     if (options.port !== undefined) {
       const host = options.host ?? '127.0.0.1'
       if (!isLoopback(host)) {
-        warnings.push(
-          `TCP listener on ${host} is reachable from other machines; icc serve has no authentication on this port.`,
-        )
+        warnings.push(`TCP listener on ${host} is reachable from other machines (every request needs the token).`)
       }
 
-      const server = listener((req, res) => app.routing(req, res))
+      const routed = (req: IncomingMessage, res: ServerResponse) => app.routing(req, res)
+      const server = options.authToken ? listener(routed, bearerGuard(options.authToken)) : listener(routed)
       tcpServer = server
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)

@@ -9,6 +9,7 @@ import {ModelError, UsageError} from '../errors.js'
 import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
 import {type Host, type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
 import {generateAuthToken, lambdaEnvironment, startIpcServer} from './ipc.js'
+import {readTokenFile} from './tokens.js'
 import {holdHostYoungGeneration} from './tuning.js'
 
 export {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
@@ -19,6 +20,8 @@ export * from './types.js'
 export interface IpcServeOptions {
   /** The token Lambda code must send (default: AWS_CONTAINER_AUTHORIZATION_TOKEN, else a generated one). */
   authToken?: string
+  /** A file (the user's own, mode 0600) holding that token: `--ipc-auth-token-file` (./tokens.ts). */
+  authTokenFile?: string
   /** Loopback host (default 127.0.0.1). */
   host?: string
   /** TCP port (0: any free one; the ML SDK's default is 8000). */
@@ -37,6 +40,8 @@ export interface IpcInfo {
 }
 
 export interface ServeOptions extends Omit<HostOptions, 'services'>, ServiceFlags {
+  /** A file (the user's own, mode 0600) holding the TCP listener's token (instead of `authToken`). */
+  authTokenFile?: string
   /** Also expose the Greengrass IPC protocol (what the ML SDK speaks) on a loopback TCP port. */
   ipc?: IpcServeOptions
   /**
@@ -98,7 +103,10 @@ async function resolveModels(
 /** Start the Greengrass IPC endpoint on the host's dispatcher. */
 async function startIpc(host: Host, options: IpcServeOptions, maxBodyBytes?: number) {
   const fromEnv = process.env.AWS_CONTAINER_AUTHORIZATION_TOKEN
-  const authToken = options.authToken || fromEnv || generateAuthToken()
+  const given =
+    options.authToken ||
+    (options.authTokenFile ? await readTokenFile(options.authTokenFile, '--ipc-auth-token-file') : undefined)
+  const authToken = given || fromEnv || generateAuthToken()
   const region = options.region ?? process.env.AWS_REGION
   const server = await startIpcServer({
     authToken,
@@ -112,7 +120,7 @@ async function startIpc(host: Host, options: IpcServeOptions, maxBodyBytes?: num
   const info: IpcInfo = {
     host: server.host,
     port: server.port,
-    tokenGenerated: !options.authToken && !fromEnv,
+    tokenGenerated: !given && !fromEnv,
     url: `http://${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`,
   }
   const lambdaEnv = lambdaEnvironment({port: server.port, region: region ?? 'us-east-1', token: authToken})
@@ -122,9 +130,12 @@ async function startIpc(host: Host, options: IpcServeOptions, maxBodyBytes?: num
 export async function serve(options: ServeOptions): Promise<ServeResult> {
   // a long-running host: its young generation is held small, so request bodies are freed young (./tuning.ts)
   holdHostYoungGeneration()
+  const authToken = options.authTokenFile
+    ? await readTokenFile(options.authTokenFile, '--auth-token-file')
+    : options.authToken
   const configs = await buildServiceConfigs(options)
   const services = await resolveModels(configs, options.cacheDir)
-  const host = await startHost({...options, services})
+  const host = await startHost({...options, authToken, services})
   let ipc: Awaited<ReturnType<typeof startIpc>> | undefined
   try {
     if (options.ipc) ipc = await startIpc(host, options.ipc, options.maxBodyBytes)

@@ -21,10 +21,11 @@
  */
 import type {IncomingMessage, ServerResponse} from 'node:http'
 
-import {createHash, randomBytes, randomUUID, timingSafeEqual} from 'node:crypto'
+import {randomBytes, randomUUID} from 'node:crypto'
 
 import {UsageError} from '../errors.js'
 import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits, readBody, sendJson} from './http-io.js'
+import {tokenChecker} from './tokens.js'
 import {
   ClientGone,
   DEFAULT_MAX_BODY_BYTES,
@@ -203,10 +204,6 @@ interface Pending {
   timer?: NodeJS.Timeout
 }
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest()
-}
-
 /** IPC answers are JSON without a charset parameter, as the Greengrass core sent them. */
 const JSON_TYPE = 'application/json'
 
@@ -265,15 +262,11 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
   const ttlMs = options.resultTtlMs ?? 60_000
   const maxPending = options.maxPendingResults ?? 1000
   const bodyLimit = options.bodyLimitBytes ?? DEFAULT_MAX_BODY_BYTES
-  const tokenDigest = digest(options.authToken)
+  const isToken = tokenChecker(options.authToken)
   const pending = new Map<string, Pending>()
   let disposed = false
 
-  const authorized = (req: IncomingMessage): boolean => {
-    const given = req.headers.authorization
-    if (typeof given !== 'string' || given.length === 0) return false
-    return timingSafeEqual(digest(given), tokenDigest)
-  }
+  const authorized = (req: IncomingMessage): boolean => isToken(req.headers.authorization)
 
   // the connection is closed after the answer: the body of a refused call is never read (a trickled one would
   // otherwise hold the connection until the request timeout)
