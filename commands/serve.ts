@@ -101,6 +101,11 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       max: 8,
       min: 1,
     }),
+    'max-buffered-bytes': Flags.integer({
+      description:
+        'Request-body bytes held at once (being read, queued, running; default 268435456 = 256 MiB); beyond, 503 OVERLOADED with Retry-After.',
+      min: 1,
+    }),
     'max-connections': Flags.integer({
       description:
         'Open connections per listener (unix socket, TCP, Greengrass IPC; default 1024); beyond, new ones are closed at once.',
@@ -155,6 +160,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       logLevel: flags['log-level'],
       maxBodyBytes: flags['max-body-bytes'],
       maxBatch: flags['max-batch'],
+      maxBufferedBytes: flags['max-buffered-bytes'],
       maxConnections: flags['max-connections'],
       memoryLimitKb: flags['memory-limit-kb'],
       model: flags.model,

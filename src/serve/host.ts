@@ -23,7 +23,14 @@ import pino, {type Logger} from 'pino'
 import type {ServiceConfig} from './config.js'
 
 import {IccError, UsageError} from '../errors.js'
-import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits, sendJson} from './http-io.js'
+import {
+  ByteBudget,
+  DEFAULT_MAX_BUFFERED_BYTES,
+  DEFAULT_MAX_CONNECTIONS,
+  limitedServer,
+  type ListenerLimits,
+  sendJson,
+} from './http-io.js'
 import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath, prepareSocketPath} from './paths.js'
@@ -60,6 +67,8 @@ export interface HostOptions {
   logDir?: string
   /** Main log stream (default: stderr). */
   logStream?: NodeJS.WritableStream
+  /** Request-body bytes held at once across listeners (default 256 MiB); beyond, 503 OVERLOADED at once. */
+  maxBufferedBytes?: number
   /** Open connections per listener (default 1024); beyond, new connections are closed at once. */
   maxConnections?: number
   /** Largest accepted request body (default 20 MiB). */
@@ -299,6 +308,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
   // the invocations are answered by ./invocations.ts on node:http directly (the hot path); the framework serves
   // the other routes, on the same listeners
   const invocations = invocationRoute({
+    budget: new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES),
     dispatcher,
     firstService: options.services[0].name,
     maxBodyBytes,
