@@ -114,6 +114,8 @@ export interface Host {
   /** Stop accepting, drain (bounded), stop the runners. */
   close(): Promise<void>
   dispatcher: Dispatcher & {infer(serviceName: string, request: ServiceRequest): Promise<InferenceResult>}
+  /** The request-body bytes held at once (the Greengrass IPC endpoint takes from the same budget). */
+  budget: ByteBudget
   /** The client timeouts and connection cap of the listeners (the Greengrass IPC listener takes the same). */
   limits: ListenerLimits
   logger: Logger
@@ -307,8 +309,9 @@ export async function startHost(options: HostOptions): Promise<Host> {
   }
   // the invocations are answered by ./invocations.ts on node:http directly (the hot path); the framework serves
   // the other routes, on the same listeners
+  const budget = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES)
   const invocations = invocationRoute({
-    budget: new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES),
+    budget,
     dispatcher,
     firstService: options.services[0].name,
     maxBodyBytes,
@@ -506,5 +509,5 @@ export async function startHost(options: HostOptions): Promise<Host> {
     return closed
   }
 
-  return {addresses, app, close, dispatcher, limits, logger: firstLogger, services, started, warnings}
+  return {addresses, app, budget, close, dispatcher, limits, logger: firstLogger, services, started, warnings}
 }

@@ -111,6 +111,7 @@ async function startIpc(host: Host, options: IpcServeOptions, maxBodyBytes?: num
   const server = await startIpcServer({
     authToken,
     bodyLimitBytes: maxBodyBytes,
+    budget: host.budget,
     dispatcher: host.dispatcher,
     host: options.host,
     limits: host.limits,

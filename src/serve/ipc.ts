@@ -24,7 +24,14 @@ import type {IncomingMessage, ServerResponse} from 'node:http'
 import {randomBytes, randomUUID} from 'node:crypto'
 
 import {UsageError} from '../errors.js'
-import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits, readBody, sendJson} from './http-io.js'
+import {
+  type ByteBudget,
+  DEFAULT_MAX_CONNECTIONS,
+  limitedServer,
+  type ListenerLimits,
+  readBody,
+  sendJson,
+} from './http-io.js'
 import {tokenChecker} from './tokens.js'
 import {
   ClientGone,
@@ -63,6 +70,8 @@ const FUNCTION_ARN = /^arn:aws:lambda:([a-z0-9-]+):aws:function:GG-ML-INF-(.+)$/
 const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9-]{1,62}$/
 
 export interface IpcOptions {
+  /** The host's budget of request-body bytes held at once (shared with the native API). */
+  budget?: ByteBudget
   /** Largest request body (image) in bytes; default {@link DEFAULT_MAX_BODY_BYTES}, as on the native API. */
   bodyLimitBytes?: number
   dispatcher: Dispatcher
@@ -401,15 +410,46 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
     }
 
     if (full(res) || stopped(res)) return
+    // the body's bytes count against the host's budget (./http-io.ts ByteBudget) until its inference is done
+    const declared = Number(req.headers['content-length'])
+    const reserve = Number.isFinite(declared) ? Math.min(declared, bodyLimit) : bodyLimit
+    if (options.budget && !options.budget.take(reserve)) {
+      errorReply(
+        res,
+        503,
+        `icc serve holds too many request bodies (--max-buffered-bytes); retry later`,
+        'TooManyRequestsException',
+        {
+          connection: 'close',
+          'retry-after': '1',
+        },
+      )
+      return
+    }
+
+    let given = false
+    const giveBack = () => {
+      if (!given) options.budget?.give(reserve)
+      given = true
+    }
+
     const body = await readBody(req, bodyLimit)
     if (body === 'too-large') {
+      giveBack()
       tooLarge(res)
       return
     }
 
-    if (body === 'aborted') return
+    if (body === 'aborted') {
+      giveBack()
+      return
+    }
+
     // checked again: the table may have filled, or the endpoint closed, while the body arrived
-    if (full(res) || stopped(res)) return
+    if (full(res) || stopped(res)) {
+      giveBack()
+      return
+    }
 
     const id = randomUUID()
     const gone = new ClientGone()
@@ -421,6 +461,7 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
         (error: unknown) => outcomeOf(error),
       )
       .then((outcome) => {
+        giveBack()
         entry.done = true
         if (pending.get(id) === entry) {
           entry.timer = setTimeout(() => drop(id), ttlMs)

@@ -23,7 +23,23 @@ describe('icc serve: --max-buffered-bytes', function () {
     jpeg = await noiseImage('jpeg', 320, 240)
     const room = Math.floor(jpeg.length * 2.5)
     host = await startServe(
-      ['--model', model, '--max-buffered-bytes', String(room), '--pipeline-depth', '1', '--max-batch', '1'],
+      [
+        '--model',
+        model,
+        '--max-buffered-bytes',
+        String(room),
+        '--pipeline-depth',
+        '1',
+        '--max-batch',
+        '1',
+        '--ipc-port',
+        '0',
+        '--ipc-auth-token',
+        'buffered-token',
+        '--region',
+        'us-east-1',
+        '--json',
+      ],
       {socket: join(dir, 'icc.sock')},
     )
   })
@@ -33,7 +49,7 @@ describe('icc serve: --max-buffered-bytes', function () {
     await rm(dir, {force: true, recursive: true})
   })
 
-  it('refuses a body beyond the bytes held with 503 OVERLOADED + Retry-After; serves again once they are given back', async () => {
+  it('refuses a body beyond the bytes held with 503 OVERLOADED + Retry-After (native and IPC); serves again once they are given back', async () => {
     const sock = {socket: host.socket}
     const post = async (hook?: string) =>
       http(sock, 'POST', '/invocations', jpeg, {
@@ -53,6 +69,14 @@ describe('icc serve: --max-buffered-bytes', function () {
     assert.equal(refused.json().error.code, 'OVERLOADED')
     assert.match(refused.json().error.message, /--max-buffered-bytes/)
     assert.equal(refused.headers['retry-after'], '1')
+    // the Greengrass IPC endpoint takes from the same budget
+    const ipcPort = JSON.parse(host.stdout().split('\n')[0]).ipc.port
+    const arn = 'arn:aws:lambda:us-east-1:aws:function:GG-ML-INF-image-classification-imageClassification'
+    const ipc = await http({url: `http://127.0.0.1:${ipcPort}`}, 'POST', `/2016-11-01/functions/${arn}`, jpeg, {
+      authorization: 'buffered-token',
+    })
+    assert.equal(ipc.status, 503, ipc.body)
+    assert.equal(ipc.headers['retry-after'], '1')
     assert.equal((await running).status, 200)
     assert.equal((await queued).status, 200)
     assert.equal((await post()).status, 200)
