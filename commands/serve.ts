@@ -63,13 +63,28 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       description: 'Connector definition version JSON: one service per Image Classification connector.',
     }),
     'gpu-acceleration': Flags.string({description: 'GPUAcceleration: CPU or GPU (CUDA).', options: ['CPU', 'GPU']}),
+    'auth-token': Flags.string({
+      description:
+        'Token the TCP listener asks for (Authorization: Bearer <token>) on every route; required with a non-loopback --host. Prefer --auth-token-file.',
+      dependsOn: ['port'],
+      exclusive: ['auth-token-file'],
+    }),
+    'auth-token-file': Flags.string({
+      description: 'A file of yours (mode 0600) holding the TCP listener token.',
+      dependsOn: ['port'],
+    }),
     host: Flags.string({
       description: 'TCP host for --port (default 127.0.0.1; a warning is printed for non-loopback).',
       dependsOn: ['port'],
     }),
     'ipc-auth-token': Flags.string({
       description:
-        'Token Lambda code must send to the IPC endpoint (default: $AWS_CONTAINER_AUTHORIZATION_TOKEN, else generated and printed once).',
+        'Token Lambda code must send to the IPC endpoint (default: $AWS_CONTAINER_AUTHORIZATION_TOKEN, else generated and printed once). Other local users can read a command line: prefer --ipc-auth-token-file.',
+      dependsOn: ['ipc-port'],
+      exclusive: ['ipc-auth-token-file'],
+    }),
+    'ipc-auth-token-file': Flags.string({
+      description: 'A file of yours (mode 0600) holding the IPC token.',
       dependsOn: ['ipc-port'],
     }),
     'ipc-port': Flags.integer({
@@ -98,6 +113,11 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       description:
         'Most images per ONNX Runtime run (default 2): requests already in the runner when it is free run as one batch (dynamic batching; a decoded request waits up to 10 ms for those behind it still being decoded, a lone request never waits; 1 turns it off).',
       max: 8,
+      min: 1,
+    }),
+    'max-buffered-bytes': Flags.integer({
+      description:
+        'Request-body bytes held at once (being read, queued, running; default 268435456 = 256 MiB); beyond, 503 OVERLOADED with Retry-After.',
       min: 1,
     }),
     'max-connections': Flags.integer({
@@ -157,6 +177,8 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       accessLog: flags['access-log'] === 'on',
       adminToken: flags['admin-token'],
       allowCpuFallback: flags['allow-cpu-fallback'],
+      authToken: flags['auth-token'],
+      authTokenFile: flags['auth-token-file'],
       cacheDir: flags['cache-dir'],
       clientTimeoutMs: flags['client-timeout-seconds'] * 1000,
       crashLoop: {cooldownMs: flags['crash-cooldown-seconds'] * 1000},
@@ -169,6 +191,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       logLevel: flags['log-level'],
       maxBodyBytes: flags['max-body-bytes'],
       maxBatch: flags['max-batch'],
+      maxBufferedBytes: flags['max-buffered-bytes'],
       maxConnections: flags['max-connections'],
       memoryBudgetKb: flags['memory-budget-kb'],
       memoryLimitKb: flags['memory-limit-kb'],
@@ -176,12 +199,23 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       ipc:
         flags['ipc-port'] === undefined
           ? undefined
-          : {authToken: flags['ipc-auth-token'], port: flags['ipc-port'], region: flags.region},
+          : {
+              authToken: flags['ipc-auth-token'],
+              authTokenFile: flags['ipc-auth-token-file'],
+              port: flags['ipc-port'],
+              region: flags.region,
+            },
       onReady: (info, {lambdaEnv}) => {
         const where = [info.addresses.socket && `unix:${info.addresses.socket}`, info.addresses.tcp?.url].filter(
           Boolean,
         )
         for (const w of info.warnings) this.warn(w)
+        for (const flag of ['ipc-auth-token', 'auth-token'] as const) {
+          if (flags[flag]) {
+            this.warn(`--${flag} puts the token where other local users can read it (ps); use --${flag}-file instead.`)
+          }
+        }
+
         const printEnv = flags['print-env'] ? lambdaEnv : undefined
         // the token is a secret: on stdout only when asked for (--print-env), else once on stderr if generated
         if (info.ipc?.tokenGenerated && !printEnv) {

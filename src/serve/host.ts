@@ -24,7 +24,14 @@ import type {ServiceConfig} from './config.js'
 
 import {asIccError, IccError, UsageError} from '../errors.js'
 import {type AccessLog, accessLog, logDestination, type LogFormat} from './access-log.js'
-import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits} from './http-io.js'
+import {
+  ByteBudget,
+  DEFAULT_MAX_BUFFERED_BYTES,
+  DEFAULT_MAX_CONNECTIONS,
+  limitedServer,
+  type ListenerLimits,
+  sendJson,
+} from './http-io.js'
 import {httpStatus, invocationRoute} from './invocations.js'
 import {memoryLimitSuggestions} from './memory.js'
 import {Metrics} from './metrics.js'
@@ -34,6 +41,7 @@ import {ModelReloader} from './reload.js'
 import {Service, type ServiceRequest} from './service.js'
 import {handleServeSignals} from './signals.js'
 import {RecentErrors, registerStatusPage} from './status-page.js'
+import {tokenChecker} from './tokens.js'
 import {tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeError} from './types.js'
 
@@ -44,6 +52,11 @@ export interface HostOptions {
   accessLog?: boolean
   /** Bearer tokens that allow a model reload over TCP (`--admin-token`, the IPC auth token); the socket needs none. */
   adminTokens?: string[]
+  /**
+   * The TCP listener asks for `Authorization: Bearer <token>` on every route (401 and the connection closed
+   * otherwise); required with a non-loopback `host`. The unix socket is guarded by its folder's permissions.
+   */
+  authToken?: string
   cacheDir?: string
   /**
    * Slow or idle clients: the request headers must arrive within this many ms of the connection (default 30000),
@@ -63,6 +76,8 @@ export interface HostOptions {
   logDir?: string
   /** Main log stream (default: stderr). */
   logStream?: NodeJS.WritableStream
+  /** Request-body bytes held at once across listeners (default 256 MiB); beyond, 503 OVERLOADED at once. */
+  maxBufferedBytes?: number
   /** Open connections per listener (default 1024); beyond, new connections are closed at once. */
   maxConnections?: number
   /** JSON lines (default) or pino-pretty's short human format on the main stream; --log-dir files stay JSON. */
@@ -116,6 +131,8 @@ export interface Host {
   /** Stop accepting, drain (bounded), stop the runners. */
   close(): Promise<void>
   dispatcher: Dispatcher & {infer(serviceName: string, request: ServiceRequest): Promise<InferenceResult>}
+  /** The request-body bytes held at once (the Greengrass IPC endpoint takes from the same budget). */
+  budget: ByteBudget
   /** The client timeouts and connection cap of the listeners (the Greengrass IPC listener takes the same). */
   limits: ListenerLimits
   logger: Logger
@@ -143,6 +160,21 @@ function makeLogger(options: HostOptions, name: string): Logger {
   }
 
   return pino({base: {service: name}, level, timestamp: pino.stdTimeFunctions.isoTime}, pino.multistream(streams))
+}
+
+/** A check of `Authorization: Bearer <token>`: false (401 sent, connection closed) when it is missing or wrong. */
+function bearerGuard(token: string): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const isToken = tokenChecker(token)
+  return (req, res) => {
+    const given = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1]
+    if (isToken(given)) return true
+    const message = 'This TCP listener needs "Authorization: Bearer <token>" (the token of --auth-token-file).'
+    sendJson(res, 401, JSON.stringify({error: {code: 'UNAUTHORIZED', message}}), {
+      connection: 'close',
+      'www-authenticate': 'Bearer',
+    })
+    return false
+  }
 }
 
 function sendError(reply: FastifyReply, error: ServeError): FastifyReply {
@@ -192,6 +224,14 @@ export async function startHost(options: HostOptions): Promise<Host> {
   const firstLogger = loggers.values().next().value as Logger
   const logAll = (level: 'error' | 'info' | 'warn', obj: object, msg: string) => {
     for (const l of loggers.values()) l[level](obj, msg)
+  }
+
+  if (options.port !== undefined && !isLoopback(options.host ?? '127.0.0.1') && !options.authToken) {
+    throw new UsageError(
+      'TCP_AUTH_REQUIRED',
+      `--host ${options.host} makes the TCP listener reachable from other machines; it needs a token.`,
+      {suggestions: ['Pass --auth-token-file FILE (mode 0600; clients send "Authorization: Bearer <token>").']},
+    )
   }
 
   // a socket already served by someone else fails fast, before any runner starts
@@ -313,7 +353,9 @@ export async function startHost(options: HostOptions): Promise<Host> {
     if (entry.code !== 'OK') recentErrors.add(entry)
   }
 
+  const budget = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES)
   const invocations = invocationRoute({
+    budget,
     dispatcher,
     firstService: options.services[0].name,
     maxBodyBytes,
@@ -325,9 +367,19 @@ export async function startHost(options: HostOptions): Promise<Host> {
     onOutcome: (name, outcome) => metrics.outcome(services.has(name) ? name : '', outcome),
   })
   // every listener (unix socket, TCP): invocations first, then the framework's router
-  const listener = (route: (req: IncomingMessage, res: ServerResponse) => void) =>
-    limitedServer(limits, (req, res) => invocations(req, res) || route(req, res))
-  const app = Fastify({logger: false, return503OnClosing: true, serverFactory: listener})
+  const listener = (
+    route: (req: IncomingMessage, res: ServerResponse) => void,
+    guard?: (req: IncomingMessage, res: ServerResponse) => boolean,
+  ) =>
+    limitedServer(limits, (req, res) => {
+      if (guard && !guard(req, res)) {
+        metrics.outcome('', 'UNAUTHORIZED')
+        return
+      }
+
+      if (!invocations(req, res)) route(req, res)
+    })
+  const app = Fastify({logger: false, return503OnClosing: true, serverFactory: (route) => listener(route)})
   // the framework's own answers are counted too (under service "": no service was reached)
   app.setErrorHandler((error, _req, reply) => {
     const e = error as {message: string; statusCode?: number}
@@ -389,13 +441,13 @@ export async function startHost(options: HostOptions): Promise<Host> {
       inputs: [{datatype: 'FP32', name: i.inputName, shape: [-1, ...i.inputShape]}],
       labels: i.labels ?? null,
       memoryLimitKb: cfg.memoryLimitKb,
-      modelPath: cfg.modelPath,
       name,
       outputs: [{datatype: 'FP32', name: i.outputName, shape: [-1, i.numClasses]}],
       platform: 'onnxruntime',
       provider: i.provider,
       ready: s.state === 'ready',
-      summary: i.summary,
+      // no filesystem paths here: this route needs no token on a loopback TCP listener
+      summary: {...i.summary, path: undefined},
       timeoutSeconds: cfg.timeoutSeconds,
       ...reloader.describe(name),
       memoryMode: s.memoryMode,
@@ -447,12 +499,11 @@ export async function startHost(options: HostOptions): Promise<Host> {
     if (options.port !== undefined) {
       const host = options.host ?? '127.0.0.1'
       if (!isLoopback(host)) {
-        warnings.push(
-          `TCP listener on ${host} is reachable from other machines; icc serve has no authentication on this port.`,
-        )
+        warnings.push(`TCP listener on ${host} is reachable from other machines (every request needs the token).`)
       }
 
-      const server = listener((req, res) => app.routing(req, res))
+      const routed = (req: IncomingMessage, res: ServerResponse) => app.routing(req, res)
+      const server = options.authToken ? listener(routed, bearerGuard(options.authToken)) : listener(routed)
       tcpServer = server
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
@@ -533,6 +584,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
     accessLog: access,
     addresses,
     app,
+    budget,
     close,
     dispatcher,
     limits,

@@ -127,3 +127,31 @@ export function probeHalfClosed(req: IncomingMessage, res: ServerResponse): void
   socket.once('end', probe)
   res.once('close', () => socket.off('end', probe))
 }
+
+/** Default of `--max-buffered-bytes`: what a 1 GB device can hold in request bodies beside the runners. */
+export const DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024
+
+/**
+ * The bytes of request bodies a host holds at once (being read, queued, running), across its listeners: a request
+ * reserves its declared Content-Length (the body limit when it declares none) before its body is read, and gives
+ * it back when its answer is done; one that does not fit is refused at once (OVERLOADED), unread.
+ */
+export class ByteBudget {
+  private held = 0
+
+  constructor(readonly limit: number) {}
+
+  get used(): number {
+    return this.held
+  }
+
+  give(bytes: number): void {
+    this.held -= bytes
+  }
+
+  take(bytes: number): boolean {
+    if (this.held + bytes > this.limit) return false
+    this.held += bytes
+    return true
+  }
+}

@@ -10,6 +10,7 @@ import {withAccessLog} from './access-log.js'
 import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
 import {type Host, type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
 import {generateAuthToken, lambdaEnvironment, startIpcServer} from './ipc.js'
+import {readTokenFile} from './tokens.js'
 import {holdHostYoungGeneration} from './tuning.js'
 
 export {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
@@ -20,6 +21,8 @@ export * from './types.js'
 export interface IpcServeOptions {
   /** The token Lambda code must send (default: AWS_CONTAINER_AUTHORIZATION_TOKEN, else a generated one). */
   authToken?: string
+  /** A file (the user's own, mode 0600) holding that token: `--ipc-auth-token-file` (./tokens.ts). */
+  authTokenFile?: string
   /** Loopback host (default 127.0.0.1). */
   host?: string
   /** TCP port (0: any free one; the ML SDK's default is 8000). */
@@ -40,6 +43,8 @@ export interface IpcInfo {
 export interface ServeOptions extends Omit<HostOptions, 'adminTokens' | 'services'>, ServiceFlags {
   /** Bearer token that allows `POST /v2/repository/models/{name}/load` over TCP (the IPC auth token does too). */
   adminToken?: string
+  /** A file (the user's own, mode 0600) holding the TCP listener's token (instead of `authToken`). */
+  authTokenFile?: string
   /** Also expose the Greengrass IPC protocol (what the ML SDK speaks) on a loopback TCP port. */
   ipc?: IpcServeOptions
   /**
@@ -91,22 +96,27 @@ async function resolveModels(
   return out
 }
 
-/** Start the Greengrass IPC endpoint on the host's dispatcher. */
-function ipcToken(options: IpcServeOptions): {authToken: string; generated: boolean} {
+/** The Greengrass IPC endpoint's token: the flag, the token file, the Lambda environment's, or a new one. */
+async function ipcToken(options: IpcServeOptions): Promise<{authToken: string; generated: boolean}> {
   const fromEnv = process.env.AWS_CONTAINER_AUTHORIZATION_TOKEN
-  return {authToken: options.authToken || fromEnv || generateAuthToken(), generated: !options.authToken && !fromEnv}
+  const given =
+    options.authToken ||
+    (options.authTokenFile ? await readTokenFile(options.authTokenFile, '--ipc-auth-token-file') : undefined)
+  return {authToken: given || fromEnv || generateAuthToken(), generated: !given && !fromEnv}
 }
 
+/** Start the Greengrass IPC endpoint on the host's dispatcher. */
 async function startIpc(
   host: Host,
   options: IpcServeOptions,
-  {authToken, generated}: ReturnType<typeof ipcToken>,
+  {authToken, generated}: Awaited<ReturnType<typeof ipcToken>>,
   maxBodyBytes?: number,
 ) {
   const region = options.region ?? process.env.AWS_REGION
   const server = await startIpcServer({
     authToken,
     bodyLimitBytes: maxBodyBytes,
+    budget: host.budget,
     dispatcher: withAccessLog(host.dispatcher, host.accessLog, 'ipc'),
     host: options.host,
     limits: host.limits,
@@ -126,13 +136,16 @@ async function startIpc(
 export async function serve(options: ServeOptions): Promise<ServeResult> {
   // a long-running host: its young generation is held small, so request bodies are freed young (./tuning.ts)
   holdHostYoungGeneration()
+  const authToken = options.authTokenFile
+    ? await readTokenFile(options.authTokenFile, '--auth-token-file')
+    : options.authToken
   const configs = await buildServiceConfigs(options)
   const services = await resolveModels(configs, options.cacheDir)
   // the IPC token is settled before the host starts: it also allows a model reload over TCP
-  const token = options.ipc ? ipcToken(options.ipc) : undefined
+  const token = options.ipc ? await ipcToken(options.ipc) : undefined
   const adminTokens: string[] = []
   for (const t of [options.adminToken, token?.authToken]) if (t) adminTokens.push(t)
-  const host = await startHost({...options, adminTokens, services})
+  const host = await startHost({...options, adminTokens, authToken, services})
   let ipc: Awaited<ReturnType<typeof startIpc>> | undefined
   try {
     if (options.ipc && token) ipc = await startIpc(host, options.ipc, token, options.maxBodyBytes)

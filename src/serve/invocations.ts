@@ -20,7 +20,7 @@ import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {ServiceRequest} from './service.js'
 
 import {isSupportedContentType, normaliseContentType} from '../model/content-type.js'
-import {probeHalfClosed, readBody, sendJson} from './http-io.js'
+import {type ByteBudget, probeHalfClosed, readBody, sendJson} from './http-io.js'
 import {ClientGone, type Dispatcher, type InferenceResult, ServeError, type ServeErrorCode} from './types.js'
 
 const STATUS: Record<ServeErrorCode, number> = {
@@ -43,6 +43,8 @@ export function httpStatus(code: ServeErrorCode): number {
 }
 
 export interface InvocationRouteOptions {
+  /** The host's budget of request-body bytes held at once. */
+  budget: ByteBudget
   dispatcher: Dispatcher & {infer(serviceName: string, request: ServiceRequest): Promise<InferenceResult>}
   /** The service `POST /invocations` goes to. */
   firstService: string
@@ -69,8 +71,8 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
 export function sendServeError(res: ServerResponse, error: ServeError): void {
   const extra: Record<string, string> = {}
   if (error.retryAfter !== undefined) extra['retry-after'] = String(error.retryAfter)
-  // the unread rest of an oversize body is not worth reading: close the connection after answering
-  if (error.code === 'BODY_TOO_LARGE') extra.connection = 'close'
+  // the unread rest of an oversize (or refused) body is not worth reading: close the connection after answering
+  if (error.code === 'BODY_TOO_LARGE' || (error.code === 'OVERLOADED' && !res.req.complete)) extra.connection = 'close'
   sendError(res, httpStatus(error.code), error.code, error.message, extra)
 }
 
@@ -126,6 +128,23 @@ export function invocationRoute(
     const accept = req.headers.accept ?? ''
     const verbose = topK !== undefined || /application\/json\s*;\s*verbose/i.test(accept)
     if (verbose && topK === undefined) topK = 5
+    // the bytes this request will hold, reserved before reading and given back once its answer is done
+    const declaredLength = Number(req.headers['content-length'])
+    const reserve = Number.isFinite(declaredLength) ? Math.min(declaredLength, maxBodyBytes) : maxBodyBytes
+    if (!options.budget.take(reserve)) {
+      refuse(
+        res,
+        name,
+        new ServeError(
+          'OVERLOADED',
+          `icc serve holds ${options.budget.used} bytes of request bodies (--max-buffered-bytes ${options.budget.limit}); retry later.`,
+          1,
+        ),
+      )
+      return
+    }
+
+    res.once('close', () => options.budget.give(reserve))
     const body = await readBody(req, maxBodyBytes)
     if (body === 'too-large') {
       refuse(res, name, tooLarge())

@@ -21,10 +21,18 @@
  */
 import type {IncomingMessage, ServerResponse} from 'node:http'
 
-import {createHash, randomBytes, randomUUID, timingSafeEqual} from 'node:crypto'
+import {randomBytes, randomUUID} from 'node:crypto'
 
 import {UsageError} from '../errors.js'
-import {DEFAULT_MAX_CONNECTIONS, limitedServer, type ListenerLimits, readBody, sendJson} from './http-io.js'
+import {
+  type ByteBudget,
+  DEFAULT_MAX_CONNECTIONS,
+  limitedServer,
+  type ListenerLimits,
+  readBody,
+  sendJson,
+} from './http-io.js'
+import {tokenChecker} from './tokens.js'
 import {
   ClientGone,
   DEFAULT_MAX_BODY_BYTES,
@@ -62,6 +70,8 @@ const FUNCTION_ARN = /^arn:aws:lambda:([a-z0-9-]+):aws:function:GG-ML-INF-(.+)$/
 const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9-]{1,62}$/
 
 export interface IpcOptions {
+  /** The host's budget of request-body bytes held at once (shared with the native API). */
+  budget?: ByteBudget
   /** Largest request body (image) in bytes; default {@link DEFAULT_MAX_BODY_BYTES}, as on the native API. */
   bodyLimitBytes?: number
   dispatcher: Dispatcher
@@ -203,10 +213,6 @@ interface Pending {
   timer?: NodeJS.Timeout
 }
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest()
-}
-
 /** IPC answers are JSON without a charset parameter, as the Greengrass core sent them. */
 const JSON_TYPE = 'application/json'
 
@@ -265,15 +271,11 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
   const ttlMs = options.resultTtlMs ?? 60_000
   const maxPending = options.maxPendingResults ?? 1000
   const bodyLimit = options.bodyLimitBytes ?? DEFAULT_MAX_BODY_BYTES
-  const tokenDigest = digest(options.authToken)
+  const isToken = tokenChecker(options.authToken)
   const pending = new Map<string, Pending>()
   let disposed = false
 
-  const authorized = (req: IncomingMessage): boolean => {
-    const given = req.headers.authorization
-    if (typeof given !== 'string' || given.length === 0) return false
-    return timingSafeEqual(digest(given), tokenDigest)
-  }
+  const authorized = (req: IncomingMessage): boolean => isToken(req.headers.authorization)
 
   // the connection is closed after the answer: the body of a refused call is never read (a trickled one would
   // otherwise hold the connection until the request timeout)
@@ -408,15 +410,46 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
     }
 
     if (full(res) || stopped(res)) return
+    // the body's bytes count against the host's budget (./http-io.ts ByteBudget) until its inference is done
+    const declared = Number(req.headers['content-length'])
+    const reserve = Number.isFinite(declared) ? Math.min(declared, bodyLimit) : bodyLimit
+    if (options.budget && !options.budget.take(reserve)) {
+      errorReply(
+        res,
+        503,
+        `icc serve holds too many request bodies (--max-buffered-bytes); retry later`,
+        'TooManyRequestsException',
+        {
+          connection: 'close',
+          'retry-after': '1',
+        },
+      )
+      return
+    }
+
+    let given = false
+    const giveBack = () => {
+      if (!given) options.budget?.give(reserve)
+      given = true
+    }
+
     const body = await readBody(req, bodyLimit)
     if (body === 'too-large') {
+      giveBack()
       tooLarge(res)
       return
     }
 
-    if (body === 'aborted') return
+    if (body === 'aborted') {
+      giveBack()
+      return
+    }
+
     // checked again: the table may have filled, or the endpoint closed, while the body arrived
-    if (full(res) || stopped(res)) return
+    if (full(res) || stopped(res)) {
+      giveBack()
+      return
+    }
 
     const id = randomUUID()
     const gone = new ClientGone()
@@ -428,6 +461,7 @@ export function ipcEndpoint(options: IpcOptions): IpcEndpoint {
         (error: unknown) => outcomeOf(error),
       )
       .then((outcome) => {
+        giveBack()
         entry.done = true
         if (pending.get(id) === entry) {
           entry.timer = setTimeout(() => drop(id), ttlMs)
