@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {DEFAULT_MAX_BODY_BYTES, serve, type ServeResult} from '../src/serve/index.js'
 import {BaseCommand} from './_base.js'
-import {cacheDirFlag} from './_model.js'
+import {cacheDirFlag, inputShapeFlag} from './_model.js'
 
 export default class Serve extends BaseCommand {
   static override description = `Run the local inference service(s) of the Image Classification connector.
@@ -53,6 +53,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       description: 'Connector definition version JSON: one service per Image Classification connector.',
     }),
     'gpu-acceleration': Flags.string({description: 'GPUAcceleration: CPU or GPU (CUDA).', options: ['CPU', 'GPU']}),
+    'input-shape': inputShapeFlag,
     host: Flags.string({
       description: 'TCP host for --port (default 127.0.0.1; a warning is printed for non-loopback).',
       dependsOn: ['port'],
@@ -133,6 +134,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       definition: flags.definition,
       gpuAcceleration: flags['gpu-acceleration'],
       host: flags.host,
+      inputShape: flags['input-shape'],
       intraOpThreads: flags['intra-op-threads'],
       logDir: flags['log-dir'],
       logLevel: flags['log-level'],

@@ -16,7 +16,8 @@ import {cachedOnnx, defaultCacheDir, sha256, sha256Files} from './cache.js'
  * output. Used by `icc inspect-model`, `icc convert-model`, `icc predict` and `icc serve`.
  */
 import {formatFloat32, formatProbabilities} from './format.js'
-import {readParams} from './mxnet-params.js'
+import {inferInputShape, mismatchError, type ShapeMismatch} from './input-shape.js'
+import {type ParamsFile, readParams} from './mxnet-params.js'
 import {inferShapes, type MxSymbol, parseSymbol} from './mxnet-symbol.js'
 import {CONVERTER_VERSION, exportOnnx} from './onnx-export.js'
 import {expandImageArgs, imagesError, loadImage} from './predict-images.js'
@@ -71,32 +72,53 @@ function versionString(v?: number): string | undefined {
 interface Analysis {
   bytes?: {params: Buffer; symbol: Buffer}
   hash: string
+  /** Parameters whose shapes do not fit the input shape (the model would not run). */
+  mismatches: ShapeMismatch[]
   params?: ReturnType<typeof readParams>
   shape: number[]
   summary: Record<string, unknown>
   sym?: MxSymbol
 }
 
-/** The input shape [N, C, H, W]: the caller's, else model-shapes.json's, else 3x224x224 with a warning. */
-function inputShapeOf(art: ResolvedArtifact, options: LoadModelOptions): number[] {
+/** The input shape [N, C, H, W] the user gave (the caller's, else model-shapes.json's); undefined when neither. */
+function givenShape(art: ResolvedArtifact, options: LoadModelOptions): number[] | undefined {
   const shape = options.shape ?? art.shape
-  if (shape) return shape.length === 3 ? [1, ...shape] : [...shape]
-  art.warnings.push('No model-shapes.json: assuming an input of 3x224x224 (pass a shape or add model-shapes.json).')
+  if (!shape) return undefined
+  return shape.length === 3 ? [1, ...shape] : [...shape]
+}
+
+/** The given shape, else one inferred from the parameters, else 3x224x224; a warning says which when not given. */
+function inputShapeOf(art: ResolvedArtifact, options: LoadModelOptions, sym: MxSymbol, params: ParamsFile): number[] {
+  const given = givenShape(art, options)
+  if (given) return given
+  const inferred = inferInputShape(sym, params)
+  if (inferred) {
+    art.warnings.push(
+      `No model-shapes.json: input shape ${inferred.slice(1).join('x')} inferred from the parameters (the first convolution's channels, the first fully connected layer's size); --input-shape C,H,W overrides it.`,
+    )
+    return inferred
+  }
+
+  art.warnings.push(
+    'No model-shapes.json and the parameters do not tell the input shape: assuming 3x224x224 (pass --input-shape C,H,W or add model-shapes.json).',
+  )
   return DEFAULT_SHAPE
 }
 
 async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promise<Analysis> {
   if (art.kind === 'onnx') {
-    return {hash: await sha256Files(art.onnxPath!), shape: [], summary: {format: 'onnx', path: art.onnxPath}}
+    const summary = {format: 'onnx', path: art.onnxPath}
+    return {hash: await sha256Files(art.onnxPath!), mismatches: [], shape: [], summary}
   }
 
   const symbol = await readFile(art.symbolPath!)
   const paramsBytes = await readFile(art.paramsPath!)
   const sym = parseSymbol(symbol.toString('utf8'), basename(art.symbolPath!))
   const params = readParams(paramsBytes, basename(art.paramsPath!))
-  const shape = inputShapeOf(art, options)
+  const shape = inputShapeOf(art, options, sym, params)
 
   const problems: string[] = []
+  const mismatches: ShapeMismatch[] = []
   const paramShapes = new Map(params.arrays.filter((a) => a.name).map((a) => [a.name, a.shape]))
   const ops: Record<string, number> = {}
   for (const n of sym.nodes) if (n.op !== 'null') ops[n.op] = (ops[n.op] ?? 0) + 1
@@ -110,6 +132,7 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
         if (!name.endsWith('_label'))
           problems.push(`parameter ${name} (${s.join('x')}) is missing from the params file`)
       } else if (have.join('x') !== s.join('x')) {
+        mismatches.push({have, name, need: s})
         problems.push(`parameter ${name} has shape ${have.join('x')}, the graph needs ${s.join('x')}`)
       }
     }
@@ -142,6 +165,7 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
   return {
     bytes: {params: paramsBytes, symbol},
     hash: sha256(symbol, paramsBytes),
+    mismatches,
     params,
     shape,
     summary,
@@ -187,13 +211,15 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     return {...common, hash, inputShape: [c, h, w], numClasses, onnxPath, summary}
   }
 
-  const shape = inputShapeOf(art, options)
+  const given = givenShape(art, options)
   const hash = await sha256Files(art.symbolPath!, art.paramsPath!)
-  const key = sha256(CONVERTER_VERSION, '\0', hash, '\0', shape.slice(1).join('x'))
+  const key = sha256(CONVERTER_VERSION, '\0', hash, '\0', given ? given.slice(1).join('x') : 'from-params')
   const r = await cachedOnnx<CachedMeta>(cacheDir, key, CONVERTER_VERSION, async () => {
-    const a = await analyze(art, {...options, shape})
+    const a = await analyze(art, {...options, shape: given})
     const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
     const {bytes} = exportOnnx(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)})
+    // exported, but ONNX Runtime would refuse it with a raw shape-inference error: say which shapes differ
+    if (a.mismatches.length > 0) throw mismatchError(a.mismatches, a.shape, path)
     const numClasses = a.summary.classes as number | undefined
     if (numClasses === undefined) {
       const problems = (a.summary.problems as string[]).join('; ')
@@ -201,8 +227,17 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     }
 
     const [c, h, w] = a.shape.slice(1)
-    return {bytes, meta: {inputShape: [c, h, w], numClasses, summary: a.summary}}
+    return {
+      bytes,
+      meta: {
+        inputShape: [c, h, w],
+        numClasses,
+        summary: {...a.summary, shapeWarnings: art.warnings.filter((w) => w.startsWith('No model-shapes.json'))},
+      },
+    }
   })
+  // a warm load parses nothing: the shape warnings of the conversion come from the cache
+  if (r.fromCache && !given) art.warnings.push(...((r.meta.summary.shapeWarnings as string[] | undefined) ?? []))
   if (r.rebuilt) art.warnings.push(`Rebuilt the cached ONNX file: ${r.rebuilt}`)
   const summary = {
     ...r.meta.summary,

@@ -34,6 +34,8 @@ export {httpStatus} from './invocations.js'
 
 export interface HostOptions {
   cacheDir?: string
+  /** --input-shape C,H,W for models without model-shapes.json (otherwise inferred from their parameters). */
+  inputShape?: number[]
   /**
    * Slow or idle clients: the request headers must arrive within this many ms of the connection (default 30000),
    * the whole request within this plus the longest service timeout.
@@ -193,6 +195,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       new Service({
         allowCpuFallback: s.allowCpuFallback,
         cacheDir: options.cacheDir,
+        inputShape: options.inputShape,
         crashLoopCooldownMs: options.crashLoop?.cooldownMs,
         crashLoopLimit: options.crashLoop?.limit,
         crashLoopWindowMs: options.crashLoop?.windowMs,

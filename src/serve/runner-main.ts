@@ -34,6 +34,8 @@ import {DEFAULT_MAX_BATCH} from './types.js'
 export interface RunnerConfig {
   allowCpuFallback: boolean
   cacheDir?: string
+  /** C,H,W for a model without model-shapes.json (else inferred from its parameters). */
+  inputShape?: number[]
   gpu: boolean
   intraOpThreads?: number
   /**
@@ -165,7 +167,7 @@ async function main(): Promise<void> {
   try {
     const started = performance.now()
     if (hooksEnabled && process.env.ICC_TEST_LOAD_ALLOC_MB) touchMemory(Number(process.env.ICC_TEST_LOAD_ALLOC_MB))
-    model = await modelCore.loadModel(config.modelPath, {cacheDir: config.cacheDir})
+    model = await modelCore.loadModel(config.modelPath, {cacheDir: config.cacheDir, shape: config.inputShape})
     collectGarbage()
     const warnings = [...model.warnings]
     const opened = await openSession(model, config, warnings)
