@@ -2,6 +2,7 @@ import {existsSync} from 'node:fs'
 import {copyFile, mkdir, readdir, readFile, writeFile} from 'node:fs/promises'
 import {createRequire} from 'node:module'
 import {basename, dirname, join} from 'node:path'
+import {stripVTControlCharacters} from 'node:util'
 import * as ort from 'onnxruntime-node'
 
 import type {LoadedModel, PreprocessingSpec, ResolvedArtifact} from './types.js'
@@ -268,14 +269,17 @@ export async function createSession(model: LoadedModel, options: SessionOptions 
   if (options.interOpThreads !== undefined) base.interOpNumThreads = options.interOpThreads
   if (options.intraOpThreads !== undefined) base.intraOpNumThreads = options.intraOpThreads
   if (options.gpu) {
+    const missing = missingCudaProviderFiles()
     try {
+      // without the provider's files ONNX Runtime is not asked: its own coloured log line would reach stderr
+      if (missing.length > 0) throw new Error('the CUDA provider files are missing')
       return await ort.InferenceSession.create(model.onnxPath, {...base, executionProviders: ['cuda']})
     } catch (error) {
-      const missing = missingCudaProviderFiles()
+      // ONNX Runtime colours its messages (ANSI escapes): plain text for terminals, logs and JSON alike
       const what =
         missing.length > 0
           ? `onnxruntime-node was installed without its CUDA provider (missing ${missing.join(', ')})`
-          : `a library it needs could not be loaded: ${(error as Error).message}`
+          : `a library it needs could not be loaded: ${stripVTControlCharacters((error as Error).message)}`
       const message = `ONNX Runtime's CUDA execution provider is unavailable: ${what}`
       if (!options.fallbackToCpu) {
         throw new DependencyError('CUDA_UNAVAILABLE', message, {
@@ -283,7 +287,7 @@ export async function createSession(model: LoadedModel, options: SessionOptions 
           details: {missing},
           suggestions: [
             missing.length > 0
-              ? 'Reinstall onnxruntime-node with its CUDA binaries: npm install onnxruntime-node --onnxruntime-node-install=cuda12'
+              ? "Fetch onnxruntime-node's CUDA provider (an explicit download; npm ci skips it): ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js"
               : 'Install the CUDA 12 runtime and cuDNN 9 libraries (libcudart, libcublas, libcudnn) and check ldconfig -p.',
             'Or run without GPU acceleration.',
           ],
