@@ -23,7 +23,9 @@ export abstract class BaseCommand extends Command {
 
   /** Map any error to an oclif error with the right exit code and suggestions; never print secrets. */
   protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
-    if (error instanceof Errors.CLIError && !isIccError(error)) {
+    // (a flag's own parse function throws a plain Error, which oclif prefixes with "Parsing --flag")
+    const parseError = error instanceof Errors.CLIError || (error.message ?? '').startsWith('Parsing --')
+    if (parseError && !isIccError(error)) {
       const usage = this.usageError(error)
       if (usage) return this.catch(usage)
     }
@@ -49,7 +51,7 @@ export abstract class BaseCommand extends Command {
    * oclif's own parse errors (unknown flag, missing argument, a flag value of the wrong type) as usage errors
    * (exit 2) with a specific code, the same with and without `--json`; an unknown flag gets a "did you mean".
    */
-  private usageError(error: Errors.CLIError & {flags?: string[]}): undefined | UsageError {
+  private usageError(error: Error & {flags?: string[]}): undefined | UsageError {
     const message = error.message.replace(/\s*See more help with --help\s*$/, '').trim()
     const help = `Run ${this.config.bin} ${this.id ?? ''} --help for the flags and arguments.`.replace('  ', ' ')
     const kind = error.constructor.name

@@ -10,7 +10,22 @@ export const cacheDirFlag = Flags.string({
   description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).',
 })
 
+/** `--input-shape C,H,W`: the model's input when model-shapes.json is absent and the parameters do not tell it. */
+export const inputShapeFlag = Flags.custom<number[]>({
+  description:
+    'Input shape C,H,W (e.g. 3,224,224) when the model has no model-shapes.json (default: inferred from its parameters).',
+  async parse(input) {
+    const dims = input.split(/[,x]/).map((d) => Number(d.trim()))
+    if (dims.length !== 3 || dims.some((d) => !Number.isInteger(d) || d < 1)) {
+      throw new Error(`--input-shape takes three positive integers C,H,W (e.g. 1,28,28), got "${input}"`)
+    }
+
+    return dims
+  },
+})()
+
 export const modelFlags = {
   'cache-dir': cacheDirFlag,
+  'input-shape': inputShapeFlag,
   epoch: Flags.integer({description: "Use this epoch's params file instead of the highest.", min: 0}),
 }

@@ -51,6 +51,7 @@ export default class ConvertModel extends BaseCommand {
       calibration: flags.calibration,
       calibrationCount: flags['calibration-count'],
       epoch: flags.epoch,
+      shape: flags['input-shape'],
       quantize: flags.quantize as 'int8' | undefined,
     })
     if (!this.jsonEnabled()) {

@@ -25,7 +25,11 @@ export default class InspectModel extends BaseCommand {
 
   async run(): Promise<InspectResult> {
     const {args, flags} = await this.parse(InspectModel)
-    const result = await inspectModel(args.path, {cacheDir: flags['cache-dir'], epoch: flags.epoch})
+    const result = await inspectModel(args.path, {
+      cacheDir: flags['cache-dir'],
+      epoch: flags.epoch,
+      shape: flags['input-shape'],
+    })
     if (!this.jsonEnabled()) {
       const ops = Object.entries((result.opHistogram as Record<string, number>) ?? {})
         .map(([k, v]) => `${k}=${v}`)

@@ -31,6 +31,7 @@ export default class Predict extends BaseCommand {
     const result = await predict({
       cacheDir: flags['cache-dir'],
       epoch: flags.epoch,
+      shape: flags['input-shape'],
       gpu: flags.gpu,
       images: argv as string[],
       model: flags.model,

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {DEFAULT_MAX_BODY_BYTES, serve, type ServeResult} from '../src/serve/index.js'
 import {BaseCommand} from './_base.js'
-import {cacheDirFlag} from './_model.js'
+import {cacheDirFlag, inputShapeFlag} from './_model.js'
 
 export default class Serve extends BaseCommand {
   static override description = `Run the local inference service(s) of the Image Classification connector.
@@ -73,6 +73,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       description: 'A file of yours (mode 0600) holding the TCP listener token.',
       dependsOn: ['port'],
     }),
+    'input-shape': inputShapeFlag,
     host: Flags.string({
       description: 'TCP host for --port (default 127.0.0.1; a warning is printed for non-loopback).',
       dependsOn: ['port'],
@@ -185,6 +186,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       definition: flags.definition,
       gpuAcceleration: flags['gpu-acceleration'],
       host: flags.host,
+      inputShape: flags['input-shape'],
       intraOpThreads: flags['intra-op-threads'],
       logDir: flags['log-dir'],
       logFormat: (flags['log-format'] ?? (process.stderr.isTTY ? 'pretty' : 'json')) as 'json' | 'pretty',

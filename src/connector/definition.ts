@@ -202,8 +202,8 @@ export function checkDefinitionVersion(
     }
 
     const parsed = parseConnectorArn(entry.ConnectorArn.replace(':greengrass:region::', ':greengrass:us-west-2::'))
+    const known = CONNECTORS.find((c) => c.name === named[1])
     if (!parsed) {
-      const known = CONNECTORS.find((c) => c.name === named[1])
       problems.push({
         message: known
           ? `${known.displayName} has no version ${named[2]}.`
@@ -213,12 +213,14 @@ export function checkDefinitionVersion(
           ? `Use version ${known.versions.join(' or ')}.`
           : `The connectors are ${CONNECTORS.map((c) => c.name).join(', ')} (see \`icc list-connectors\`).`,
       })
-      continue
+      if (!known) continue
     }
 
-    // Missing Parameters are reported by the schema ("Parameters is required").
+    // a known connector of an unknown version: its parameters are still checked (against its latest version), so
+    // that every problem of the file is reported at once. Missing Parameters are reported by the schema.
+    const target = parsed ?? {connector: known!, version: known!.versions.at(-1)!}
     if (entry.Parameters !== undefined)
-      problems.push(...parameterProblems(entry.Parameters, parsed, `${at}/Parameters`))
+      problems.push(...parameterProblems(entry.Parameters, target, `${at}/Parameters`))
     const service = (entry.Parameters as Record<string, unknown> | undefined)?.LocalInferenceServiceName
     if (typeof service === 'string') {
       const first = services.get(service)
@@ -231,6 +233,7 @@ export function checkDefinitionVersion(
         })
     }
 
+    if (!parsed) continue
     imageClassification.push({
       connector: parsed.connector,
       entry: entry as ConnectorEntry,

@@ -2,6 +2,7 @@ import {existsSync} from 'node:fs'
 import {copyFile, mkdir, readdir, readFile, stat, writeFile} from 'node:fs/promises'
 import {createRequire} from 'node:module'
 import {basename, dirname, join} from 'node:path'
+import {stripVTControlCharacters} from 'node:util'
 import * as ort from 'onnxruntime-node'
 
 import type {LoadedModel, PreprocessingSpec, ResolvedArtifact} from './types.js'
@@ -16,7 +17,8 @@ import {cachedOnnx, defaultCacheDir, sha256, sha256Files} from './cache.js'
  * output. Used by `icc inspect-model`, `icc convert-model`, `icc predict` and `icc serve`.
  */
 import {formatFloat32, formatProbabilities} from './format.js'
-import {readParams} from './mxnet-params.js'
+import {inferInputShape, mismatchError, type ShapeMismatch} from './input-shape.js'
+import {type ParamsFile, readParams} from './mxnet-params.js'
 import {inferShapes, type MxSymbol, parseSymbol} from './mxnet-symbol.js'
 import {CONVERTER_VERSION, plan, splitPlan, writeOnnx} from './onnx-export.js'
 import {cachedOptimized, optimizeParts, PART_BYTES, writeParts} from './optimize.js'
@@ -78,23 +80,43 @@ function versionString(v?: number): string | undefined {
 interface Analysis {
   bytes?: {params: Buffer; symbol: Buffer}
   hash: string
+  /** Parameters whose shapes do not fit the input shape (the model would not run). */
+  mismatches: ShapeMismatch[]
   params?: ReturnType<typeof readParams>
   shape: number[]
   summary: Record<string, unknown>
   sym?: MxSymbol
 }
 
-/** The input shape [N, C, H, W]: the caller's, else model-shapes.json's, else 3x224x224 with a warning. */
-function inputShapeOf(art: ResolvedArtifact, options: LoadModelOptions): number[] {
+/** The input shape [N, C, H, W] the user gave (the caller's, else model-shapes.json's); undefined when neither. */
+function givenShape(art: ResolvedArtifact, options: LoadModelOptions): number[] | undefined {
   const shape = options.shape ?? art.shape
-  if (shape) return shape.length === 3 ? [1, ...shape] : [...shape]
-  art.warnings.push('No model-shapes.json: assuming an input of 3x224x224 (pass a shape or add model-shapes.json).')
+  if (!shape) return undefined
+  return shape.length === 3 ? [1, ...shape] : [...shape]
+}
+
+/** The given shape, else one inferred from the parameters, else 3x224x224; a warning says which when not given. */
+function inputShapeOf(art: ResolvedArtifact, options: LoadModelOptions, sym: MxSymbol, params: ParamsFile): number[] {
+  const given = givenShape(art, options)
+  if (given) return given
+  const inferred = inferInputShape(sym, params)
+  if (inferred) {
+    art.warnings.push(
+      `No model-shapes.json: input shape ${inferred.slice(1).join('x')} inferred from the parameters (the first convolution's channels, the first fully connected layer's size); --input-shape C,H,W overrides it.`,
+    )
+    return inferred
+  }
+
+  art.warnings.push(
+    'No model-shapes.json and the parameters do not tell the input shape: assuming 3x224x224 (pass --input-shape C,H,W or add model-shapes.json).',
+  )
   return DEFAULT_SHAPE
 }
 
 async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promise<Analysis> {
   if (art.kind === 'onnx') {
-    return {hash: await sha256Files(art.onnxPath!), shape: [], summary: {format: 'onnx', path: art.onnxPath}}
+    const summary = {format: 'onnx', path: art.onnxPath}
+    return {hash: await sha256Files(art.onnxPath!), mismatches: [], shape: [], summary}
   }
 
   const symbol = await readFile(art.symbolPath!)
@@ -102,9 +124,10 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
   const sym = parseSymbol(symbol.toString('utf8'), basename(art.symbolPath!))
   // read lazily: the file's bytes are the only copy of the weights (./mxnet-params.ts)
   const params = readParams(paramsBytes, basename(art.paramsPath!), {lazy: true})
-  const shape = inputShapeOf(art, options)
+  const shape = inputShapeOf(art, options, sym, params)
 
   const problems: string[] = []
+  const mismatches: ShapeMismatch[] = []
   const paramShapes = new Map(params.arrays.filter((a) => a.name).map((a) => [a.name, a.shape]))
   const ops: Record<string, number> = {}
   for (const n of sym.nodes) if (n.op !== 'null') ops[n.op] = (ops[n.op] ?? 0) + 1
@@ -118,6 +141,7 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
         if (!name.endsWith('_label'))
           problems.push(`parameter ${name} (${s.join('x')}) is missing from the params file`)
       } else if (have.join('x') !== s.join('x')) {
+        mismatches.push({have, name, need: s})
         problems.push(`parameter ${name} has shape ${have.join('x')}, the graph needs ${s.join('x')}`)
       }
     }
@@ -150,6 +174,7 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
   return {
     bytes: {params: paramsBytes, symbol},
     hash: sha256(symbol, paramsBytes),
+    mismatches,
     params,
     shape,
     summary,
@@ -195,11 +220,13 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     return {...common, hash, inputShape: [c, h, w], numClasses, onnxPath, summary}
   }
 
-  const shape = inputShapeOf(art, options)
+  const given = givenShape(art, options)
   const hash = await sha256Files(art.symbolPath!, art.paramsPath!)
-  const key = sha256(CONVERTER_VERSION, '\0', hash, '\0', shape.slice(1).join('x'))
+  const key = sha256(CONVERTER_VERSION, '\0', hash, '\0', given ? given.slice(1).join('x') : 'from-params')
   const r = await cachedOnnx<CachedMeta>(cacheDir, key, CONVERTER_VERSION, async (onnxPath) => {
-    const a = await analyze(art, {...options, shape})
+    const a = await analyze(art, {...options, shape: given})
+    // ONNX Runtime would refuse such a model with a raw shape-inference error: say which shapes differ
+    if (a.mismatches.length > 0) throw mismatchError(a.mismatches, a.shape, path)
     const numClasses = a.summary.classes as number | undefined
     if (numClasses === undefined) {
       const problems = (a.summary.problems as string[]).join('; ')
@@ -210,10 +237,18 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
     await writeOnnx(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)}, onnxPath)
     const [c, h, w] = a.shape.slice(1)
-    return {inputShape: [c, h, w], numClasses, summary: a.summary}
+    return {
+      inputShape: [c, h, w],
+      numClasses,
+      summary: {...a.summary, shapeWarnings: art.warnings.filter((w) => w.startsWith('No model-shapes.json'))},
+    }
   })
+  // a warm load parses nothing: the shape warnings of the conversion come from the cache
+  if (r.fromCache && !given) art.warnings.push(...((r.meta.summary.shapeWarnings as string[] | undefined) ?? []))
   if (r.rebuilt) art.warnings.push(`Rebuilt the cached ONNX file: ${r.rebuilt}`)
-  const optimizedPath = options.optimize ? await optimizedModel(art, {...options, shape}, cacheDir, key) : undefined
+  const optimizedPath = options.optimize
+    ? await optimizedModel(art, {...options, shape: [1, ...r.meta.inputShape]}, cacheDir, key)
+    : undefined
   const summary = {
     ...r.meta.summary,
     epoch: art.epoch,
@@ -275,14 +310,17 @@ export async function createSession(model: LoadedModel, options: SessionOptions 
   if (options.interOpThreads !== undefined) base.interOpNumThreads = options.interOpThreads
   if (options.intraOpThreads !== undefined) base.intraOpNumThreads = options.intraOpThreads
   if (options.gpu) {
+    const missing = missingCudaProviderFiles()
     try {
+      // without the provider's files ONNX Runtime is not asked: its own coloured log line would reach stderr
+      if (missing.length > 0) throw new Error('the CUDA provider files are missing')
       return await ort.InferenceSession.create(model.onnxPath, {...base, executionProviders: ['cuda']})
     } catch (error) {
-      const missing = missingCudaProviderFiles()
+      // ONNX Runtime colours its messages (ANSI escapes): plain text for terminals, logs and JSON alike
       const what =
         missing.length > 0
           ? `onnxruntime-node was installed without its CUDA provider (missing ${missing.join(', ')})`
-          : `a library it needs could not be loaded: ${(error as Error).message}`
+          : `a library it needs could not be loaded: ${stripVTControlCharacters((error as Error).message)}`
       const message = `ONNX Runtime's CUDA execution provider is unavailable: ${what}`
       if (!options.fallbackToCpu) {
         throw new DependencyError('CUDA_UNAVAILABLE', message, {
@@ -290,7 +328,7 @@ export async function createSession(model: LoadedModel, options: SessionOptions 
           details: {missing},
           suggestions: [
             missing.length > 0
-              ? 'Reinstall onnxruntime-node with its CUDA binaries: npm install onnxruntime-node --onnxruntime-node-install=cuda12'
+              ? "Fetch onnxruntime-node's CUDA provider (an explicit download; npm ci skips it): ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js"
               : 'Install the CUDA 12 runtime and cuDNN 9 libraries (libcudart, libcublas, libcudnn) and check ldconfig -p.',
             'Or run without GPU acceleration.',
           ],

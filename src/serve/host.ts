@@ -58,6 +58,8 @@ export interface HostOptions {
    */
   authToken?: string
   cacheDir?: string
+  /** --input-shape C,H,W for models without model-shapes.json (otherwise inferred from their parameters). */
+  inputShape?: number[]
   /**
    * Slow or idle clients: the request headers must arrive within this many ms of the connection (default 30000),
    * the whole request within this plus the longest service timeout.
@@ -198,6 +200,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
     return new Service({
       allowCpuFallback: s.allowCpuFallback,
       cacheDir: options.cacheDir,
+      inputShape: options.inputShape,
       crashLoopCooldownMs: options.crashLoop?.cooldownMs,
       crashLoopLimit: options.crashLoop?.limit,
       crashLoopWindowMs: options.crashLoop?.windowMs,

@@ -15,11 +15,9 @@
  * event loop as a stuck native call would), `sleep:MS`, `crash` (exit 70 at once) or `alloc:MB` (touch that
  * much memory and hold it for a while); the env `ICC_TEST_LOAD_ALLOC_MB` allocates memory while loading.
  */
-import {existsSync, readFileSync} from 'node:fs'
-import {createRequire} from 'node:module'
+import {readFileSync} from 'node:fs'
 import {Socket} from 'node:net'
 import {availableParallelism} from 'node:os'
-import {dirname, join} from 'node:path'
 import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
 
@@ -35,6 +33,8 @@ import {DEFAULT_MAX_BATCH} from './types.js'
 export interface RunnerConfig {
   allowCpuFallback: boolean
   cacheDir?: string
+  /** C,H,W for a model without model-shapes.json (else inferred from its parameters). */
+  inputShape?: number[]
   gpu: boolean
   intraOpThreads?: number
   /**
@@ -64,24 +64,6 @@ function touchMemory(mb: number): void {
   held.push(b)
 }
 
-/** Which ONNX Runtime CUDA pieces are absent (for a dependency error that names them). */
-function missingCudaPieces(): string[] {
-  const missing: string[] = []
-  try {
-    const require = createRequire(import.meta.url)
-    const binding = require.resolve('onnxruntime-node')
-    const root = join(dirname(binding), '..', '..')
-    const bin = join(root, 'bin', 'napi-v6', process.platform, process.arch)
-    for (const lib of ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so']) {
-      if (!existsSync(join(bin, lib))) missing.push(`${lib} (ONNX Runtime CUDA provider, expected in ${bin})`)
-    }
-  } catch {
-    // best effort only
-  }
-
-  return missing
-}
-
 async function openSession(
   model: modelCore.LoadedModel,
   config: RunnerConfig,
@@ -97,22 +79,16 @@ async function openSession(
         }),
       }
     } catch (error) {
-      const missing = missingCudaPieces()
-      const what = missing.length > 0 ? missing.join('; ') : 'the CUDA libraries (libcudart, libcublas, libcudnn)'
-      const message =
-        `GPUAcceleration is GPU but ONNX Runtime's CUDA execution provider could not be loaded: ` +
-        `${(error as Error).message}. Missing: ${what}.`
+      // the model core's one message and fix for a missing CUDA provider (shared with icc predict --gpu)
+      if (!isIccError(error) || error.code !== 'CUDA_UNAVAILABLE') throw error
       if (!config.allowCpuFallback) {
-        throw new DependencyError('CUDA_PROVIDER_UNAVAILABLE', message, {
-          suggestions: [
-            'Install the CUDA build of ONNX Runtime (npm install onnxruntime-node with --onnxruntime-node-install-cuda) and the CUDA/cuDNN libraries it needs.',
-            'Run `icc doctor` to see which libraries are missing.',
-            'Or start with --allow-cpu-fallback (or GPUAcceleration CPU) to run on the CPU.',
-          ],
+        throw new DependencyError(error.code, `GPUAcceleration is GPU but ${error.message}`, {
+          details: error.details,
+          suggestions: [error.suggestions[0], 'Or start with --allow-cpu-fallback (or GPUAcceleration CPU).'],
         })
       }
 
-      warnings.push(`${message} Falling back to the CPU (--allow-cpu-fallback).`)
+      warnings.push(`GPUAcceleration is GPU but ${error.message}; running on the CPU (--allow-cpu-fallback).`)
     }
   }
 
@@ -170,7 +146,11 @@ async function main(): Promise<void> {
     const started = performance.now()
     if (hooksEnabled && process.env.ICC_TEST_LOAD_ALLOC_MB) touchMemory(Number(process.env.ICC_TEST_LOAD_ALLOC_MB))
     // on the CPU, the model optimised ahead of time (../model/optimize.ts): about one copy of the weights to load
-    model = await modelCore.loadModel(config.modelPath, {cacheDir: config.cacheDir, optimize: !config.gpu})
+    model = await modelCore.loadModel(config.modelPath, {
+      cacheDir: config.cacheDir,
+      optimize: !config.gpu,
+      shape: config.inputShape,
+    })
     collectGarbage()
     const warnings = [...model.warnings]
     const opened = await openSession(model, config, warnings)

@@ -37,6 +37,7 @@ import {DEFAULT_MAX_BATCH, type InferenceRequest, type InferenceResult, ServeErr
 export interface ServiceOptions {
   allowCpuFallback: boolean
   cacheDir?: string
+  inputShape?: number[]
   crashLoopCooldownMs?: number
   crashLoopLimit?: number
   crashLoopWindowMs?: number
@@ -212,6 +213,7 @@ export class Service {
     const config: RunnerConfig = {
       allowCpuFallback: o.allowCpuFallback,
       cacheDir: o.cacheDir,
+      inputShape: o.inputShape,
       gpu: o.gpu,
       intraOpThreads: o.intraOpThreads,
       maxBatch: o.maxBatch,

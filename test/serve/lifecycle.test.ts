@@ -233,7 +233,7 @@ describe('icc serve life cycle', function () {
     ])
     assert.equal(r.exitCode, 5, r.stderr)
     const err = JSON.parse(r.stdout).error
-    assert.equal(err.code, 'CUDA_PROVIDER_UNAVAILABLE')
+    assert.equal(err.code, 'CUDA_UNAVAILABLE')
     assert.match(err.message, /CUDA execution provider/)
     assert.match(err.message, /libonnxruntime_providers_cuda\.so|libcudart|libcublas/)
     assert.ok(err.suggestions.some((s: string) => /allow-cpu-fallback/.test(s)))
@@ -241,7 +241,7 @@ describe('icc serve life cycle', function () {
     const socket = join(dir, 'gpu2', 'icc.sock')
     const host = await startServe(['--model', modelA, '--gpu-acceleration', 'GPU', '--allow-cpu-fallback'], {socket})
     try {
-      assert.match(host.stderr(), /Falling back to the CPU/)
+      assert.match(host.stderr(), /running on the CPU \(--allow-cpu-fallback\)/)
       const m = (await http({socket}, 'GET', '/v2/models/imageClassification')).json()
       assert.equal(m.provider, 'cpu')
       assert.equal((await http({socket}, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg'})).status, 200)
