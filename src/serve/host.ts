@@ -279,7 +279,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
   // over the memory cap already after load (the watchdog may not have seen the peak)
   for (const s of services.values()) {
     const cfg = options.services.find((c) => c.name === s.name)!
-    if (s.info!.peakRssKb > cfg.memoryLimitKb && s.memoryMode !== 'cgroup-v2') {
+    if (s.info!.peakRssKb > cfg.memoryLimitKb && !s.memoryMode?.startsWith('cgroup-')) {
       await stopAll()
       throw new IccError(
         'MEMORY_LIMIT_TOO_SMALL',

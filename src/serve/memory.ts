@@ -11,6 +11,8 @@ import {existsSync, readFileSync} from 'node:fs'
 import {mkdir, readFile, rmdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import {tryCgroupV1Cap} from './cgroup.js'
+
 export function readRssKb(pid: number): {hwmKb?: number; rssKb?: number} {
   try {
     const text = readFileSync(`/proc/${pid}/status`, 'utf8')
@@ -22,9 +24,12 @@ export function readRssKb(pid: number): {hwmKb?: number; rssKb?: number} {
   }
 }
 
+/** How a runner's memory limit is enforced: by the kernel (a memory cgroup) or by the host's RSS watchdog. */
+export type MemoryMode = 'cgroup-v1' | 'cgroup-v2' | 'rss-watchdog'
+
 export interface MemoryCap {
   /** How the cap is enforced. */
-  readonly mode: 'cgroup-v2' | 'rss-watchdog'
+  readonly mode: MemoryMode
   /** Whether the kernel OOM-killed the runner (cgroup mode). */
   oomKilled(): Promise<boolean>
   /** Peak memory seen, in KiB. */
@@ -102,7 +107,12 @@ export async function tryCgroupCap(
   limitKb: number,
 ): Promise<{cap?: MemoryCap; reason?: string}> {
   const parent = ownCgroupV2()
-  if (!parent) return {reason: 'cgroup v2 with the memory controller is not mounted'}
+  if (!parent) {
+    // cgroup v1 (what Greengrass V1 used), else the watchdog
+    const v1 = await tryCgroupV1Cap(pid, name, limitKb)
+    return v1.cap ? v1 : {reason: `cgroup v2 with the memory controller is not mounted; ${v1.reason}`}
+  }
+
   const dir = join(parent, `icc-${name}-${pid}`)
   try {
     await enableMemoryController(parent)
@@ -154,4 +164,19 @@ export function memoryLimitSuggestions(needKb: number, lowerBound = false): stri
     raise,
     'Or make the model 4x smaller: `icc convert-model --model DIR --output model.int8.onnx --quantize int8 --calibration IMAGES` and serve that file (a model loads in about its weights plus 100-150 MB; docs/performance.md).',
   ]
+}
+
+/** Whether a runner's cgroup v2 group can be made here (made and removed again at once), or why not. */
+export async function probeCgroupV2(): Promise<{ok: boolean; reason?: string}> {
+  const parent = ownCgroupV2()
+  if (!parent) return {ok: false, reason: 'cgroup v2 with the memory controller is not mounted'}
+  const dir = join(parent, `icc-probe-${process.pid}`)
+  try {
+    await enableMemoryController(parent)
+    await mkdir(dir)
+    await rmdir(dir)
+    return {ok: true}
+  } catch (error) {
+    return {ok: false, reason: `cgroup v2 not writable here (${(error as Error).message})`}
+  }
 }

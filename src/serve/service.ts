@@ -29,7 +29,7 @@ import type {RunnerConfig} from './runner-main.js'
 import {DependencyError, IccError, ModelError, UsageError} from '../errors.js'
 import {type ChildProcess, spawn, terminate} from '../system.js'
 import {formatConnectorBody, topClasses} from './format.js'
-import {type MemoryCap, memoryLimitSuggestions, readRssKb, tryCgroupCap} from './memory.js'
+import {type MemoryCap, memoryLimitSuggestions, type MemoryMode, readRssKb, tryCgroupCap} from './memory.js'
 import {FrameDecoder, payloadToFloat32, type RunnerMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {runnerMallocEnv} from './tuning.js'
 import {DEFAULT_MAX_BATCH, type InferenceRequest, type InferenceResult, ServeError} from './types.js'
@@ -88,7 +88,7 @@ type KillReason = 'memory' | 'stop' | 'timeout'
 export class Service {
   readonly name: string
   info?: RunnerReadyInfo
-  memoryMode?: 'cgroup-v2' | 'rss-watchdog'
+  memoryMode?: MemoryMode
   reason?: string
   restarts = 0
   state: ServiceState = 'starting'
@@ -410,7 +410,7 @@ export class Service {
       ({cap, reason}) => {
         if (cap && this.child === child) {
           this.cap = cap
-          this.memoryMode = 'cgroup-v2'
+          this.memoryMode = cap.mode
         } else if (cap) {
           cap.release().catch(() => {})
         } else {
@@ -425,7 +425,7 @@ export class Service {
       if (rssKb === undefined) return
       this.lastRssKb = Math.max(rssKb, hwmKb ?? 0)
       this.options.metrics.rss(this.name, rssKb)
-      if (this.memoryMode !== 'cgroup-v2' && rssKb > o.memoryLimitKb && this.child === child) {
+      if (!this.memoryMode?.startsWith('cgroup-') && rssKb > o.memoryLimitKb && this.child === child) {
         o.logger.warn({limitKb: o.memoryLimitKb, rssKb}, 'runner over its memory limit; killing it')
         this.killReason = 'memory'
         if (this.state === 'ready') this.state = 'restarting'
