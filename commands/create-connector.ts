@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {createConnector, type CreateConnectorPlan, type CreateConnectorResult} from '../src/connector/create.js'
 import {awsFlags, awsOptions} from './_aws.js'
 import {BaseCommand} from './_base.js'
+import {connectorInputOptions} from './_connector-inputs.js'
 import {platformFlag} from './_platform.js'
 
 const JOB = 'arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier'
@@ -101,16 +102,7 @@ gave up (DEPLOYMENT_TIMEOUT: everything was created; check it later with the com
           }
         : undefined,
       name: flags.name,
-      parameters: {
-        GPUAcceleration: flags['gpu-acceleration'],
-        LocalInferenceServiceMemoryLimitKB: flags['memory-limit-kb'],
-        LocalInferenceServiceName: flags['service-name'],
-        LocalInferenceServiceTimeoutSeconds: flags['timeout-seconds'],
-        MLFeedbackConnectorConfigId: flags['feedback-config-id'],
-        MLModelDestinationPath: flags['model-destination-path'],
-        MLModelResourceId: flags['ml-resource-id'],
-        MLModelSageMakerJobArn: flags['sagemaker-job-arn'],
-      },
+      parameters: connectorInputOptions(flags).parameters,
       parametersFile: flags.parameters,
       platform: flags.platform,
       spinner: !json && Boolean(process.stderr.isTTY),

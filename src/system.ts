@@ -13,7 +13,7 @@
  */
 import {execa, type Options as ExecaOptions, type ResultPromise} from 'execa'
 
-import {DependencyError} from './errors.js'
+import {DependencyError, IccError} from './errors.js'
 
 export interface RunOptions {
   cwd?: string
@@ -100,6 +100,21 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     stdout: String(result.stdout ?? ''),
     timedOut: Boolean(result.timedOut),
   }
+}
+
+/** Run a command and return its stdout; throw an {@link IccError} with its stderr when it fails. */
+export async function runChecked(file: string, args: readonly string[], options: RunOptions = {}): Promise<string> {
+  const result = await run(file, args, options)
+  if (result.exitCode !== 0) {
+    const why = result.timedOut
+      ? 'timed out'
+      : result.signal
+        ? `was killed by ${result.signal}`
+        : `exited with ${result.exitCode}`
+    throw new IccError('COMMAND_FAILED', `"${result.command}" ${why}: ${result.stderr.trim().slice(0, 2000)}`)
+  }
+
+  return result.stdout
 }
 
 export interface SpawnOptions extends RunOptions {

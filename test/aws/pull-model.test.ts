@@ -10,14 +10,8 @@ import * as tar from 'tar'
 import {AwsWire} from '../helpers/aws-wire.js'
 import {BIN, icc, iccJson} from '../helpers/cli.js'
 import {writeModelDir} from '../helpers/model-fixtures.js'
+import {type S3Server, startS3rver} from '../helpers/s3rver.js'
 import {ACCESS_KEY_ID, AWS_ENV, JOB_ARN, JOB_NAME, SECRET_KEY, trainingJob} from './fixtures.js'
-
-const require = createRequire(import.meta.url)
-// s3rver is CommonJS without types.
-const S3rver = require('s3rver') as new (options: Record<string, unknown>) => {
-  close(): Promise<void>
-  run(): Promise<{address: string; port: number}>
-}
 
 const BUCKET = 'icc-models'
 const keyOf = (job: string) => `output/${job}/output/model.tar.gz`
@@ -26,7 +20,7 @@ const arnOf = (job: string) => JOB_ARN.replace(JOB_NAME, job)
 describe('icc pull-model against s3rver (real binary)', function () {
   this.timeout(120_000)
   let tmp: string
-  let s3server: InstanceType<typeof S3rver>
+  let s3server: S3Server
   let wire: AwsWire
   let modelBytes: Buffer
   let paramsBytes: Buffer
@@ -57,17 +51,8 @@ describe('icc pull-model against s3rver (real binary)', function () {
 
   before(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'icc-pull-'))
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
-    // s3rver only checks that the access key id is known (SigV4 signatures are not verified): register ours.
-    require('s3rver/lib/models/account.js').DUMMY_ACCOUNT.createKeyPair(ACCESS_KEY_ID, SECRET_KEY)
-    s3server = new S3rver({
-      address: '127.0.0.1',
-      configureBuckets: [{name: BUCKET}],
-      directory: join(tmp, 's3'),
-      port: 0,
-      silent: true,
-    })
-    const {port} = await s3server.run()
+    let port: number
+    ;({port, server: s3server} = await startS3rver(join(tmp, 's3'), [BUCKET]))
 
     // A real model.tar.gz like the image-classification algorithm writes.
     const src = join(tmp, 'src')
