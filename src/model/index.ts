@@ -4,7 +4,7 @@ import {createRequire} from 'node:module'
 import {basename, dirname, join} from 'node:path'
 import * as ort from 'onnxruntime-node'
 
-import type {LoadedModel, PreprocessingSpec, ResolvedArtifact} from './types.js'
+import type {LoadedModel, PreprocessingSpec, ResizeMode, ResolvedArtifact} from './types.js'
 
 import {DependencyError, IccError, ModelError, UsageError} from '../errors.js'
 import {DEFAULT_SHAPE, resolveArtifact} from './artifact.js'
@@ -427,6 +427,8 @@ export interface PredictOptions extends LoadModelOptions, SessionOptions {
   /** Image file paths. */
   images: string[]
   model: string
+  /** Decode/resize mode (default `exact`: the connector's OpenCV arithmetic; docs/preprocessing.md). */
+  resize?: ResizeMode
   topK?: number
 }
 
@@ -478,7 +480,14 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
 
         let tensor: Float32Array
         try {
-          tensor = await preprocessImage(bytes, {channels: c, height: h, preprocessing: model.preprocessing, width: w})
+          const {preprocessing} = model
+          tensor = await preprocessImage(bytes, {
+            channels: c,
+            height: h,
+            preprocessing,
+            resize: options.resize,
+            width: w,
+          })
         } catch (error) {
           if (error instanceof IccError) {
             throw new IccError(error.code, `${image}: ${error.message}`, {

@@ -23,6 +23,7 @@ import pino, {type Logger} from 'pino'
 import type {ServiceConfig} from './config.js'
 
 import {IccError, UsageError} from '../errors.js'
+import {DEFAULT_RESIZE_MODE, type ResizeMode} from '../model/types.js'
 import {httpStatus, invocationRoute} from './invocations.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath} from './paths.js'
@@ -64,6 +65,8 @@ export interface HostOptions {
   pipelineDepth?: number
   /** TCP port (0: any free port); undefined: no TCP listener. */
   port?: number
+  /** Image preprocessing of every runner (default `exact`, the connector's OpenCV arithmetic; `fast` may change answers). */
+  resize?: ResizeMode
   /** Bounded queue per service (default 64). */
   queueLimit?: number
   /** Extra environment for the runners (tests). */
@@ -206,6 +209,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
         maxBatch: options.maxBatch,
         pipelineDepth: options.pipelineDepth,
         queueLimit: options.queueLimit ?? 64,
+        resize: options.resize,
         runnerEnv: options.runnerEnv,
         timeoutSeconds: s.timeoutSeconds,
       }),
@@ -377,6 +381,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       name,
       outputs: [{datatype: 'FP32', name: i.outputName, shape: [-1, i.numClasses]}],
       platform: 'onnxruntime',
+      preprocessing: {mode: options.resize ?? DEFAULT_RESIZE_MODE},
       provider: i.provider,
       ready: s.state === 'ready',
       summary: i.summary,
