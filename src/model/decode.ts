@@ -59,10 +59,9 @@ export async function strictly<T>(decode: (failOn: 'error' | 'warning') => Promi
  * (inverted by libvips when `cmyk.inverted`) converted as OpenCV's `icvCvt_CMYK2BGR_8u_C4C3R`.
  */
 function toRgb(data: Buffer, pixels: number, channels: number, cmyk?: {inverted: boolean}): Uint8Array {
+  if (channels === 3) return data // libvips' own buffer: no copy
   const out = new Uint8Array(pixels * 3)
-  if (channels === 3) {
-    out.set(data.subarray(0, pixels * 3))
-  } else if (channels <= 2) {
+  if (channels <= 2) {
     for (let i = 0, j = 0; i < pixels; i++, j += channels) out.fill(data[j], 3 * i, 3 * i + 3)
   } else if (cmyk) {
     const flip = cmyk.inverted ? 255 : 0

@@ -204,3 +204,21 @@ export function lyingSizeJpeg(jpeg: Buffer, width: number, height: number): Buff
 
   throw new Error('no frame header')
 }
+
+/** Raw RGB pixels of a photo stand-in: smooth colour fields, edges and texture (JPEG-friendly, every pixel differs). */
+export function photoPixels(width: number, height: number, seed = 1): Buffer {
+  const px = Buffer.alloc(width * height * 3)
+  const noise = noisePixels(width, height)
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      for (let c = 0; c < 3; c++) {
+        const i = (y * width + x) * 3 + c
+        const field = Math.sin((x * seed) / 37 + c) * Math.cos(y / 23 - c) * 100
+        const edge = (x + seed * y) % 97 < 30 ? 40 : -40
+        px[i] = Math.max(0, Math.min(255, Math.round(128 + field + edge + (noise[i] - 128) / 8)))
+      }
+    }
+  }
+
+  return px
+}

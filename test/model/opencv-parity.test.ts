@@ -8,28 +8,11 @@ import assert from 'node:assert/strict'
 import sharp from 'sharp'
 
 import {preprocessImage} from '../../src/model/preprocess.js'
-import {noisePixels} from '../helpers/images.js'
+import {noisePixels, photoPixels} from '../helpers/images.js'
 import {cjpeg, haveOpenCv, type OpenCvJob, openCvPreprocess} from '../helpers/opencv.js'
 
 interface Case extends OpenCvJob {
   name: string
-}
-
-/** Smooth gradients with texture: a stand-in for a photo (JPEG-friendly, yet every pixel differs). */
-function photoPixels(width: number, height: number, seed = 1): Buffer {
-  const px = Buffer.alloc(width * height * 3)
-  const noise = noisePixels(width, height)
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      for (let c = 0; c < 3; c++) {
-        const i = (y * width + x) * 3 + c
-        const wave = Math.sin(x * 0.07 * seed + c) * Math.cos(y * 0.05 + c * 0.5)
-        px[i] = Math.max(0, Math.min(255, Math.round(128 + 90 * wave + (noise[i] - 128) / 6)))
-      }
-    }
-  }
-
-  return px
 }
 
 const raw = (width: number, height: number, channels: 1 | 2 | 3 | 4 = 3) => ({raw: {channels, height, width}})
