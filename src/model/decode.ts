@@ -41,15 +41,14 @@ export async function decodeLikeOpenCv(header: ImageHeader, limits: DecodeLimits
 const MISSING_DATA = /premature end|truncat|missing|not enough|incomplete/i
 
 /**
- * Run a sharp pipeline with `failOn: 'warning'` and, when a warning that is not about missing data stopped it,
- * once more with `failOn: 'error'` (OpenCV decodes such images).
+ * Run a sharp pipeline with `failOn: 'warning'` and, unless what stopped it says data is missing, once more with
+ * `failOn: 'error'`: other warnings are tolerated (OpenCV decodes such images), and real errors fail again.
  */
 export async function strictly<T>(decode: (failOn: 'error' | 'warning') => Promise<T>): Promise<T> {
   try {
     return await decode('warning')
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error)
-    if (MISSING_DATA.test(message) || !/warning|corrupt/i.test(message)) throw error
+    if (MISSING_DATA.test(error instanceof Error ? error.message : String(error))) throw error
     return decode('error')
   }
 }
