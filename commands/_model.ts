@@ -24,6 +24,14 @@ export const inputShapeFlag = Flags.custom<number[]>({
   },
 })()
 
+/** The preprocessing mode (predict, serve): see docs/preprocessing.md. */
+export const resizeFlag = Flags.string({
+  default: 'exact',
+  description:
+    "Image preprocessing. exact: decode and resize as the connector's OpenCV did, bit for bit (no ICC colour management, full-resolution decode, cv2.resize INTER_LINEAR). fast: libvips decodes (ICC to sRGB, shrink-on-load) and resizes; faster on large photos, MAY CHANGE ANSWERS. See docs/preprocessing.md.",
+  options: ['exact', 'fast'],
+})
+
 export const modelFlags = {
   'cache-dir': cacheDirFlag,
   'input-shape': inputShapeFlag,

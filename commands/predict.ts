@@ -1,8 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 
-import {predict, type Prediction} from '../src/model/index.js'
+import {predict, type Prediction, type ResizeMode} from '../src/model/index.js'
 import {BaseCommand} from './_base.js'
-import {modelFlags} from './_model.js'
+import {modelFlags, resizeFlag} from './_model.js'
 
 export default class Predict extends BaseCommand {
   static override args = {
@@ -22,6 +22,7 @@ export default class Predict extends BaseCommand {
     ...modelFlags,
     gpu: Flags.boolean({description: 'Use the CUDA execution provider.'}),
     model: Flags.string({char: 'm', description: 'Model folder, model.tar.gz or .onnx file.', required: true}),
+    resize: resizeFlag,
     'top-k': Flags.integer({default: 5, description: 'Classes listed per image in --json output.', min: 1}),
   }
   static override strict = false
@@ -35,6 +36,7 @@ export default class Predict extends BaseCommand {
       gpu: flags.gpu,
       images: argv as string[],
       model: flags.model,
+      resize: flags.resize as ResizeMode,
       topK: flags['top-k'],
     })
     for (const w of result.warnings) this.logToStderr(`Warning: ${w}`)

@@ -1,8 +1,10 @@
 import {Flags} from '@oclif/core'
 
+import type {ResizeMode} from '../src/model/types.js'
+
 import {DEFAULT_MAX_BODY_BYTES, serve, type ServeResult} from '../src/serve/index.js'
 import {BaseCommand} from './_base.js'
-import {cacheDirFlag, inputShapeFlag} from './_model.js'
+import {cacheDirFlag, inputShapeFlag, resizeFlag} from './_model.js'
 
 export default class Serve extends BaseCommand {
   static override description = `Run the local inference service(s) of the Image Classification connector.
@@ -153,6 +155,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       description: 'Requests waiting per service before 503 OVERLOADED.',
       min: 1,
     }),
+    resize: resizeFlag,
     region: Flags.string({
       description: 'AWS_REGION of the Lambda functions calling the IPC endpoint (default: $AWS_REGION; unset: any).',
       dependsOn: ['ipc-port'],
@@ -198,6 +201,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       memoryBudgetKb: flags['memory-budget-kb'],
       memoryLimitKb: flags['memory-limit-kb'],
       model: flags.model,
+      resize: flags.resize as ResizeMode,
       ipc:
         flags['ipc-port'] === undefined
           ? undefined

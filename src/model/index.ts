@@ -5,7 +5,7 @@ import {basename, dirname, join} from 'node:path'
 import {stripVTControlCharacters} from 'node:util'
 import * as ort from 'onnxruntime-node'
 
-import type {LoadedModel, PreprocessingSpec, ResolvedArtifact} from './types.js'
+import type {LoadedModel, PreprocessingSpec, ResizeMode, ResolvedArtifact} from './types.js'
 
 import {DependencyError, ModelError, UsageError} from '../errors.js'
 import {topClasses} from '../serve/format.js'
@@ -531,6 +531,8 @@ export interface PredictOptions extends LoadModelOptions, SessionOptions {
   /** Image file paths. */
   images: string[]
   model: string
+  /** Decode/resize mode (default `exact`: the connector's OpenCV arithmetic; docs/preprocessing.md). */
+  resize?: ResizeMode
   topK?: number
 }
 
@@ -566,7 +568,7 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
   const model = await loadModel(options.model, options)
   const session = await createSession(model, options)
   const [c, h, w] = model.inputShape
-  const shape = {channels: c, height: h, preprocessing: model.preprocessing, width: w}
+  const shape = {channels: c, height: h, preprocessing: model.preprocessing, resize: options.resize, width: w}
   const plane = c * h * w
   const results: Prediction[] = []
   try {

@@ -5,7 +5,7 @@
 import {readdir, readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import type {PreprocessingSpec} from './types.js'
+import type {PreprocessingSpec, ResizeMode} from './types.js'
 
 import {IccError, UsageError} from '../errors.js'
 import {preprocessImage} from './preprocess.js'
@@ -47,7 +47,7 @@ export async function expandImageArgs(args: string[]): Promise<{failures: ImageF
 /** Read and preprocess one image; an unreadable or undecodable file is an {@link ImageFailure}, not a throw. */
 export async function loadImage(
   image: string,
-  shape: {channels: number; height: number; preprocessing?: PreprocessingSpec; width: number},
+  shape: {channels: number; height: number; preprocessing?: PreprocessingSpec; resize?: ResizeMode; width: number},
 ): Promise<Float32Array | ImageFailure> {
   let bytes: Buffer
   try {

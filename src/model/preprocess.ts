@@ -10,16 +10,20 @@
  *    decoded as what it is and `info.contentTypeMismatch` is set so the caller can log it. A content type that
  *    is not supported (image/gif, text/plain...) or bytes in another format (GIF, WebP, TIFF, BMP...) give
  *    `ModelError` `UNSUPPORTED_CONTENT_TYPE`.
- * 2. Read the dimensions from the PNG IHDR / JPEG SOF header and refuse images above `maxPixels` (default 50
- *    megapixels) with `IMAGE_TOO_LARGE` *before* anything is decoded (decompression bombs).
- * 3. Decode with sharp (libvips): grayscale, palette, RGBA and 16-bit PNGs; baseline, progressive and CMYK
- *    JPEGs. Truncated or corrupt pixel data is an error (`failOn: 'error'`), never a half-grey image.
- *    EXIF orientation is applied. The alpha channel is **dropped, not flattened** (what OpenCV's
- *    `IMREAD_COLOR` in MXNet `imdecode` does): a transparent pixel keeps its stored colour.
- * 4. Convert to sRGB and resize to exactly H x W with bilinear filtering, **without keeping the aspect ratio
- *    and without cropping** (`fit: 'fill'`). sharp shrinks large JPEGs on load (DCT scaling) before the
- *    bilinear step, which keeps decoding fast for camera-sized images.
- * 5. Lay out NCHW float32 in one pass: values 0..255 with no mean/std (SageMaker networks normalise with their
+ * 2. Read the header without the decoder (./image-header.ts): the dimensions, to refuse images above `maxPixels`
+ *    (default 50 megapixels) with `IMAGE_TOO_LARGE` *before* anything is decoded (decompression bombs), and the
+ *    EXIF orientation with a bounded parser; EXIF is removed before libvips sees the bytes (EXIF bombs).
+ * 3. Decode and resize to exactly H x W, **without keeping the aspect ratio and without cropping**, in one of two
+ *    modes (`ResizeMode`, docs/preprocessing.md):
+ *    - `exact` (the default): the connector's OpenCV pipeline bit for bit: decoded as `cv2.imdecode(IMREAD_COLOR)`
+ *      at full resolution (./decode.ts: no ICC colour management, orientation applied, alpha dropped, grey and
+ *      palette expanded, 16-bit to the high byte, CMYK as OpenCV converts it), then `cv2.resize(INTER_LINEAR)`
+ *      with OpenCV's fixed-point arithmetic (./resize-linear.ts);
+ *    - `fast`: sharp (libvips) converts through an embedded ICC profile to sRGB, shrinks large JPEGs on load and
+ *      resizes with its own linear filter. Faster on large images; answers may differ from the connector's.
+ *    Truncated or corrupt pixel data is an error in both modes, never a half-grey image (a decoder warning that
+ *    data is missing counts). The alpha channel is **dropped, not flattened**: a transparent pixel keeps its colour.
+ * 4. Lay out NCHW float32 in one pass: values 0..255 with no mean/std (SageMaker networks normalise with their
  *    first BatchNorm), unless a {@link PreprocessingSpec} gives `scale`, `mean`, `std` and `channelOrder`:
  *    `out = (pixel * scale - mean[c]) / std[c]`, with `c` the index of the channel in the network's order.
  *    A 1-channel model gets luma computed like OpenCV (`0.299 R + 0.587 G + 0.114 B`, fixed point, rounded),
@@ -34,11 +38,15 @@ import type {PreprocessingSpec, PreprocessOptions} from './types.js'
 
 import {ModelError} from '../errors.js'
 import {isSupportedContentType, normaliseContentType, SUPPORTED_CONTENT_TYPES} from './content-type.js'
-
-/** The image formats icc decodes (as the connector: JPEG and PNG). */
-export type SupportedImageType = 'image/jpeg' | 'image/png'
+import {decodeLikeOpenCv, strictly} from './decode.js'
+import {type ImageHeader, readImageHeader, type SupportedImageType} from './image-header.js'
+import {resizeLinear} from './resize-linear.js'
+import {DEFAULT_RESIZE_MODE} from './types.js'
 
 export {SUPPORTED_CONTENT_TYPES} from './content-type.js'
+export type {SupportedImageType} from './image-header.js'
+
+export {DEFAULT_RESIZE_MODE, type ResizeMode} from './types.js'
 
 /** Default decompression-bomb guard: 50 megapixels. */
 export const DEFAULT_MAX_PIXELS = 50_000_000
@@ -123,7 +131,8 @@ export async function preprocessInto(
 
   const contentType = normaliseContentType(options.contentType)
   const format = checkFormat(bytes, contentType)
-  const {height: sourceHeight, width: sourceWidth} = readDimensions(bytes, format)
+  const header = readImageHeader(bytes, format)
+  const {height: sourceHeight, width: sourceWidth} = header
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS
   if (sourceWidth * sourceHeight > maxPixels) {
     throw new ModelError(
@@ -138,14 +147,12 @@ export async function preprocessInto(
 
   const {channels, height, width} = options
   const started = performance.now()
-  let raw: Buffer
+  let raw: Uint8Array
   try {
-    raw = await sharp(bytes, {autoOrient: true, failOn: 'error', limitInputPixels: maxPixels})
-      .removeAlpha()
-      .toColourspace('srgb')
-      .resize(width, height, {fit: 'fill', kernel: 'linear'})
-      .raw({depth: 'uchar'})
-      .toBuffer()
+    raw =
+      (options.resize ?? DEFAULT_RESIZE_MODE) === 'exact'
+        ? resizeLinear(await decodeLikeOpenCv(header, {limitInputPixels: maxPixels}), width, height).data
+        : await decodeFast(header, width, height, maxPixels)
   } catch (error) {
     throw new ModelError('BAD_IMAGE', `The ${formatName(format)} image could not be decoded: ${firstLine(error)}.`, {
       cause: error,
@@ -247,54 +254,32 @@ function checkFormat(bytes: Uint8Array, contentType: string | undefined): Suppor
   )
 }
 
-/** Width and height from the PNG IHDR or the JPEG SOFn header, without decoding. */
-function readDimensions(bytes: Uint8Array, format: SupportedImageType): {height: number; width: number} {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  if (format === 'image/png') {
-    if (bytes.length < 24 || view.getUint32(12) !== 0x49_48_44_52) {
-      throw new ModelError('BAD_IMAGE', 'The PNG image is truncated or corrupt: its IHDR header is missing.')
-    }
-
-    return checkedDimensions(view.getUint32(16), view.getUint32(20), format)
-  }
-
-  let pos = 2
-  while (pos + 4 <= bytes.length) {
-    if (bytes[pos] !== 0xff) {
-      throw new ModelError('BAD_IMAGE', `The JPEG image is corrupt: no marker at byte ${pos} of its header.`)
-    }
-
-    const marker = bytes[pos + 1]
-    if (marker === 0xff) {
-      pos++ // fill byte
-      continue
-    }
-
-    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
-      pos += 2 // markers without a length
-      continue
-    }
-
-    if (marker === 0xd9 || marker === 0xda) break // end of image / start of scan before any frame header
-    const segmentLength = view.getUint16(pos + 2)
-    const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc
-    if (isFrame) {
-      if (pos + 9 > bytes.length) break
-      return checkedDimensions(view.getUint16(pos + 7), view.getUint16(pos + 5), format)
-    }
-
-    pos += 2 + segmentLength
-  }
-
-  throw new ModelError('BAD_IMAGE', 'The JPEG image is truncated or corrupt: it has no frame header (SOF).')
+/** The `fast` mode: sharp decodes (ICC to sRGB, shrink-on-load), orients and resizes. */
+async function decodeFast(header: ImageHeader, width: number, height: number, maxPixels: number): Promise<Buffer> {
+  return strictly((failOn) => {
+    let pipeline = sharp(header.bytes, {autoOrient: false, failOn, limitInputPixels: maxPixels})
+    // the orientation read by ./image-header.ts (EXIF was removed): rotate, then mirror, as libvips' autorot does
+    const {flop, rotate} = ORIENTATION_STEPS[header.orientation] ?? ORIENTATION_STEPS[1]
+    if (rotate) pipeline = pipeline.rotate(rotate)
+    if (flop) pipeline = pipeline.flop()
+    return pipeline
+      .removeAlpha()
+      .toColourspace('srgb')
+      .resize(width, height, {fit: 'fill', kernel: 'linear'})
+      .raw({depth: 'uchar'})
+      .toBuffer()
+  })
 }
 
-function checkedDimensions(width: number, height: number, format: SupportedImageType) {
-  if (width === 0 || height === 0) {
-    throw new ModelError('BAD_IMAGE', `The ${formatName(format)} header declares an empty image (${width}x${height}).`)
-  }
-
-  return {height, width}
+const ORIENTATION_STEPS: Record<number, {flop: boolean; rotate: number}> = {
+  1: {flop: false, rotate: 0},
+  2: {flop: true, rotate: 0},
+  3: {flop: false, rotate: 180},
+  4: {flop: true, rotate: 180},
+  5: {flop: true, rotate: 90},
+  6: {flop: false, rotate: 90},
+  7: {flop: true, rotate: 270},
+  8: {flop: false, rotate: 270},
 }
 
 function formatName(format: SupportedImageType): string {
@@ -308,7 +293,7 @@ function firstLine(error: unknown): string {
 
 /** HWC uint8 RGB -> CHW float32 (RGB/BGR or luma), with optional scale/mean/std, in one pass per plane. */
 function writeTensor(
-  raw: Buffer,
+  raw: Uint8Array,
   out: Float32Array,
   offset: number,
   channels: number,

@@ -18,6 +18,15 @@ export interface PreprocessingSpec {
   std?: number[]
 }
 
+/**
+ * How images are decoded and resized (docs/preprocessing.md): `exact` reproduces the connector's OpenCV pipeline
+ * bit for bit; `fast` lets libvips decode (ICC to sRGB, shrink-on-load) and resize, which may change answers.
+ */
+export type ResizeMode = 'exact' | 'fast'
+
+/** The preprocessing mode when none is given: the connector's OpenCV arithmetic. */
+export const DEFAULT_RESIZE_MODE: ResizeMode = 'exact'
+
 export interface PreprocessOptions {
   /** 1 (grayscale) or 3 (RGB). */
   channels: number
@@ -27,6 +36,8 @@ export interface PreprocessOptions {
   /** Decompression-bomb guard: refuse images with more pixels than this (default 50 megapixels). */
   maxPixels?: number
   preprocessing?: PreprocessingSpec
+  /** Decode/resize mode (default `exact`). */
+  resize?: ResizeMode
   width: number
 }
 

@@ -23,6 +23,7 @@ import pino, {type Logger} from 'pino'
 import type {ServiceConfig} from './config.js'
 
 import {asIccError, IccError, UsageError} from '../errors.js'
+import {DEFAULT_RESIZE_MODE, type ResizeMode} from '../model/types.js'
 import {type AccessLog, accessLog, logDestination, type LogFormat} from './access-log.js'
 import {
   ByteBudget,
@@ -98,6 +99,8 @@ export interface HostOptions {
   pipelineDepth?: number
   /** TCP port (0: any free port); undefined: no TCP listener. */
   port?: number
+  /** Image preprocessing of every runner (default `exact`, the connector's OpenCV arithmetic; `fast` may change answers). */
+  resize?: ResizeMode
   /** Bounded queue per service (default 64). */
   queueLimit?: number
   /** Extra environment for the runners (tests). */
@@ -214,6 +217,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       maxBatch: options.maxBatch,
       pipelineDepth: options.pipelineDepth,
       queueLimit: options.queueLimit ?? 64,
+      resize: options.resize,
       runnerEnv: options.runnerEnv,
       timeoutSeconds: s.timeoutSeconds,
     })
@@ -447,6 +451,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       name,
       outputs: [{datatype: 'FP32', name: i.outputName, shape: [-1, i.numClasses]}],
       platform: 'onnxruntime',
+      preprocessing: {mode: options.resize ?? DEFAULT_RESIZE_MODE},
       provider: i.provider,
       ready: s.state === 'ready',
       // no filesystem paths here: this route needs no token on a loopback TCP listener

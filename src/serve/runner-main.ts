@@ -43,6 +43,8 @@ export interface RunnerConfig {
    */
   maxBatch?: number
   modelPath: string
+  /** Image preprocessing (default `exact`: the connector's OpenCV arithmetic). */
+  resize?: modelCore.ResizeMode
   serviceName: string
 }
 
@@ -214,6 +216,7 @@ async function main(): Promise<void> {
       contentType: header.contentType,
       height: h,
       preprocessing: model.preprocessing,
+      resize: config.resize,
       width: w,
     }
     const tensor = await tensors.fill((t) => modelCore.preprocessInto(payload, options, t, 0))

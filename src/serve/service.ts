@@ -23,6 +23,7 @@ import type {Logger} from 'pino'
 
 import {fileURLToPath} from 'node:url'
 
+import type {ResizeMode} from '../model/types.js'
 import type {Metrics} from './metrics.js'
 import type {RunnerConfig} from './runner-main.js'
 
@@ -56,6 +57,8 @@ export interface ServiceOptions {
    */
   pipelineDepth?: number
   queueLimit: number
+  /** Image preprocessing (default `exact`). */
+  resize?: ResizeMode
   /** Extra environment for the runner (tests). */
   runnerEnv?: Record<string, string>
   timeoutSeconds: number
@@ -218,6 +221,7 @@ export class Service {
       intraOpThreads: o.intraOpThreads,
       maxBatch: o.maxBatch,
       modelPath: o.modelPath,
+      resize: o.resize,
       serviceName: o.name,
     }
     this.killReason = undefined

@@ -9,7 +9,9 @@
  *   - unix / tcp (/ ipc when available): `icc serve` end to end, the real binary, over its unix socket, TCP, and
  *     the Greengrass IPC endpoint;
  * latency p50/p90/p99 at concurrency 1, throughput at concurrency 1, 2, 4, 16, cold start (process start ->
- * ready line) with a fresh and a warm conversion cache, and the RSS of host and runner idle and under load.
+ * ready line) with a fresh and a warm conversion cache, the RSS of host and runner idle and under load, and the
+ * cost of the exact preprocessing (the connector's OpenCV arithmetic, the default) against `--resize fast` on a
+ * 640x480 and a 12 MP JPEG (decode + resize to 224x224 alone, p50).
  * Prints a table with the ratio e2e/raw per line and PASS/FAIL per target; `--out FILE` writes all of it as JSON.
  *
  * The HTTP paths (unix, TCP, and the two requests of an IPC call) are measured with a lean keep-alive client
@@ -28,6 +30,7 @@ import {type AddressInfo} from 'node:net'
 import {availableParallelism, loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import * as ort from 'onnxruntime-node'
+import sharp from 'sharp'
 
 import {invokeInferenceService, parsePredictions} from '../../src/client/ipc.js'
 import * as modelCore from '../../src/model/index.js'
@@ -501,6 +504,8 @@ async function main(): Promise<void> {
     }
 
     report.images = Object.fromEntries(Object.entries(images).map(([k, v]) => [k, {bytes: v.length}]))
+    log('preprocessing: exact vs fast')
+    report.preprocessing = await preprocessingCost(args.quick)
     const models: BenchModel[] = []
     for (const depth of args.models) models.push(await buildModel(dir, depth))
     report.models = models.map((m) => ({depth: m.depth, origin: m.origin}))
@@ -725,6 +730,11 @@ function printTable(report: Record<string, any>): void {
     lines.push(`  ${name}: fresh cache ${fmt(c.freshCacheMs, 0)} ms, warm cache ${fmt(c.warmCacheMs, 0)} ms`)
   }
 
+  lines.push('', 'preprocessing (decode + resize to 224x224, p50 ms): exact (default) vs --resize fast')
+  for (const [image, c] of Object.entries((report.preprocessing ?? {}) as Record<string, any>)) {
+    lines.push(`  ${image}: exact ${fmt(c.exactMs)} ms, fast ${fmt(c.fastMs)} ms (x${fmt(c.exactMs / c.fastMs, 2)})`)
+  }
+
   lines.push('', 'RSS (MB): host + runner')
   for (const [name, r] of Object.entries(report.rss as Record<string, any>)) {
     const mb = (kb: number) => fmt(kb / 1024)
@@ -744,6 +754,49 @@ function printTable(report: Record<string, any>): void {
   }
 
   process.stdout.write(lines.join('\n') + '\n')
+}
+
+/**
+ * Decode + resize to 224x224 alone, exact (the default) and fast taking turns, on a 640x480 and a 12 MP (4000x3000)
+ * photo-like JPEG: p50 ms of each and their ratio.
+ */
+async function preprocessingCost(quick: boolean): Promise<Record<string, {exactMs: number; fastMs: number}>> {
+  const out: Record<string, {exactMs: number; fastMs: number}> = {}
+  for (const [w, h, n] of [
+    [640, 480, quick ? 20 : 60],
+    [4000, 3000, quick ? 4 : 10],
+  ]) {
+    const jpeg = w > 1000 ? await largePhotoJpeg(w, h) : await photoJpeg(w, h, 12)
+    const times: Record<'exact' | 'fast', number[]> = {exact: [], fast: []}
+    for (let i = 0; i <= n; i++) {
+      for (const resize of ['exact', 'fast'] as const) {
+        const t0 = performance.now()
+        await modelCore.preprocessImage(jpeg, {channels: 3, height: 224, resize, width: 224})
+        if (i > 0) times[resize].push(performance.now() - t0) // the first turn warms up
+      }
+    }
+
+    out[`${w}x${h}`] = {exactMs: median(times.exact), fastMs: median(times.fast)}
+  }
+
+  return out
+}
+
+/** A camera-sized photo-like JPEG, made in a second: a 1000x750 one scaled up, with sensor-like noise added. */
+async function largePhotoJpeg(width: number, height: number): Promise<Buffer> {
+  const raw = await sharp(await photoJpeg(1000, 750, 12))
+    .resize(width, height)
+    .raw()
+    .toBuffer()
+  let s = 7
+  for (let i = 0; i < raw.length; i++) {
+    s = (s * 1_103_515_245 + 12_345) % 2_147_483_648
+    raw[i] = Math.max(0, Math.min(255, raw[i] + ((s >>> 26) - 16)))
+  }
+
+  return sharp(raw, {raw: {channels: 3, height, width}})
+    .jpeg({quality: 88})
+    .toBuffer()
 }
 
 /** Lever study: the raw pipeline under different ONNX Runtime session options. */

@@ -157,3 +157,68 @@ function crc32(data: Buffer): number {
 
   return (crc ^ 0xff_ff_ff_ff) >>> 0
 }
+
+/**
+ * An EXIF bomb (issue 21): `jpeg` with an APP1 EXIF block whose IFD0 holds an orientation entry and then `pointers`
+ * Exif-IFD pointers, each back to IFD0 (libexif's time grows with the square of the entries: 5000 took 22 s).
+ */
+export function exifBombJpeg(jpeg: Buffer, pointers: number, orientation: number): Buffer {
+  const count = pointers + 1
+  const tiff = Buffer.alloc(8 + 2 + count * 12 + 4)
+  tiff.write('II', 0, 'latin1')
+  tiff.writeUInt16LE(42, 2)
+  tiff.writeUInt32LE(8, 4)
+  tiff.writeUInt16LE(count, 8)
+  for (let i = 0; i < count; i++) {
+    const at = 10 + i * 12
+    if (i === 0) {
+      tiff.writeUInt16LE(0x01_12, at) // Orientation, SHORT, 1
+      tiff.writeUInt16LE(3, at + 2)
+      tiff.writeUInt32LE(1, at + 4)
+      tiff.writeUInt16LE(orientation, at + 8)
+    } else {
+      tiff.writeUInt16LE(0x87_69, at) // ExifIFDPointer, LONG, 1 -> IFD0
+      tiff.writeUInt16LE(4, at + 2)
+      tiff.writeUInt32LE(1, at + 4)
+      tiff.writeUInt32LE(8, at + 8)
+    }
+  }
+
+  const payload = Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), tiff])
+  const head = Buffer.from([0xff, 0xe1, 0, 0])
+  head.writeUInt16BE(payload.length + 2, 2)
+  return Buffer.concat([jpeg.subarray(0, 2), head, payload, jpeg.subarray(2)])
+}
+
+/** `jpeg` with its frame header rewritten to claim `width` x `height` (the data stays that of the real image). */
+export function lyingSizeJpeg(jpeg: Buffer, width: number, height: number): Buffer {
+  const out = Buffer.from(jpeg)
+  for (let pos = 2; pos + 9 < out.length; pos += 2 + out.readUInt16BE(pos + 2)) {
+    const marker = out[pos + 1]
+    if (marker >= 0xc0 && marker <= 0xc2) {
+      out.writeUInt16BE(height, pos + 5)
+      out.writeUInt16BE(width, pos + 7)
+      return out
+    }
+  }
+
+  throw new Error('no frame header')
+}
+
+/** Raw RGB pixels of a photo stand-in: smooth colour fields, edges and texture (JPEG-friendly, every pixel differs). */
+export function photoPixels(width: number, height: number, seed = 1): Buffer {
+  const px = Buffer.alloc(width * height * 3)
+  const noise = noisePixels(width, height)
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      for (let c = 0; c < 3; c++) {
+        const i = (y * width + x) * 3 + c
+        const field = Math.sin((x * seed) / 37 + c) * Math.cos(y / 23 - c) * 100
+        const edge = (x + seed * y) % 97 < 30 ? 40 : -40
+        px[i] = Math.max(0, Math.min(255, Math.round(128 + field + edge + (noise[i] - 128) / 8)))
+      }
+    }
+  }
+
+  return px
+}

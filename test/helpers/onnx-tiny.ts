@@ -96,8 +96,13 @@ export async function writeTinyOnnxModel(path: string, options: TinyModelOptions
  * The reference for a served tiny model: the project's preprocessing and the model run in this process on one
  * image (what `icc serve` must answer for it).
  */
-export async function runTinyModel(modelPath: string, image: Buffer, size = 16): Promise<Float32Array> {
-  const tensor = await preprocessImage(image, {channels: 3, height: size, width: size})
+export async function runTinyModel(
+  modelPath: string,
+  image: Buffer,
+  size = 16,
+  resize: 'exact' | 'fast' = 'exact',
+): Promise<Float32Array> {
+  const tensor = await preprocessImage(image, {channels: 3, height: size, resize, width: size})
   const session = await ort.InferenceSession.create(modelPath)
   try {
     const out = await session.run({data: new ort.Tensor('float32', tensor, [1, 3, size, size])})

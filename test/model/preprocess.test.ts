@@ -6,6 +6,7 @@ import sharp from 'sharp'
 import type {PreprocessOptions} from '../../src/model/types.js'
 
 import {ModelError} from '../../src/errors.js'
+import {readImageHeader} from '../../src/model/image-header.js'
 import {
   preprocessImage,
   preprocessImageWithInfo,
@@ -15,7 +16,9 @@ import {
 } from '../../src/model/preprocess.js'
 import {SHARED} from '../helpers/cli.js'
 import {
+  exifBombJpeg,
   jpegFrom,
+  lyingSizeJpeg,
   noisePixels,
   pngBomb,
   pngFrom,
@@ -83,13 +86,18 @@ describe('model/preprocess', () => {
       })
     }
 
-    it('CMYK JPEG is converted to RGB', async () => {
+    it('CMYK JPEG is converted to RGB (fast: through a colour profile; exact: as OpenCV, uniform)', async () => {
       const bytes = await solidJpeg(32, 32, COLOUR, 'cmyk')
       assert.equal((await sharp(bytes).metadata()).space, 'cmyk')
-      const t = await preprocessImage(bytes, rgb(8, 8))
+      const t = await preprocessImage(bytes, rgb(8, 8, {resize: 'fast'}))
       // CMYK round trips through a colour profile: close, not exact.
       assertSolid(t, 8, 8, COLOUR, 25)
       assert.ok(at(t, 8, 8, 0, 3, 3) > at(t, 8, 8, 2, 3, 3) + 60, 'red stays well above blue')
+      // OpenCV converts without a profile (bit for bit in opencv-parity.test.ts): a solid colour stays solid
+      const exact = await preprocessImage(bytes, rgb(8, 8))
+      const first = {b: at(exact, 8, 8, 2, 0, 0), g: at(exact, 8, 8, 1, 0, 0), r: at(exact, 8, 8, 0, 0, 0)}
+      assertSolid(exact, 8, 8, first, 0)
+      assert.ok(first.r > first.b + 60, 'red stays well above blue')
     })
 
     it('8-bit RGB PNG decodes exactly', async () => {
@@ -130,10 +138,12 @@ describe('model/preprocess', () => {
       )
     })
 
-    it('a large JPEG (shrink-on-load path) still gives the right colour', async () => {
-      const t = await preprocessImage(await solidJpeg(1600, 1200, COLOUR), rgb(224, 224))
-      assertSolid(t, 224, 224, COLOUR, 2)
-    })
+    for (const resize of ['fast', 'exact'] as const) {
+      it(`a large JPEG (${resize === 'fast' ? 'shrink-on-load' : 'full-resolution'}) still gives the right colour`, async () => {
+        const t = await preprocessImage(await solidJpeg(1600, 1200, COLOUR), rgb(224, 224, {resize}))
+        assertSolid(t, 224, 224, COLOUR, 2)
+      })
+    }
   })
 
   describe('layout, resizing and orientation', () => {
@@ -293,6 +303,48 @@ describe('model/preprocess', () => {
   })
 
   describe('broken and hostile input', () => {
+    it('reads the orientation of an EXIF bomb itself and hands libvips the image without EXIF', async function () {
+      // 5000 pointers back to IFD0 held libvips ~22 s (issue 21); with EXIF removed it is an ordinary decode, so
+      // this timeout is only a backstop far below the unbounded case
+      this.timeout(10_000)
+      const base = await jpegFrom(splitPixels(40, 20, RED, BLUE), 40, 20)
+      const bomb = exifBombJpeg(base, 5000, 6)
+      assert.ok(bomb.length > 60_000)
+      const header = readImageHeader(bomb, 'image/jpeg')
+      assert.equal(header.orientation, 6)
+      assert.equal(Buffer.from(header.bytes).indexOf('Exif'), -1, 'no EXIF left for libvips')
+      assert.deepEqual(Buffer.from(header.bytes), base, 'everything else kept')
+      for (const resize of ['exact', 'fast'] as const) {
+        // orientation 6 turns left-red/right-blue into top-red/bottom-blue
+        const t = await preprocessImage(bomb, rgb(8, 8, {resize}))
+        assert.ok(at(t, 8, 8, 0, 4, 0) > 200 && at(t, 8, 8, 2, 4, 0) < 50, `${resize}: red on top`)
+        assert.ok(at(t, 8, 8, 2, 4, 7) > 200 && at(t, 8, 8, 0, 4, 7) < 50, `${resize}: blue at the bottom`)
+      }
+    })
+
+    it('refuses a JPEG whose data runs out before its declared size (no mostly-grey image)', async () => {
+      const small = await jpegFrom(noisePixels(64, 48), 64, 48)
+      const lying = lyingSizeJpeg(small, 7000, 7000)
+      assert.ok(lying.length < 20_000)
+      for (const resize of ['exact', 'fast'] as const) {
+        await rejects(
+          preprocessImage(lying, rgb(8, 8, {resize})),
+          'BAD_IMAGE',
+          /could not be decoded: .*premature end/i,
+        )
+      }
+    })
+
+    it('still decodes a JPEG with a harmless decoder warning (stray bytes between segments), as OpenCV does', async () => {
+      const base = await jpegFrom(splitPixels(16, 16, RED, BLUE), 16, 16)
+      const sos = base.indexOf(Buffer.from([0xff, 0xda]))
+      const stray = Buffer.concat([base.subarray(0, sos), Buffer.from([1, 2, 3]), base.subarray(sos)])
+      for (const resize of ['exact', 'fast'] as const) {
+        const t = await preprocessImage(stray, rgb(16, 16, {resize}))
+        assert.ok(at(t, 16, 16, 0, 0, 0) > 250 && at(t, 16, 16, 2, 0, 0) < 5, `${resize}: red on the left`)
+      }
+    })
+
     it('refuses a 0-byte body', async () => {
       await rejects(preprocessImage(new Uint8Array(0), rgb(2, 2)), 'BAD_IMAGE', /empty \(0 bytes\)/)
     })

@@ -154,6 +154,7 @@ describe('icc serve (one service, real runner)', function () {
     const info = m.json()
     assert.deepEqual([info.classes, info.platform, info.provider], [4, 'onnxruntime', 'cpu'])
     assert.deepEqual(info.inputs[0].shape, [-1, 3, 16, 16])
+    assert.deepEqual(info.preprocessing, {mode: 'exact'}, "the connector's OpenCV preprocessing by default")
     assert.match(info.hash, /^[0-9a-f]{64}$/)
     const metrics = await http(sock, 'GET', '/metrics')
     assert.equal(metrics.status, 200)

@@ -8,7 +8,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {icc, unwrap} from '../helpers/cli.js'
-import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
+import {runTinyModel, writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
 import {alive, http, noiseImage, parseConnectorBody, startServe, waitFor} from '../helpers/serve-host.js'
 
 const X86 = 'arn:aws:greengrass:us-west-2::/connectors/ImageClassificationx86-64/versions/1'
@@ -240,12 +240,23 @@ describe('icc serve life cycle', function () {
     assert.ok(err.suggestions.some((s: string) => /allow-cpu-fallback/.test(s)))
 
     const socket = join(dir, 'gpu2', 'icc.sock')
-    const host = await startServe(['--model', modelA, '--gpu-acceleration', 'GPU', '--allow-cpu-fallback'], {socket})
+    // (this host also takes the fast preprocessing: the runner gets the mode, /v2/models shows it)
+    const flags = ['--model', modelA, '--gpu-acceleration', 'GPU', '--allow-cpu-fallback', '--resize', 'fast']
+    const host = await startServe(flags, {socket})
     try {
       assert.match(host.stderr(), /running on the CPU \(--allow-cpu-fallback\)/)
       const m = (await http({socket}, 'GET', '/v2/models/imageClassification')).json()
       assert.equal(m.provider, 'cpu')
-      assert.equal((await http({socket}, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg'})).status, 200)
+      assert.deepEqual(m.preprocessing, {mode: 'fast'})
+      const photo = await noiseImage('jpeg', 90, 70, 5)
+      const res = await http({socket}, 'POST', '/invocations', photo, {'content-type': 'image/jpeg'})
+      assert.equal(res.status, 200)
+      const fast = [...(await runTinyModel(modelA, photo, 16, 'fast'))]
+      assert.deepEqual(
+        parseConnectorBody(res.body).map((v) => Math.fround(v)),
+        fast,
+      )
+      assert.notDeepEqual(fast, [...(await runTinyModel(modelA, photo, 16, 'exact'))], 'the modes differ on it')
     } finally {
       await host.stop()
     }
