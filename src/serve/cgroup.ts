@@ -10,7 +10,19 @@ import {existsSync, readFileSync} from 'node:fs'
 import {mkdir, readFile, rmdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import type {MemoryCap} from './memory.js'
+/** How a runner's memory limit is enforced (what `serve` logs and `/v2/models` shows). */
+export type MemoryMode = 'cgroup-v1' | 'cgroup-v2' | 'rss-watchdog'
+
+/** A runner's memory cap, whichever way it is enforced. */
+export interface MemoryCap {
+  /** How the cap is enforced. */
+  readonly mode: MemoryMode
+  /** Whether the kernel OOM-killed the runner (cgroup mode). */
+  oomKilled(): Promise<boolean>
+  /** Peak memory seen, in KiB. */
+  peakKb(): number
+  release(): Promise<void>
+}
 
 export const CGROUP_V1_MEMORY = '/sys/fs/cgroup/memory'
 

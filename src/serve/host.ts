@@ -17,7 +17,7 @@ import type {IncomingMessage, Server, ServerResponse} from 'node:http'
 
 import Fastify, {type FastifyInstance, type FastifyReply} from 'fastify'
 import {chmod, unlink} from 'node:fs/promises'
-import {join} from 'node:path'
+import {basename, join} from 'node:path'
 import pino, {type Logger} from 'pino'
 
 import type {ServiceConfig} from './config.js'
@@ -442,6 +442,10 @@ export async function startHost(options: HostOptions): Promise<Host> {
 
     const i = s.info
     const cfg = options.services.find((c) => c.name === name)!
+    const provenance = reloader.describe(name)
+    // no filesystem paths over TCP (which a loopback listener may serve without a token): the model's file name
+    // there, its whole path only on the unix socket, which the folder's permissions keep to this user
+    const overTcp = req.socket.remoteAddress !== undefined
     return {
       classes: i.numClasses,
       hash: i.modelHash,
@@ -457,7 +461,8 @@ export async function startHost(options: HostOptions): Promise<Host> {
       // no filesystem paths here: this route needs no token on a loopback TCP listener
       summary: {...i.summary, path: undefined},
       timeoutSeconds: cfg.timeoutSeconds,
-      ...reloader.describe(name),
+      ...provenance,
+      ...(provenance && overTcp ? {source: basename(provenance.source)} : {}),
       memoryMode: s.memoryMode,
     }
   })

@@ -11,7 +11,7 @@ import {existsSync, readFileSync} from 'node:fs'
 import {mkdir, readFile, rmdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {tryCgroupV1Cap} from './cgroup.js'
+import {type MemoryCap, tryCgroupV1Cap} from './cgroup.js'
 
 export function readRssKb(pid: number): {hwmKb?: number; rssKb?: number} {
   try {
@@ -25,17 +25,7 @@ export function readRssKb(pid: number): {hwmKb?: number; rssKb?: number} {
 }
 
 /** How a runner's memory limit is enforced: by the kernel (a memory cgroup) or by the host's RSS watchdog. */
-export type MemoryMode = 'cgroup-v1' | 'cgroup-v2' | 'rss-watchdog'
-
-export interface MemoryCap {
-  /** How the cap is enforced. */
-  readonly mode: MemoryMode
-  /** Whether the kernel OOM-killed the runner (cgroup mode). */
-  oomKilled(): Promise<boolean>
-  /** Peak memory seen, in KiB. */
-  peakKb(): number
-  release(): Promise<void>
-}
+export type {MemoryCap, MemoryMode} from './cgroup.js'
 
 const CGROUP_ROOT = '/sys/fs/cgroup'
 
