@@ -162,6 +162,10 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
     }),
     'service-name': Flags.string({description: 'LocalInferenceServiceName (default imageClassification).'}),
     socket: Flags.string({description: 'Unix socket path.'}),
+    strict: Flags.boolean({
+      description:
+        'With --definition: fail start-up when any service cannot start (default: a service whose model is missing or fails to load is reported not ready, with the reason, and the others serve).',
+    }),
     'timeout-seconds': Flags.integer({description: 'LocalInferenceServiceTimeoutSeconds (default 10).'}),
     watch: Flags.boolean({
       description:
@@ -248,6 +252,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       queueLimit: flags['queue-limit'],
       serviceName: flags['service-name'],
       socket: flags.socket,
+      strict: flags.strict,
       timeoutSeconds: flags['timeout-seconds'],
       watch: flags.watch,
     })

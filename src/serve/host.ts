@@ -17,6 +17,7 @@ import type {IncomingMessage, Server, ServerResponse} from 'node:http'
 
 import Fastify, {type FastifyInstance, type FastifyReply} from 'fastify'
 import {chmod, unlink} from 'node:fs/promises'
+import {createServer} from 'node:net'
 import {basename, join} from 'node:path'
 import pino, {type Logger} from 'pino'
 
@@ -105,12 +106,20 @@ export interface HostOptions {
   queueLimit?: number
   /** Extra environment for the runners (tests). */
   runnerEnv?: Record<string, string>
-  services: (ServiceConfig & {modelPath: string})[]
+  services: HostServices
   /** Unix socket path (default: $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID/icc.sock); false: none. */
   socket?: false | string
+  /**
+   * Any service that cannot start fails start-up (default: with several services, one whose model is missing or
+   * fails to load is reported not ready and the others serve).
+   */
+  strict?: boolean
   /** Reload a service when the file or folder of its model changes (./reload-triggers.ts). */
   watch?: boolean | {quietMs: number}
 }
+
+/** The services to run; `notReady`: known not to start (its model is missing), reported not ready for that. */
+export type HostServices = (ServiceConfig & {modelPath: string; notReady?: string})[]
 
 export interface HostAddresses {
   socket?: string
@@ -180,6 +189,69 @@ function bearerGuard(token: string): (req: IncomingMessage, res: ServerResponse)
     })
     return false
   }
+}
+
+/** A TCP port someone else listens on fails fast (PORT_IN_USE, exit 2), before any runner starts. */
+export async function assertPortFree(host: string, port: number, flag: string): Promise<void> {
+  const probe = createServer()
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject)
+      probe.listen({exclusive: true, host, port}, () => resolve())
+    })
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException
+    if (e.code === 'EADDRINUSE') {
+      throw new UsageError(
+        'PORT_IN_USE',
+        `TCP port ${port} on ${host} (${flag}) is already in use by another server.`,
+        {
+          details: {host, port},
+          suggestions: [`Stop it, or pass ${flag} with another port (0: any free one).`],
+        },
+      )
+    }
+
+    throw new UsageError('LISTEN_FAILED', `icc serve cannot listen on ${host}:${port} (${flag}): ${e.message}`, {
+      suggestions: [`Pass ${flag} with another port, or another --host.`],
+    })
+  } finally {
+    await new Promise((resolve) => {
+      probe.close(resolve)
+    })
+  }
+}
+
+/**
+ * Start every service's runner in parallel. With several services and not `strict`, a service whose model is
+ * missing or fails to load stays failed with the reason (its requests get SERVICE_NOT_READY, readiness says why,
+ * a warning is returned) while the others serve; otherwise, or when none starts, the first failure is returned.
+ */
+async function startServices(
+  services: Map<string, Service>,
+  options: HostOptions,
+): Promise<{error?: IccError; notReady: string[]}> {
+  const list = [...services.values()]
+  const results = await Promise.allSettled(
+    list.map(async (s) => {
+      const missing = options.services.find((c) => c.name === s.name)?.notReady
+      if (missing) throw new UsageError('MODEL_NOT_FOUND', missing)
+      return s.start()
+    }),
+  )
+  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{error: r.reason as unknown, s: list[i]}] : []))
+  if (failed.length > 0 && (options.strict || list.length === 1 || failed.length === list.length)) {
+    return {error: asIccError(failed[0].error, 'A service failed to start'), notReady: []}
+  }
+
+  const notReady: string[] = []
+  for (const {error, s} of failed) {
+    const reason = asIccError(error, 'A service failed to start').message
+    s.markFailed(reason)
+    notReady.push(`${s.name}: not ready (serving the other services; --strict fails start-up instead): ${reason}`)
+  }
+
+  return {notReady}
 }
 
 function sendError(reply: FastifyReply, error: ServeError): FastifyReply {
@@ -256,16 +328,19 @@ export async function startHost(options: HostOptions): Promise<Host> {
     removeSignalHandlers()
   }
 
-  // start the runners in parallel; any failure fails start-up
+  // a TCP port in use fails fast too, before any runner starts
+  if (options.port) await assertPortFree(options.host ?? '127.0.0.1', options.port, '--port')
+  // start the runners in parallel (./startServices: which failures fail start-up)
   const started: StartedService[] = []
-  const results = await Promise.allSettled([...services.values()].map(async (s) => s.start()))
-  const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined
-  if (failed) {
+  const {error: startError, notReady} = await startServices(services, options)
+  if (startError) {
     await stopAll()
-    throw asIccError(failed.reason, 'A service failed to start')
+    throw startError
   }
 
-  for (const s of services.values()) {
+  warnings.push(...notReady)
+  const ready = () => [...services.values()].filter((s) => s.state === 'ready' && s.info)
+  for (const s of ready()) {
     const info = s.info!
     for (const w of info.warnings) warnings.push(`${s.name}: ${w}`)
     started.push({
@@ -281,7 +356,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
   }
 
   // over the memory cap already after load (the watchdog may not have seen the peak)
-  for (const s of services.values()) {
+  for (const s of ready()) {
     const cfg = options.services.find((c) => c.name === s.name)!
     if (s.info!.peakRssKb > cfg.memoryLimitKb && !s.memoryMode?.startsWith('cgroup-')) {
       await stopAll()
@@ -436,8 +511,10 @@ export async function startHost(options: HostOptions): Promise<Host> {
   app.get('/v2/models/:name', async (req, reply) => {
     const {name} = req.params as {name: string}
     const s = services.get(name)
-    if (!s?.info) {
-      return sendError(reply, new ServeError('UNKNOWN_SERVICE', `No service named "${name}".`))
+    if (!s) return sendError(reply, new ServeError('UNKNOWN_SERVICE', `No service named "${name}".`))
+    if (!s.info) {
+      const why = s.reason ?? `runner ${s.state}`
+      return sendError(reply, new ServeError('SERVICE_NOT_READY', `The service "${name}" is not ready: ${why}`, 10))
     }
 
     const i = s.info
@@ -458,6 +535,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       preprocessing: {mode: options.resize ?? DEFAULT_RESIZE_MODE},
       provider: i.provider,
       ready: s.state === 'ready',
+      ...(s.state === 'ready' ? {} : {reason: s.reason ?? `runner ${s.state}`}),
       // no filesystem paths here: this route needs no token on a loopback TCP listener
       summary: {...i.summary, path: undefined},
       timeoutSeconds: cfg.timeoutSeconds,
@@ -559,7 +637,11 @@ export async function startHost(options: HostOptions): Promise<Host> {
   }
 
   const watching: ModelWatch | undefined = options.watch
-    ? await watchServices(reloader, options.services, options.watch === true ? undefined : options.watch.quietMs)
+    ? await watchServices(
+        reloader,
+        options.services.filter((c) => !c.notReady),
+        options.watch === true ? undefined : options.watch.quietMs,
+      )
     : undefined
   // serving from here on: the request path reaches TurboFan within seconds at a low request rate (./tuning.ts)
   tierUpServingCode()

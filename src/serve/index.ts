@@ -8,7 +8,15 @@ import {access} from 'node:fs/promises'
 import {UsageError} from '../errors.js'
 import {withAccessLog} from './access-log.js'
 import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
-import {type Host, type HostAddresses, type HostOptions, type StartedService, startHost} from './host.js'
+import {
+  assertPortFree,
+  type Host,
+  type HostAddresses,
+  type HostOptions,
+  type HostServices,
+  type StartedService,
+  startHost,
+} from './host.js'
 import {generateAuthToken, lambdaEnvironment, startIpcServer} from './ipc.js'
 import {readTokenFile} from './tokens.js'
 import {holdHostYoungGeneration} from './tuning.js'
@@ -75,24 +83,30 @@ async function defaultModelPath(cacheDir?: string): Promise<string> {
   return ensureDefaultModel(cacheDir)
 }
 
-async function resolveModels(
-  services: ServiceConfig[],
-  cacheDir?: string,
-): Promise<(ServiceConfig & {modelPath: string})[]> {
-  const out: (ServiceConfig & {modelPath: string})[] = []
+/**
+ * Each service's model path (the bundled default when none is given). A missing model fails start-up when it is
+ * the only service, with `strict`, or when every model is missing; otherwise that service is kept with `notReady`
+ * (the host reports it not ready and serves the others).
+ */
+async function resolveModels(services: ServiceConfig[], cacheDir?: string, strict = false): Promise<HostServices> {
+  const out: HostServices = []
+  const missing: UsageError[] = []
   for (const s of services) {
     const modelPath = s.modelPath ?? (await defaultModelPath(cacheDir))
     try {
       await access(modelPath)
+      out.push({...s, modelPath})
     } catch {
-      throw new UsageError('MODEL_NOT_FOUND', `The model of service "${s.name}" does not exist: ${modelPath}`, {
+      const error = new UsageError('MODEL_NOT_FOUND', `The model of service "${s.name}" does not exist: ${modelPath}`, {
         suggestions: ['Check MLModelDestinationPath / --model.'],
       })
+      if (strict || services.length === 1) throw error
+      missing.push(error)
+      out.push({...s, modelPath, notReady: error.message})
     }
-
-    out.push({...s, modelPath})
   }
 
+  if (missing.length === services.length) throw missing[0]
   return out
 }
 
@@ -140,7 +154,9 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
     ? await readTokenFile(options.authTokenFile, '--auth-token-file')
     : options.authToken
   const configs = await buildServiceConfigs(options)
-  const services = await resolveModels(configs, options.cacheDir)
+  // a TCP port in use fails fast, before any model is looked at (the --port check is the host's, ./host.ts)
+  if (options.ipc?.port) await assertPortFree(options.ipc.host ?? '127.0.0.1', options.ipc.port, '--ipc-port')
+  const services = await resolveModels(configs, options.cacheDir, options.strict)
   // the IPC token is settled before the host starts: it also allows a model reload over TCP
   const token = options.ipc ? await ipcToken(options.ipc) : undefined
   const adminTokens: string[] = []

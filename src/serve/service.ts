@@ -131,6 +131,12 @@ export class Service {
     })
   }
 
+  /** Not started (its model is missing) or failed to start: not ready for `reason` until a reload brings it up. */
+  markFailed(reason: string): void {
+    this.state = 'failed'
+    this.reason = reason
+  }
+
   /**
    * Queue one request; resolves with the result or rejects with a ServeError (never throws: a plain function
    * returning the request's own promise, one promise and no async wrapper per request on the hot path).

@@ -219,3 +219,22 @@ export async function closedWithin(
     }, limitMs)
   })
 }
+
+const X86 = 'arn:aws:greengrass:us-west-2::/connectors/ImageClassificationx86-64/versions/1'
+
+/** An Image Classification connector of a definition version (x86_64), serving `model` as `name`. */
+export function connector(id: string, name: string, model: string, extra: Record<string, string> = {}) {
+  return {
+    ConnectorArn: X86,
+    Id: id,
+    Parameters: {
+      LocalInferenceServiceMemoryLimitKB: '500000',
+      LocalInferenceServiceName: name,
+      LocalInferenceServiceTimeoutSeconds: '5',
+      MLModelDestinationPath: model,
+      MLModelResourceId: 'my-ml-resource',
+      MLModelSageMakerJobArn: 'arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier',
+      ...extra,
+    },
+  }
+}

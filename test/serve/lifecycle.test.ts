@@ -9,25 +9,7 @@ import {join} from 'node:path'
 
 import {icc, unwrap} from '../helpers/cli.js'
 import {runTinyModel, writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
-import {alive, http, noiseImage, parseConnectorBody, startServe, waitFor} from '../helpers/serve-host.js'
-
-const X86 = 'arn:aws:greengrass:us-west-2::/connectors/ImageClassificationx86-64/versions/1'
-
-function connector(id: string, name: string, model: string, extra: Record<string, string> = {}) {
-  return {
-    ConnectorArn: X86,
-    Id: id,
-    Parameters: {
-      LocalInferenceServiceMemoryLimitKB: '500000',
-      LocalInferenceServiceName: name,
-      LocalInferenceServiceTimeoutSeconds: '5',
-      MLModelDestinationPath: model,
-      MLModelResourceId: 'my-ml-resource',
-      MLModelSageMakerJobArn: 'arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier',
-      ...extra,
-    },
-  }
-}
+import {alive, connector, http, noiseImage, parseConnectorBody, startServe, waitFor} from '../helpers/serve-host.js'
 
 describe('icc serve life cycle', function () {
   this.timeout(60_000)
