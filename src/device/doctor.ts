@@ -2,46 +2,33 @@
  * `icc doctor`: check that a core device has everything the Image Classification connector (and `icc serve`)
  * needs, and say how to fix what is missing.
  *
- * Checks, each with evidence (paths found, versions seen) for `--json`:
- * - the platform (detected from `uname -m` and the device-tree model, or given);
- * - every library of the platform's table in the connector catalog: found (extra dirs, LD_LIBRARY_PATH, ldconfig
- *   cache, standard dirs) and defining the minimum symbol versions (ELF `.gnu.version_d`); on the Jetson TX2 this
- *   includes the CUDA 9.0 and cuDNN 7 sonames;
- * - Python 2.7 on PATH (connector version 1) or Python 3.7+ (version 2), and numpy, scipy and OpenCV (cv2)
- *   importable by it;
- * - AWS IoT Greengrass core 1.7 or later (`greengrassd --version`, or `<root>/ggc/packages/<version>/`);
- * - cgroups with the memory controller (what enforces `LocalInferenceServiceMemoryLimitKB`);
- * - for `icc serve`: the ONNX Runtime binding loads (and its shared-library version needs are met, via ldd and
- *   the ELF reader) and sharp loads; with `model`, the model loads and answers a warm-up inference.
+ * Two verdicts, each check saying which tool it is for (`for`):
+ * - "the original connector's runtime" (`connector`): the platform; every library of the platform's table in the
+ *   connector catalog, found and defining the minimum symbol versions (ELF `.gnu.version_d`; CUDA 9.0 and cuDNN 7
+ *   on the Jetson TX2); Python 2.7 (connector version 1) or 3.7+ (version 2) as /usr/bin/python2.7 or
+ *   /usr/bin/python3 under the root (the interpreter icc install-deps installs for) with numpy, scipy and cv2;
+ *   AWS IoT Greengrass core 1.7+; cgroups with the memory controller;
+ * - "icc serve is ready" (`icc`): Node.js, the ONNX Runtime binding and sharp, the memory-limit mode serve will
+ *   use, the CUDA provider where onnxruntime-node has one, and with `model` a real runner's load (./doctor-icc.ts).
  *
- * Each check is `pass`, `fail` (required: the doctor fails), `warn` (fails only with `strict`) or `skip`.
+ * Each check is `pass`, `fail`, `warn` (fails only with `strict`) or `skip`; `verdict` (default `icc`) picks
+ * which verdicts decide `ok`.
  */
 import {access, constants, readdir, stat} from 'node:fs/promises'
 import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 
+import type {CheckFor, CheckStatus, DoctorCheck, DoctorVerdictChoice, Verdict} from './doctor-types.js'
+
 import {connectorForPlatform, type ConnectorVersion, type PlatformId} from '../connector/catalog.js'
 import {IccError} from '../errors.js'
-import {DEFAULT_MAX_BATCH} from '../serve/types.js'
 import {run} from '../system.js'
+import {checkCudaProvider, checkMemoryMode, checkModel, checkNode} from './doctor-icc.js'
 import {checkBinary, checkLibrary, type LibraryCheck, type LibrarySearchOptions} from './libraries.js'
 import {defaultRoot, type DetectedPlatform, detectPlatform, readUnderRoot} from './platform.js'
 import {compareNumbers, parseVersionName} from './versions.js'
 
-export type CheckStatus = 'fail' | 'pass' | 'skip' | 'warn'
-
-export interface DoctorCheck {
-  /** What was seen: paths, versions, command output. */
-  evidence: Record<string, unknown>
-  /** How to fix a failure or warning. */
-  fix?: string
-  /** Stable id, e.g. `library:libc.so.6`, `python`, `python-module:numpy`. */
-  id: string
-  /** One line: what was found. */
-  message: string
-  status: CheckStatus
-  title: string
-}
+export type {CheckFor, CheckStatus, DoctorCheck, DoctorVerdictChoice, Verdict} from './doctor-types.js'
 
 export interface DoctorOptions {
   connectorVersion?: ConnectorVersion
@@ -53,7 +40,11 @@ export interface DoctorOptions {
   greengrassRoot?: string
   /** Machine override (default: `$ICC_MACHINE` or os.machine()). */
   machine?: string
-  /** With `model`: fail when loading and the warm-up inference grow the resident memory beyond this (KB). */
+  /** With `model`: the runner's input shape (C,H,W) for a model without model-shapes.json. */
+  inputShape?: number[]
+  /** With `model`: the batch the runner warms up with (default serve's DEFAULT_MAX_BATCH). */
+  maxBatch?: number
+  /** With `model`: fail when the measured peak of a complete load is above this (KB). */
   memoryLimitKb?: number
   model?: string
   platform?: 'auto' | PlatformId
@@ -63,16 +54,22 @@ export interface DoctorOptions {
   root?: string
   /** Warnings count as failures. */
   strict?: boolean
+  /** Which verdicts decide `ok` (default `icc`). */
+  verdict?: DoctorVerdictChoice
 }
 
 export interface DoctorResult {
   checks: DoctorCheck[]
   connectorVersion: ConnectorVersion
   detected?: DetectedPlatform
+  /** The selected verdict(s) passed (`verdict`). */
   ok: boolean
   platform?: PlatformId
   strict: boolean
   summary: Record<CheckStatus, number>
+  verdict: DoctorVerdictChoice
+  /** Each tool's own verdict: "icc serve is ready" and "the original connector's runtime". */
+  verdicts: Record<CheckFor, Verdict>
 }
 
 const GLIBC_LIBS = new Set(['ld-linux-aarch64.so.1', 'ld-linux-armhf.so.3', 'ld-linux-x86-64.so.2', 'libc.so.6'])
@@ -132,6 +129,7 @@ function libraryCheckToDoctor(lib: LibraryCheck, platform: PlatformId): DoctorCh
       source: lib.source,
     },
     fix: lib.ok ? undefined : libraryFix(lib.soname, platform, Boolean(lib.path)),
+    for: 'connector',
     id: `library:${lib.soname}`,
     message,
     status: lib.ok ? 'pass' : 'fail',
@@ -179,15 +177,25 @@ async function pythonVersion(exe: string): Promise<{error?: string; found?: Pyth
     const [version, path] = r.stdout.trim().split('\n')
     return {found: {executable: exe, path: path?.trim(), version: version.trim()}}
   } catch (error) {
-    return {error: error instanceof IccError ? `${exe}: not found on PATH` : `${exe}: ${(error as Error).message}`}
+    const missing = exe.includes('/') ? 'not found' : 'not found on PATH'
+    return {error: error instanceof IccError ? `${exe}: ${missing}` : `${exe}: ${(error as Error).message}`}
   }
+}
+
+/**
+ * The interpreter icc install-deps installs the modules for (install-scripts/: the distribution's packages and
+ * pip, i.e. /usr/bin/python2.7 or /usr/bin/python3), under `root`: doctor checks that one, not the first on PATH.
+ */
+export function systemPython(version: ConnectorVersion, root: string): string {
+  return join(root, version === 1 ? '/usr/bin/python2.7' : '/usr/bin/python3')
 }
 
 async function checkPython(
   version: ConnectorVersion,
+  root: string,
   pythons?: string[],
 ): Promise<{check: DoctorCheck; python?: PythonFound}> {
-  const candidates = pythons ?? (version === 1 ? ['python2.7', 'python2', 'python'] : ['python3', 'python'])
+  const candidates = pythons ?? [systemPython(version, root)]
   const want = version === 1 ? '2.7' : '3.7+'
   const seen: string[] = []
   for (const exe of candidates) {
@@ -204,6 +212,7 @@ async function checkPython(
       return {
         check: {
           evidence: {candidates: seen, executable: exe, path: r.found.path, version: r.found.version},
+          for: 'connector',
           id: 'python',
           message: `${exe} is Python ${r.found.version} (${r.found.path})`,
           status: 'pass',
@@ -219,10 +228,11 @@ async function checkPython(
       evidence: {candidates: seen},
       fix:
         version === 1
-          ? 'Connector version 1 runs on Python 2.7: install python2.7 (apt-get install python2.7 / yum install python27) and make sure "python2.7" is on PATH. Version 2 of the connector uses Python 3.7+ (--connector-version 2).'
-          : 'Install Python 3.7 or later (apt-get install python3) and make sure "python3" is on PATH.',
+          ? `Connector version 1 runs on Python 2.7 as ${candidates.join(', ')}: install python2.7 (apt-get install python2.7 / yum install python27). Version 2 of the connector uses Python 3.7+ (--connector-version 2). icc serve does not need Python.`
+          : `Install Python 3.7 or later as ${candidates.join(', ')} (apt-get install python3), the interpreter icc install-deps installs numpy, scipy and OpenCV for. icc serve does not need Python.`,
+      for: 'connector',
       id: 'python',
-      message: `no Python ${want} on PATH (${seen.join('; ')})`,
+      message: `no Python ${want} (${seen.join('; ')})`,
       status: 'fail',
       title: `Python ${want}`,
     },
@@ -244,7 +254,15 @@ async function checkModules(version: ConnectorVersion, python?: PythonFound): Pr
         ? `Run icc install-deps (or: pip install ${m.pip === 'numpy' ? 'numpy==1.15.0' : m.pip}).`
         : `Run icc install-deps (or: apt-get install ${m.apt}, or python3 -m pip install ${m.pip}).`
     if (!python) {
-      out.push({evidence: {}, fix, id, message: 'not checked: no suitable Python', status: 'fail', title: m.name})
+      out.push({
+        evidence: {},
+        fix,
+        for: 'connector',
+        id,
+        message: 'not checked: no suitable Python',
+        status: 'fail',
+        title: m.name,
+      })
       continue
     }
 
@@ -258,6 +276,7 @@ async function checkModules(version: ConnectorVersion, python?: PythonFound): Pr
         ? {python: python.executable, version: r.stdout.trim()}
         : {error: lastErr, python: python.executable},
       fix: ok ? undefined : fix,
+      for: 'connector',
       id,
       message: ok ? `${m.module} ${r.stdout.trim()}` : `import ${m.module} failed: ${lastErr}`,
       status: ok ? 'pass' : 'fail',
@@ -297,6 +316,7 @@ async function checkGreengrass(ggRoot: string): Promise<DoctorCheck> {
     return {
       evidence: {greengrassRoot: ggRoot, looked: [packages, 'greengrassd on PATH']},
       fix: `Only needed to run the original connector: install AWS IoT Greengrass core 1.7+ (or pass --greengrass-root if it lives elsewhere than ${ggRoot}). icc serve runs without it.`,
+      for: 'connector',
       id: 'greengrass',
       message: `not found under ${ggRoot}`,
       status: 'warn',
@@ -311,6 +331,7 @@ async function checkGreengrass(ggRoot: string): Promise<DoctorCheck> {
   return {
     evidence: {greengrassRoot: ggRoot, versions: seen},
     fix: ok ? undefined : 'Upgrade AWS IoT Greengrass core to 1.7 or later (the connectors need 1.7+).',
+    for: 'connector',
     id: 'greengrass',
     message: `version ${newest.version} (${newest.source})`,
     status: ok ? 'pass' : 'fail',
@@ -339,6 +360,7 @@ async function checkCgroups(root: string): Promise<DoctorCheck> {
     return {
       evidence: {controllers, version: 2, writable: canWrite},
       fix: hasMemory && canWrite ? undefined : fix,
+      for: 'connector',
       id: 'cgroups',
       message: hasMemory
         ? `cgroup v2 with memory controller${canWrite ? '' : ' (not writable by this user)'}`
@@ -363,6 +385,7 @@ async function checkCgroups(root: string): Promise<DoctorCheck> {
       writable: canWrite,
     },
     fix: ok && canWrite ? undefined : fix,
+    for: 'connector',
     id: 'cgroups',
     message: ok
       ? `cgroup v1 memory controller at ${memDir}${canWrite ? '' : ' (not writable by this user)'}`
@@ -419,11 +442,12 @@ async function checkOnnxRuntime(): Promise<DoctorCheck[]> {
       }
     }
 
-    out.push({evidence, fix, id: 'onnxruntime', message, status, title})
+    out.push({evidence, fix, for: 'icc', id: 'onnxruntime', message, status, title})
   } catch (error) {
     out.push({
       evidence: {error: (error as Error).message},
       fix: 'Reinstall icc (npm install -g icc) so that onnxruntime-node downloads its binary for this platform.',
+      for: 'icc',
       id: 'onnxruntime',
       message: `cannot load onnxruntime-node: ${(error as Error).message}`,
       status: 'fail',
@@ -435,6 +459,7 @@ async function checkOnnxRuntime(): Promise<DoctorCheck[]> {
     const sharp = (await import('sharp')).default
     out.push({
       evidence: {versions: {sharp: sharp.versions.sharp, vips: sharp.versions.vips}},
+      for: 'icc',
       id: 'sharp',
       message: `sharp ${sharp.versions.sharp ?? ''} (libvips ${sharp.versions.vips})`,
       status: 'pass',
@@ -444,6 +469,7 @@ async function checkOnnxRuntime(): Promise<DoctorCheck[]> {
     out.push({
       evidence: {error: (error as Error).message},
       fix: 'Reinstall icc so that sharp installs its prebuilt libvips for this platform (npm install --include=optional).',
+      for: 'icc',
       id: 'sharp',
       message: `cannot load sharp: ${(error as Error).message}`,
       status: 'fail',
@@ -452,81 +478,6 @@ async function checkOnnxRuntime(): Promise<DoctorCheck[]> {
   }
 
   return out
-}
-
-async function checkModel(path: string, memoryLimitKb?: number): Promise<DoctorCheck> {
-  const title = 'model loads and answers a warm-up inference'
-  try {
-    const {createSession, loadModel, preprocessImage} = await import('../model/index.js')
-    const ort = await import('onnxruntime-node')
-    const sharp = (await import('sharp')).default
-    const rssBefore = process.memoryUsage().rss
-    const started = Date.now()
-    const model = await loadModel(path)
-    // One thread is enough for a warm-up (and the options object is complete for every loader version).
-    const session = await createSession(model, {gpu: false, intraOpThreads: 1})
-    try {
-      const [c, h, w] = model.inputShape
-      const image = await sharp({create: {background: {b: 128, g: 128, r: 128}, channels: 3, height: h, width: w}})
-        .png()
-        .toBuffer()
-      const data = await preprocessImage(image, {channels: c, height: h, preprocessing: model.preprocessing, width: w})
-      const feeds = {[session.inputNames[0]]: new ort.Tensor('float32', data, [1, c, h, w])}
-      const outputs = await session.run(feeds)
-      const out = outputs[session.outputNames[0]]
-      const values = Array.from(out.data as Float32Array)
-      const finite = values.every((v) => Number.isFinite(v))
-      // `icc serve` runs up to DEFAULT_MAX_BATCH waiting images at once: count that memory too (a model whose batch
-      // size is fixed fails this run and is served one image at a time)
-      const batch = new Float32Array(DEFAULT_MAX_BATCH * data.length)
-      for (let i = 0; i < DEFAULT_MAX_BATCH; i++) batch.set(data, i * data.length)
-      await session
-        .run({[session.inputNames[0]]: new ort.Tensor('float32', batch, [DEFAULT_MAX_BATCH, c, h, w])})
-        .catch(() => {})
-      const rssGrowthKb = Math.max(0, Math.round((process.memoryUsage().rss - rssBefore) / 1024))
-      const overLimit = memoryLimitKb !== undefined && rssGrowthKb > memoryLimitKb
-      const ok = finite && values.length === model.numClasses && !overLimit
-      return {
-        evidence: {
-          hash: model.hash,
-          inputShape: model.inputShape,
-          memoryLimitKb,
-          ms: Date.now() - started,
-          numClasses: model.numClasses,
-          outputLength: values.length,
-          rssGrowthKb,
-          warnings: model.warnings,
-        },
-        fix: ok
-          ? undefined
-          : overLimit
-            ? `Loading and running the model took ${rssGrowthKb} KB: raise LocalInferenceServiceMemoryLimitKB above it.`
-            : 'The model produced unusable output: check that it is a SageMaker image-classification model.',
-        id: 'model',
-        message: ok
-          ? `${path}: input ${model.inputShape.join('x')}, ${model.numClasses} classes, warm-up in ${Date.now() - started} ms, +${rssGrowthKb} KB`
-          : overLimit
-            ? `${path}: used ${rssGrowthKb} KB, over the limit of ${memoryLimitKb} KB`
-            : `${path}: output has ${values.length} values (expected ${model.numClasses})${finite ? '' : ', not all finite'}`,
-        status: ok ? 'pass' : 'fail',
-        title,
-      }
-    } finally {
-      await session.release()
-    }
-  } catch (error) {
-    const e = error as Error & {suggestions?: string[]}
-    return {
-      evidence: {code: (error as IccError).code, error: e.message},
-      fix:
-        e.suggestions?.join(' ') ||
-        'Check the model path: a SageMaker model.tar.gz, its extracted folder, or an .onnx file.',
-      id: 'model',
-      message: `${path}: ${e.message}`,
-      status: 'fail',
-      title,
-    }
-  }
 }
 
 /** Run every check. Never throws for a failed check: the result says what failed. */
@@ -544,6 +495,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
     checks.push({
       evidence: {given: platform, machine: detected.machine, model: detected.model, platform: detected.platform},
       fix: same ? undefined : `Run icc doctor on the ${platform} device itself (its libraries are checked here).`,
+      for: 'connector',
       id: 'platform',
       message: same
         ? `${platform} (given, matches this device)`
@@ -557,6 +509,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
     checks.push({
       evidence: {machine: detected.machine, model: detected.model, platform},
       fix: platform ? undefined : 'No connector exists for this machine; pass --platform to check a table anyway.',
+      for: 'connector',
       id: 'platform',
       message: platform ? `${platform}: ${detected.reason}` : detected.reason,
       status: platform ? 'pass' : 'fail',
@@ -580,18 +533,43 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
     }
   }
 
-  const py = await checkPython(connectorVersion, options.pythons)
+  const py = await checkPython(connectorVersion, root, options.pythons)
   checks.push(
     py.check,
     ...(await checkModules(connectorVersion, py.python)),
     await checkGreengrass(options.greengrassRoot ?? '/greengrass'),
     await checkCgroups(root),
+    checkNode(),
     ...(await checkOnnxRuntime()),
+    await checkMemoryMode(),
   )
-  if (options.model) checks.push(await checkModel(options.model, options.memoryLimitKb))
+  const cuda = checkCudaProvider()
+  if (cuda) checks.push(cuda)
+  if (options.model) {
+    checks.push(
+      await checkModel(options.model, {
+        inputShape: options.inputShape,
+        maxBatch: options.maxBatch,
+        memoryLimitKb: options.memoryLimitKb,
+      }),
+    )
+  }
 
   const strict = Boolean(options.strict)
-  return {checks, connectorVersion, detected, platform, strict, ...summarizeChecks(checks, strict)}
+  const verdict = options.verdict ?? 'icc'
+  const verdicts = {
+    connector: summarizeChecks(
+      checks.filter((c) => c.for === 'connector'),
+      strict,
+    ),
+    icc: summarizeChecks(
+      checks.filter((c) => c.for === 'icc'),
+      strict,
+    ),
+  }
+  const ok = verdict === 'all' ? verdicts.icc.ok && verdicts.connector.ok : verdicts[verdict].ok
+  const {summary} = summarizeChecks(checks, strict)
+  return {checks, connectorVersion, detected, ok, platform, strict, summary, verdict, verdicts}
 }
 
 /** Count the checks by status; ok when nothing failed (and, with `strict`, nothing warned). */
@@ -614,14 +592,18 @@ export function renderDoctor(result: DoctorResult): string {
     '',
   ]
   for (const c of result.checks) {
-    lines.push(`${MARK[c.status]} ${c.title.padEnd(width)}  ${c.message}`)
+    lines.push(`${MARK[c.status]} ${c.title.padEnd(width)}  [${c.for}] ${c.message}`)
     if (c.fix && c.status !== 'pass') lines.push(`  ${' '.repeat(width)}  fix: ${c.fix}`)
   }
 
-  const s = result.summary
+  const counts = (v: Verdict) =>
+    `${v.summary.pass} passed, ${v.summary.fail} failed, ${v.summary.warn} warnings${result.strict ? ', strict: warnings fail' : ''}`
+  const aside = (decides: boolean) => (decides ? '' : ' (not in the exit status: see --for)')
+  const {connector, icc} = result.verdicts
   lines.push(
     '',
-    `${s.pass} passed, ${s.fail} failed, ${s.warn} warnings${result.strict ? ' (strict: warnings fail)' : ''}: ${result.ok ? 'OK' : 'NOT READY'}`,
+    `${icc.ok ? 'icc serve is ready' : 'icc serve is NOT READY'} (${counts(icc)})${aside(result.verdict !== 'connector')}`,
+    `the original connector's runtime: ${connector.ok ? 'READY' : 'NOT READY'} (${counts(connector)})${aside(result.verdict !== 'icc')}`,
   )
   return lines.join('\n')
 }

@@ -328,7 +328,7 @@ export async function createSession(model: LoadedModel, options: SessionOptions 
           details: {missing},
           suggestions: [
             missing.length > 0
-              ? "Fetch onnxruntime-node's CUDA provider (an explicit download; npm ci skips it): ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js"
+              ? CUDA_PROVIDER_FIX
               : 'Install the CUDA 12 runtime and cuDNN 9 libraries (libcudart, libcublas, libcudnn) and check ldconfig -p.',
             'Or run without GPU acceleration.',
           ],
@@ -368,6 +368,15 @@ export async function createCpuSession(
       cause: error,
     })
   }
+}
+
+/** The one fix for a missing CUDA provider (predict --gpu, serve's GPUAcceleration GPU and icc doctor). */
+export const CUDA_PROVIDER_FIX =
+  "Fetch onnxruntime-node's CUDA provider (an explicit download; npm ci skips it): ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js"
+
+/** Whether onnxruntime-node ships a CUDA execution provider for this platform (linux x64 only). */
+export function hasCudaProviderBuild(): boolean {
+  return process.platform === 'linux' && process.arch === 'x64'
 }
 
 /** The CUDA provider libraries that onnxruntime-node downloads at install time, when absent. */

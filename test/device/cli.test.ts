@@ -5,6 +5,9 @@ import {join} from 'node:path'
 
 import {runDoctor, summarizeChecks} from '../../src/device/doctor.js'
 import {findLibrary} from '../../src/device/libraries.js'
+import {CUDA_PROVIDER_FIX, missingCudaProviderFiles} from '../../src/model/index.js'
+import {memoryMode} from '../../src/serve/memory-mode.js'
+import {memoryLimitSuggestions} from '../../src/serve/memory.js'
 import {BIN, icc, iccJson, unwrap} from '../helpers/cli.js'
 import {
   buildVersionedLibrary,
@@ -110,8 +113,12 @@ describe('device: icc doctor', function () {
     }
 
     const failed = json.checks.filter((c: {status: string}) => c.status === 'fail')
-    assert.equal(exitCode, failed.length === 0 ? 0 : 5)
-    assert.equal(json.ok, failed.length === 0)
+    // the exit status is the "icc serve is ready" verdict (--for icc, the default)
+    const iccFailed = failed.filter((c: {for: string}) => c.for === 'icc')
+    assert.equal(exitCode, iccFailed.length === 0 ? 0 : 5)
+    assert.equal(json.ok, iccFailed.length === 0)
+    assert.equal(json.verdicts.icc.ok, iccFailed.length === 0)
+    assert.equal(json.verdicts.connector.ok, failed.length === iccFailed.length)
     for (const c of failed) assert.ok(c.fix, `${c.id} has a fix`)
     // Every library row of the catalog's x86_64 table is checked.
     assert.deepEqual(
@@ -149,7 +156,7 @@ describe('device: icc doctor', function () {
     const dir = await tempDir('doctor-libs')
     await buildVersionedLibrary(dir, 'libgfortran.so.3', ['GFORTRAN_1.0', 'GFORTRAN_1.4'], {prefix: 'gf'})
     await buildVersionedLibrary(dir, 'libm.so.6', ['GLIBC_2.2.5', 'GLIBC_2.4'], {prefix: 'm'})
-    const {exitCode, json} = await iccJson(['doctor', '--platform', 'x86_64', '--lib-dir', dir])
+    const {exitCode, json} = await iccJson(['doctor', '--platform', 'x86_64', '--lib-dir', dir, '--for', 'connector'])
     assert.equal(exitCode, 5)
     const gf = json.checks.find((c: {id: string}) => c.id === 'library:libgfortran.so.3')
     assert.equal(gf.status, 'pass')
@@ -161,7 +168,7 @@ describe('device: icc doctor', function () {
     assert.deepEqual(m.evidence.requirements, [{highest: 'GLIBC_2.4', ok: false, required: 'GLIBC_2.23'}])
     assert.match(m.fix, /upgrade the operating system/)
 
-    const text = await icc(['doctor', '--platform', 'x86_64', '--lib-dir', dir])
+    const text = await icc(['doctor', '--platform', 'x86_64', '--lib-dir', dir, '--for', 'all'])
     assert.equal(text.exitCode, 5)
     assert.match(text.stdout, /✗ libm\.so\.6\s+.*GLIBC_2\.23 too old \(highest GLIBC_2\.4\)/)
     assert.match(text.stdout, /✔ libgfortran\.so\.3/)
@@ -203,7 +210,7 @@ describe('device: icc doctor', function () {
     assert.equal(by('cgroups').status, 'warn')
     assert.match(by('cgroups').message, /without the memory controller/)
     assert.equal(by('library:libc.so.6').status, 'fail') // libDirsOnly with no dirs: nothing is found
-    assert.equal(r.ok, false)
+    assert.equal(r.verdicts.connector.ok, false)
 
     await mkdir(join(root, 'gg/ggc/packages/1.11.0'), {recursive: true})
     await writeFile(join(root, 'sys/fs/cgroup/cgroup.controllers'), 'cpuset cpu io memory pids\n')
@@ -226,13 +233,20 @@ describe('device: icc doctor', function () {
     assert.equal(m.status, 'pass', JSON.stringify(m))
     assert.deepEqual(m.evidence.inputShape, [3, 8, 8])
     assert.equal(m.evidence.numClasses, 3)
-    assert.equal(m.evidence.outputLength, 3)
 
-    const tight = await iccJson(['doctor', '--platform', 'x86_64', '--model', good, '--memory-limit-kb', '1'])
+    // the peak of a complete load in a real runner (VmHWM), as serve measures it; the runner's own Node.js
+    // alone is tens of MB
+    assert.ok(m.evidence.peakRssKb > 10_000, JSON.stringify(m.evidence))
+    const limit = 5000
+    const tight = await iccJson(['doctor', '--model', good, '--memory-limit-kb', String(limit), '--max-batch', '4'])
     const over = tight.json.checks.find((c: {id: string}) => c.id === 'model')
     assert.equal(over.status, 'fail')
-    assert.match(over.fix, /LocalInferenceServiceMemoryLimitKB/)
+    assert.equal(over.for, 'icc')
+    assert.ok(over.evidence.peakRssKb > limit)
+    assert.equal(over.fix, memoryLimitSuggestions(over.evidence.peakRssKb).join(' '))
+    assert.match(over.message, new RegExp(`peaked at ${over.evidence.peakRssKb} KB, over --memory-limit-kb ${limit}`))
     assert.equal(tight.exitCode, 5)
+    assert.equal(tight.json.verdicts.icc.ok, false)
 
     const broken = join(dir, 'broken.onnx')
     await writeFile(broken, 'not a model')
@@ -241,6 +255,81 @@ describe('device: icc doctor', function () {
     assert.equal(b.status, 'fail')
     assert.ok(b.fix)
     assert.equal(bad.exitCode, 5)
+  })
+
+  it('a root without libgfortran.so.3 and Python 2.7: icc serve is ready (exit 0), the connector is NOT READY', async () => {
+    const root = await tempDir('doctor-bare-root')
+    await mkdir(join(root, 'lib'), {recursive: true})
+    const env = {env: {ICC_ROOT: root}}
+    const text = await icc(['doctor', '--platform', 'x86_64', '--lib-dir', join(root, 'lib')], env)
+    assert.equal(text.exitCode, 0, text.stdout + text.stderr)
+    assert.match(text.stdout, /^icc serve is ready \(/m)
+    assert.match(text.stdout, /^the original connector's runtime: NOT READY/m)
+    assert.match(text.stdout, /✗ libgfortran\.so\.3\s+\[connector\] not found/)
+    assert.match(
+      text.stdout,
+      new RegExp(`✗ Python 2\\.7\\s+\\[connector\\] no Python 2\\.7 \\(${join(root, 'usr/bin/python2.7')}: not found`),
+    )
+
+    const {exitCode, json} = await iccJson(['doctor', '--platform', 'x86_64'], env)
+    assert.equal(exitCode, 0)
+    assert.equal(json.ok, true)
+    assert.equal(json.verdict, 'icc')
+    assert.equal(json.verdicts.icc.ok, true)
+    assert.equal(json.verdicts.connector.ok, false)
+    const by = (id: string) => json.checks.find((c: {id: string}) => c.id === id)
+    for (const c of json.checks) assert.ok(['connector', 'icc'].includes(c.for), `${c.id} says which tool`)
+    for (const id of ['library:libgfortran.so.3', 'python', 'python-module:numpy', 'greengrass', 'cgroups']) {
+      assert.equal(by(id).for, 'connector', id)
+    }
+
+    for (const id of ['node', 'onnxruntime', 'sharp', 'memory-mode']) assert.equal(by(id).for, 'icc', id)
+    assert.equal(by('python').status, 'fail')
+    // --for decides which verdict is the exit status
+    assert.equal((await icc(['doctor', '--platform', 'x86_64', '--for', 'connector'], env)).exitCode, 5)
+    assert.equal((await icc(['doctor', '--platform', 'x86_64', '--for', 'all'], env)).exitCode, 5)
+  })
+
+  it('the memory-limit mode is what memoryMode() (icc serve) says; the CUDA provider is checked on linux x64', async () => {
+    const {json} = await iccJson(['doctor'])
+    const mode = json.checks.find((c: {id: string}) => c.id === 'memory-mode')
+    assert.deepEqual(mode.evidence, await memoryMode())
+    assert.equal(mode.status, mode.evidence.hard ? 'pass' : 'warn')
+    const cuda = json.checks.find((c: {id: string}) => c.id === 'cuda-provider')
+    if (process.platform === 'linux' && process.arch === 'x64') {
+      assert.equal(cuda.for, 'icc')
+      assert.deepEqual(cuda.evidence.missing, missingCudaProviderFiles())
+      if (cuda.evidence.missing.length > 0) assert.equal(cuda.fix, CUDA_PROVIDER_FIX)
+      else assert.equal(cuda.status, 'pass')
+    } else {
+      assert.equal(cuda, undefined)
+    }
+  })
+
+  it('checks the Python icc install-deps installs for (<root>/usr/bin/python3), not the first python3 on PATH', async () => {
+    const root = await tempDir('doctor-py-root')
+    const stub = async (path: string, version: string) => {
+      await mkdir(join(path, '..'), {recursive: true})
+      await writeFile(
+        path,
+        `#!/bin/bash\ncase "$2" in\n  *sys.version_info*) echo ${version}; echo ${path};;\n  *) echo 1.0;;\nesac\n`,
+      )
+      await chmod(path, 0o755)
+    }
+
+    const system = join(root, 'usr/bin/python3')
+    await stub(system, '3.11.2')
+    // an older python3 first on PATH (a virtualenv, /usr/local): not the one install-deps installs for
+    await stub(join(root, 'path/python3'), '3.6.9')
+    const {json} = await iccJson(['doctor', '--connector-version', '2'], {
+      env: {ICC_ROOT: root, PATH: `${join(root, 'path')}:${process.env.PATH}`},
+    })
+    const py = json.checks.find((c: {id: string}) => c.id === 'python')
+    assert.equal(py.status, 'pass', JSON.stringify(py))
+    assert.equal(py.evidence.executable, system)
+    assert.equal(py.evidence.version, '3.11.2')
+    assert.match(py.message, new RegExp(`${system} is Python 3\\.11\\.2`))
+    assert.equal(json.checks.find((c: {id: string}) => c.id === 'python-module:numpy').evidence.python, system)
   })
 
   it('jtx2: the CUDA 9.0 / cuDNN 7 sonames and aarch64 libraries from a fixture directory', async () => {
