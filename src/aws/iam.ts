@@ -1,13 +1,17 @@
 /**
- * `icc check-role`: does the Greengrass group role allow `sagemaker:DescribeTrainingJob` on the training job?
+ * `icc check-role`: does the Greengrass group role allow `sagemaker:DescribeTrainingJob` on the training job? Or
+ * (Greengrass V2, chosen by `--s3-uri`) does the token exchange role allow `s3:GetObject` on the component's
+ * artifact objects?
  *
- * The role comes from `--role-arn`, or from the group (Greengrass `GetAssociatedRole`). IAM's policy simulator
+ * The role comes from `--role-arn`, from the group (Greengrass `GetAssociatedRole`), or from the V2 token
+ * exchange role alias (AWS IoT `DescribeRoleAlias`). IAM's policy simulator
  * (`SimulatePrincipalPolicy`) answers first, with the statements that decided. When the caller may not run the
  * simulator, icc reads the role's attached and inline policies itself (ListAttachedRolePolicies, GetPolicy,
  * GetPolicyVersion, ListRolePolicies, GetRolePolicy) and evaluates them offline with `./policy.ts`.
- * `--policy-file` evaluates given documents without any AWS call. `--fix` adds the job to the role's inline
- * policy `icc-sagemaker-describe-training-job` (created from the connector documentation's example policy):
- * exactly that action on exactly the jobs fixed so far, so a fix for one job never revokes another's grant.
+ * `--policy-file` evaluates given documents without any AWS call. `--fix` adds the job (or the artifact objects) to
+ * the role's inline policy `icc-sagemaker-describe-training-job` (created from the connector documentation's
+ * example policy): exactly that action on exactly the resources fixed so far, so a fix for one job never revokes
+ * another's grant, and an artifact grant never revokes a job's.
  */
 import {GetAssociatedRoleCommand, GreengrassClient} from '@aws-sdk/client-greengrass'
 import {
@@ -22,6 +26,7 @@ import {
   PutRolePolicyCommand,
   SimulatePrincipalPolicyCommand,
 } from '@aws-sdk/client-iam'
+import {DescribeRoleAliasCommand, IoTClient} from '@aws-sdk/client-iot'
 import {readFile} from 'node:fs/promises'
 import {basename} from 'node:path'
 
@@ -29,15 +34,16 @@ import {AwsError, ExitCode, UsageError} from '../errors.js'
 import {parseTrainingJobArn} from './arn.js'
 import {awsErrorInfo, type AwsOptions, clientConfig, mapAwsError} from './clients.js'
 import {
-  addJobToFixPolicy,
+  addGrantToFixPolicy,
   describeStatement,
-  describeTrainingJobPolicy,
   evaluatePolicies,
+  grantPolicy,
   type PolicyDecision,
   type PolicySource,
 } from './policy.js'
 
 export const DESCRIBE_TRAINING_JOB = 'sagemaker:DescribeTrainingJob'
+export const GET_OBJECT = 's3:GetObject'
 export const FIX_POLICY_NAME = 'icc-sagemaker-describe-training-job'
 
 export interface CheckRoleOptions extends AwsOptions {
@@ -48,8 +54,13 @@ export interface CheckRoleOptions extends AwsOptions {
   /** Progress lines for humans (the --fix plan is shown here before it is applied). */
   log?: (line: string) => void
   policyFile?: string
+  /** Greengrass V2 token exchange role alias (resolved with AWS IoT DescribeRoleAlias). */
+  roleAlias?: string
   roleArn?: string
-  sagemakerJobArn: string
+  /** Greengrass V2: the artifact objects (`s3://bucket/key`) or prefixes (`s3://bucket/prefix/`). */
+  s3Uris?: string[]
+  /** V1: the training job; exactly one of this and `s3Uris`. */
+  sagemakerJobArn?: string
   yes?: boolean
 }
 
@@ -63,8 +74,18 @@ export interface DecidingStatement {
   type?: string
 }
 
+/** The verdict for one resource (V2 with several artifact objects: one per object). */
+export interface ResourceCheck {
+  decision: PolicyDecision
+  reason: string
+  resource: string
+  statements: DecidingStatement[]
+}
+
 export interface CheckRoleResult {
-  action: typeof DESCRIBE_TRAINING_JOB
+  action: typeof DESCRIBE_TRAINING_JOB | typeof GET_OBJECT
+  /** Every resource's verdict when more than one was checked; the top-level fields are the worst of them. */
+  checks?: ResourceCheck[]
   decision: PolicyDecision
   /** 0 allowed, 6 denied, 7 undecided. */
   exitCode: number
@@ -140,12 +161,50 @@ export async function groupRoleArn(aws: AwsOptions, groupId: string): Promise<st
   }
 }
 
-async function simulate(iam: IAMClient, roleArn: string, jobArn: string) {
+/** AWS IoT DescribeRoleAlias → the token exchange role's ARN (Greengrass V2). */
+export async function roleAliasArn(aws: AwsOptions, roleAlias: string): Promise<string> {
+  const iot = new IoTClient(clientConfig(aws))
+  try {
+    const out = await iot.send(new DescribeRoleAliasCommand({roleAlias}))
+    const arn = out.roleAliasDescription?.roleArn
+    if (!arn) throw new AwsError('NO_ROLE_ALIAS', `AWS IoT role alias ${roleAlias} names no role.`)
+    return arn
+  } catch (error) {
+    if (awsErrorInfo(error).name === 'ResourceNotFoundException') {
+      throw new AwsError('NO_ROLE_ALIAS', `AWS IoT role alias ${JSON.stringify(roleAlias)} does not exist.`, {
+        suggestions: [
+          'List them: aws iot list-role-aliases (the nucleus uses the iotRoleAlias of its configuration; default GreengrassV2TokenExchangeRoleAlias).',
+          'Check --region.',
+        ],
+      })
+    }
+
+    if (error instanceof AwsError) throw error
+    throw mapAwsError(error, 'iot:DescribeRoleAlias')
+  } finally {
+    iot.destroy()
+  }
+}
+
+/** `s3://bucket/key` → the object's ARN; `s3://bucket/prefix/` (or `s3://bucket`) → every object under it. */
+export function s3ObjectArn(uri: string, partition = 'aws'): string {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(uri.trim())
+  if (!m) {
+    throw new UsageError('INVALID_S3_URI', `--s3-uri ${JSON.stringify(uri)} is not an S3 object URI.`, {
+      suggestions: ['Pass s3://BUCKET/KEY for one artifact, or s3://BUCKET/PREFIX/ for every object under a prefix.'],
+    })
+  }
+
+  const key = m[2] ?? ''
+  return `arn:${partition}:s3:::${m[1]}/${key === '' || key.endsWith('/') ? `${key}*` : key}`
+}
+
+async function simulate(iam: IAMClient, roleArn: string, action: string, resource: string) {
   const out = await iam.send(
     new SimulatePrincipalPolicyCommand({
-      ActionNames: [DESCRIBE_TRAINING_JOB],
+      ActionNames: [action],
       PolicySourceArn: roleArn,
-      ResourceArns: [jobArn],
+      ResourceArns: [resource],
     }),
   )
   const r = out.EvaluationResults?.[0]
@@ -272,51 +331,111 @@ async function readPolicyFile(file: string): Promise<PolicySource[]> {
   return docs.map((document, i) => ({document, name: docs.length > 1 ? `${name}[${i}]` : name}))
 }
 
-/** Check the role (or given policies) for `sagemaker:DescribeTrainingJob` on the job; optionally fix it. */
-export async function checkRole(options: CheckRoleOptions): Promise<CheckRoleResult> {
-  const sources = [options.groupId, options.roleArn, options.policyFile].filter(Boolean)
-  if (sources.length !== 1) {
-    throw new UsageError('ROLE_SOURCE', 'Pass exactly one of --group-id, --role-arn or --policy-file.')
+/** What is checked: one action on one or more resources. */
+interface Target {
+  action: CheckRoleResult['action']
+  resources: string[]
+}
+
+function targetOf(options: CheckRoleOptions, roleArn?: string): Target {
+  const s3Uris = options.s3Uris ?? []
+  if (Boolean(options.sagemakerJobArn) === s3Uris.length > 0) {
+    throw new UsageError(
+      'CHECK_TARGET',
+      'Pass either --sagemaker-job-arn (Greengrass V1 group role) or --s3-uri (Greengrass V2 artifacts).',
+    )
   }
 
-  const job = parseTrainingJobArn(options.sagemakerJobArn)
-  const base = {action: DESCRIBE_TRAINING_JOB, resource: job.arn} as const
+  if (options.sagemakerJobArn) {
+    return {action: DESCRIBE_TRAINING_JOB, resources: [parseTrainingJobArn(options.sagemakerJobArn).arn]}
+  }
+
+  const partition = roleArn?.split(':')[1] || 'aws'
+  return {action: GET_OBJECT, resources: [...new Set(s3Uris.map((u) => s3ObjectArn(u, partition)))]}
+}
+
+const SEVERITY: PolicyDecision[] = ['explicitDeny', 'implicitDeny', 'undecided', 'allowed']
+
+/** One result from the per-resource verdicts: the worst decides, every deciding statement is kept. */
+function combine(
+  target: Target,
+  checks: ResourceCheck[],
+  rest: Omit<CheckRoleResult, 'action' | 'decision' | 'exitCode' | 'reason' | 'resource' | 'statements'>,
+): CheckRoleResult {
+  const worst = [...checks].sort((a, b) => SEVERITY.indexOf(a.decision) - SEVERITY.indexOf(b.decision))[0]
+  const several = checks.length > 1
+  const failing = checks.filter((c) => c.decision !== 'allowed').length
+  return {
+    action: target.action,
+    ...(several ? {checks} : {}),
+    decision: worst.decision,
+    exitCode: exitCodeFor(worst.decision),
+    ...rest,
+    reason: several
+      ? `${failing} of ${checks.length} resources not allowed; ${worst.resource}: ${worst.reason}`
+      : worst.reason,
+    resource: worst.resource,
+    statements: checks.flatMap((c) => c.statements),
+  }
+}
+
+const fromEvaluation = (evaluation: ReturnType<typeof evaluatePolicies>, describe: boolean): ResourceCheck => ({
+  decision: evaluation.decision,
+  reason: evaluation.reason,
+  resource: evaluation.resource,
+  statements: evaluation.deciding.map((s) => ({
+    effect: s.effect,
+    policy: s.policyName,
+    statement: describe ? describeStatement(s).slice(s.policyName.length + 1) : (s.sid ?? `statement[${s.index}]`),
+  })),
+})
+
+/** The role whose policies are checked: given, the group's, or the role alias's. */
+async function resolveRole(options: CheckRoleOptions): Promise<string> {
+  if (options.roleArn) return options.roleArn
+  if (options.roleAlias) return roleAliasArn(options, options.roleAlias)
+  return groupRoleArn(options, options.groupId!)
+}
+
+/** Check the role (or given policies) for the action on the job or artifact objects; optionally fix it. */
+export async function checkRole(options: CheckRoleOptions): Promise<CheckRoleResult> {
+  const sources = [options.groupId, options.roleArn, options.roleAlias, options.policyFile].filter(Boolean)
+  if (sources.length !== 1) {
+    throw new UsageError('ROLE_SOURCE', 'Pass exactly one of --group-id, --role-arn, --role-alias or --policy-file.')
+  }
 
   if (options.policyFile) {
+    const target = targetOf(options)
     if (options.fix) {
       throw new UsageError('FIX_NEEDS_ROLE', '--fix changes a role; it cannot be used with --policy-file.', {
-        suggestions: ['Pass --group-id or --role-arn together with --fix.'],
+        suggestions: ['Pass --group-id, --role-arn or --role-alias together with --fix.'],
       })
     }
 
-    const evaluation = evaluatePolicies(await readPolicyFile(options.policyFile), DESCRIBE_TRAINING_JOB, job.arn)
-    return {
-      ...base,
-      decision: evaluation.decision,
-      exitCode: exitCodeFor(evaluation.decision),
-      method: 'policy-file',
-      reason: evaluation.reason,
-      statements: evaluation.deciding.map((s) => ({
-        effect: s.effect,
-        policy: s.policyName,
-        statement: s.sid ?? `statement[${s.index}]`,
-      })),
-    }
+    const policies = await readPolicyFile(options.policyFile)
+    const checks = target.resources.map((r) => fromEvaluation(evaluatePolicies(policies, target.action, r), false))
+    return combine(target, checks, {method: 'policy-file'})
   }
 
-  const roleArn = options.roleArn ?? (await groupRoleArn(options, options.groupId!))
+  targetOf(options) // bad input is reported before any AWS call
+  const roleArn = await resolveRole(options)
+  const target = targetOf(options, roleArn)
   const roleName = roleNameFromArn(roleArn)
   const iam = new IAMClient(clientConfig(options))
   try {
     let result: CheckRoleResult
     try {
-      const sim = await simulate(iam, roleArn, job.arn)
-      result = {...base, ...sim, exitCode: exitCodeFor(sim.decision), method: 'simulation', roleArn}
+      const checks: ResourceCheck[] = []
+      for (const resource of target.resources) {
+        checks.push({...(await simulate(iam, roleArn, target.action, resource)), resource})
+      }
+
+      result = combine(target, checks, {method: 'simulation', roleArn})
     } catch (error) {
-      result = await evaluateLocally(iam, options, {jobArn: job.arn, roleArn, roleName}, error)
+      result = await evaluateLocally(iam, options, {...target, roleArn, roleName}, error)
     }
 
-    if (options.fix) result.fix = await applyFix(iam, options, result, roleName, job.arn)
+    if (options.fix) result.fix = await applyFix(iam, options, result, roleName, target)
     return result
   } finally {
     iam.destroy()
@@ -333,7 +452,7 @@ const NO_FALLBACK = new Set(['ENDPOINT_UNREACHABLE', 'INVALID_ENDPOINT_URL', 'NO
 async function evaluateLocally(
   iam: IAMClient,
   options: CheckRoleOptions,
-  target: {jobArn: string; roleArn: string; roleName: string},
+  target: Target & {roleArn: string; roleName: string},
   error: unknown,
 ): Promise<CheckRoleResult> {
   const denied = isAccessDenied(error)
@@ -342,24 +461,18 @@ async function evaluateLocally(
   const failure = denied ? 'was denied' : `failed (${mapped.message})`
   options.log?.(`IAM SimulatePrincipalPolicy ${failure}; reading the role policies and evaluating them locally.`)
   const policies = await readRolePolicies(iam, target.roleName, denied ? 'was denied too' : failure)
-  const evaluation = evaluatePolicies(policies, DESCRIBE_TRAINING_JOB, target.jobArn)
   const why = denied ? '' : `the policy simulator failed, so `
-  return {
-    action: DESCRIBE_TRAINING_JOB,
-    decision: evaluation.decision,
-    exitCode: exitCodeFor(evaluation.decision),
+  const checks = target.resources.map((resource) => {
+    const check = fromEvaluation(evaluatePolicies(policies, target.action, resource), true)
+    const reason = `${check.reason} (${why}local evaluation of identity policies; permissions boundaries and SCPs not considered)`
+    return {...check, reason}
+  })
+  return combine(target, checks, {
     method: 'local-evaluation',
     policiesEvaluated: policies.map((p) => p.name),
-    reason: `${evaluation.reason} (${why}local evaluation of identity policies; permissions boundaries and SCPs not considered)`,
-    resource: target.jobArn,
     roleArn: target.roleArn,
     simulationError: denied ? awsErrorInfo(error).message : mapped.message,
-    statements: evaluation.deciding.map((s) => ({
-      effect: s.effect,
-      policy: s.policyName,
-      statement: describeStatement(s).slice(s.policyName.length + 1),
-    })),
-  }
+  })
 }
 
 /** The role's icc inline policy as IAM returns it, or undefined when the role has none yet. */
@@ -380,9 +493,12 @@ async function applyFix(
   options: CheckRoleOptions,
   result: CheckRoleResult,
   roleName: string,
-  jobArn: string,
+  target: Target,
 ): Promise<NonNullable<CheckRoleResult['fix']>> {
-  const policy = describeTrainingJobPolicy(jobArn)
+  // Grant what is not allowed yet (every resource when the checks were one).
+  const failing = (result.checks ?? [result]).filter((c) => c.decision !== 'allowed').map((c) => c.resource)
+  const missing = failing.length > 0 ? failing : target.resources
+  const policy = grantPolicy(target.action, missing.length === 1 ? missing[0] : missing)
   const fix = {applied: false, policy, policyName: FIX_POLICY_NAME, roleName}
   if (result.decision === 'allowed') return {...fix, note: 'Already allowed; nothing to change.'}
   if (result.decision === 'explicitDeny') {
@@ -399,14 +515,14 @@ async function applyFix(
     }
   }
 
-  // Put the job into the role's icc policy, keeping the jobs it already grants (one policy name for all fixes).
+  // Put the resources into the role's icc policy, keeping what it already grants (one policy name for all fixes).
   const existing = await readFixPolicy(iam, roleName)
-  const merged = addJobToFixPolicy(existing, jobArn)
+  const merged = addGrantToFixPolicy(existing, target.action, missing)
   const planned = {...fix, policy: merged.policy}
   if (!merged.changed) {
     return {
       ...planned,
-      note: `The inline policy ${FIX_POLICY_NAME} already allows this job; something else denies it (a permissions boundary or an SCP).`,
+      note: `The inline policy ${FIX_POLICY_NAME} already allows ${target.action === GET_OBJECT ? 'these objects' : 'this job'}; something else denies it (a permissions boundary or an SCP).`,
     }
   }
 
@@ -441,6 +557,7 @@ async function applyFix(
 
   result.decision = 'allowed'
   result.exitCode = ExitCode.Ok
+  for (const c of result.checks ?? []) c.decision = 'allowed'
   result.reason = `allowed by the inline policy ${FIX_POLICY_NAME} just ${existing ? 'updated' : 'added'} (was: ${result.reason})`
   return {...planned, applied: true, note: 'Applied. IAM changes can take a few seconds to take effect.'}
 }

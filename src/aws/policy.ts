@@ -238,24 +238,32 @@ export function evaluatePolicies(sources: PolicySource[], action: string, resour
   }
 }
 
+/** A policy that allows exactly one action on exactly the given resources. */
+export function grantPolicy(
+  action: string,
+  resource: string | string[],
+): {Statement: {Action: string[]; Effect: 'Allow'; Resource: string | string[]}[]; Version: '2012-10-17'} {
+  return {Statement: [{Action: [action], Effect: 'Allow', Resource: resource}], Version: '2012-10-17'}
+}
+
 /** The inline policy `icc check-role --fix` adds: exactly one action on exactly one training job. */
-export function describeTrainingJobPolicy(jobArn: string): {
-  Statement: {Action: string[]; Effect: 'Allow'; Resource: string}[]
-  Version: '2012-10-17'
-} {
-  return {
-    Statement: [{Action: ['sagemaker:DescribeTrainingJob'], Effect: 'Allow', Resource: jobArn}],
-    Version: '2012-10-17',
-  }
+export function describeTrainingJobPolicy(jobArn: string): ReturnType<typeof grantPolicy> {
+  return grantPolicy('sagemaker:DescribeTrainingJob', jobArn)
 }
 
 /**
- * The inline policy `icc check-role --fix` puts on a role that may already carry it (for other jobs): the job is
- * added to the Resource list of its DescribeTrainingJob statement, every other grant and statement kept, so fixing
- * job B never revokes job A. `changed` is false when the job is already in it.
+ * The inline policy `icc check-role --fix` puts on a role that may already carry it (for other jobs, other
+ * artifacts, other actions): the resources are added to the Resource list of its statement for `action` (an
+ * unconditional Allow of exactly that action), every other grant and statement kept, so fixing job B never revokes
+ * job A, and an S3 grant never revokes a SageMaker one. `changed` is false when every resource is already in it.
  */
-export function addJobToFixPolicy(existing: unknown, jobArn: string): {changed: boolean; policy: unknown} {
-  if (existing === undefined) return {changed: true, policy: describeTrainingJobPolicy(jobArn)}
+export function addGrantToFixPolicy(
+  existing: unknown,
+  action: string,
+  resources: string[],
+): {changed: boolean; policy: unknown} {
+  const single = (list: string[]) => (list.length === 1 ? list[0] : list)
+  if (existing === undefined) return {changed: true, policy: grantPolicy(action, single(resources))}
   const original = policyValue(existing, 'the existing icc policy') as Record<string, unknown>
   const doc = parsePolicyDocument(original, 'the existing icc policy')
   const isOurs = (st: Statement) => {
@@ -265,14 +273,16 @@ export function addJobToFixPolicy(existing: unknown, jobArn: string): {changed: 
       st.Condition === undefined &&
       st.Resource !== undefined &&
       actions.length === 1 &&
-      String(actions[0]).toLowerCase() === 'sagemaker:describetrainingjob'
+      String(actions[0]).toLowerCase() === action.toLowerCase()
     )
   }
 
   const statements = doc.Statement.map((st) => ({...st}))
   const ours = statements.find((st) => isOurs(st))
-  if (ours && toList(ours.Resource).includes(jobArn)) return {changed: false, policy: original}
-  if (ours) ours.Resource = [...toList(ours.Resource), jobArn]
-  else statements.push(describeTrainingJobPolicy(jobArn).Statement[0])
+  const have = ours ? toList(ours.Resource) : []
+  const missing = resources.filter((r, i) => !have.includes(r) && resources.indexOf(r) === i)
+  if (missing.length === 0) return {changed: false, policy: original}
+  if (ours) ours.Resource = [...have, ...missing]
+  else statements.push(grantPolicy(action, single(missing)).Statement[0])
   return {changed: true, policy: {Version: '2012-10-17', ...original, Statement: statements}}
 }

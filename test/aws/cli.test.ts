@@ -4,7 +4,7 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {describeTrainingJobPolicy} from '../../src/aws/policy.js'
+import {describeTrainingJobPolicy, grantPolicy} from '../../src/aws/policy.js'
 import {AwsWire, iamError, iamResult, jsonError, s3ObjectHead} from '../helpers/aws-wire.js'
 import {BIN, icc, iccJson} from '../helpers/cli.js'
 import {AWS_ENV, GROUP_ID, JOB_ARN, ROLE_ARN, SECRET_KEY, simulateReply, trainingJob} from './fixtures.js'
@@ -205,6 +205,23 @@ describe('icc check-role / check-job (real binary, loopback AWS)', function () {
       /Add a statement allowing sagemaker:DescribeTrainingJob on .*MyImageClassifier to the policy/,
     )
     assert.match(r.stdout, /--role-arn ROLE_ARN --fix/)
+  })
+
+  it('check-role --s3-uri (repeatable) checks s3:GetObject on each artifact, one line each; exit 6 if one is denied', async () => {
+    const file = join(tmp, 'artifacts.json')
+    await writeFile(file, JSON.stringify(grantPolicy('s3:GetObject', 'arn:aws:s3:::my-artifacts/icc/*')))
+    const args = ['check-role', '--policy-file', file, '--s3-uri', 's3://my-artifacts/icc/1.0.0/a.tar.gz']
+    const ok = await icc(args, {env: {}})
+    assert.equal(ok.exitCode, 0, ok.stderr)
+    assert.match(ok.stdout, /ALLOWED: s3:GetObject on arn:aws:s3:::my-artifacts\/icc\/1.0.0\/a.tar.gz/)
+    const r = await icc([...args, '--s3-uri', 's3://my-models/job/model.tar.gz'], {env: {}})
+    assert.equal(r.exitCode, 6)
+    assert.match(
+      r.stdout,
+      /DENIED \(no statement allows it\): s3:GetObject on arn:aws:s3:::my-models\/job\/model.tar.gz/,
+    )
+    const both = await icc([...args, '--sagemaker-job-arn', JOB_ARN], {env: {}})
+    assert.equal(both.exitCode, 2, both.stderr)
   })
 
   it('every AWS command refuses an --endpoint-url without a scheme (exit 2, as the aws CLI words it)', async () => {

@@ -7,7 +7,7 @@ import {checkRole, FIX_POLICY_NAME} from '../../src/aws/iam.js'
 import {describeTrainingJobPolicy, evaluatePolicies} from '../../src/aws/policy.js'
 import {checkJob, modelArtifactOf} from '../../src/aws/sagemaker.js'
 import {AwsError, ExitCode, UsageError} from '../../src/errors.js'
-import {AwsWire, iamError, iamResult, jsonError, s3ObjectHead} from '../helpers/aws-wire.js'
+import {AwsWire, iamError, iamResult, jsonError, s3ObjectHead, type WireRequest} from '../helpers/aws-wire.js'
 import {
   GROUP_ID,
   JOB_ARN,
@@ -28,6 +28,18 @@ const rolePolicyReply = (name: string, document: unknown) => ({
     )}</PolicyDocument>`,
   ),
 })
+
+/** The role's icc inline policy as IAM keeps it: GetRolePolicy answers what the last PutRolePolicy stored. */
+function storedRolePolicy(wire: AwsWire, initial: unknown): {stored: string} {
+  const role = {stored: JSON.stringify(initial)}
+  wire
+    .on('iam:GetRolePolicy', (req) => rolePolicyReply(req.params.PolicyName, role.stored))
+    .on('iam:PutRolePolicy', (req) => {
+      role.stored = req.params.PolicyDocument
+      return {body: iamResult('PutRolePolicy', '')}
+    })
+  return role
+}
 
 /** The role's policies for local evaluation: no managed ones, these inline ones. */
 function inlinePolicies(wire: AwsWire, inline: Record<string, unknown>): AwsWire {
@@ -277,16 +289,8 @@ describe('AWS wire protocols through real SDK clients', () => {
 
     it('--fix adds the job to the icc policy the role already has: an earlier grant is never revoked', async () => {
       const jobA = JOB_ARN.replace(JOB_NAME, 'JobA')
-      let stored: string | undefined = JSON.stringify(describeTrainingJobPolicy(jobA))
-      wire
-        .on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
-        .on('iam:GetRolePolicy', (req) =>
-          stored === undefined ? NO_ROLE_POLICY : rolePolicyReply(req.params.PolicyName, stored),
-        )
-        .on('iam:PutRolePolicy', (req) => {
-          stored = req.params.PolicyDocument
-          return {body: iamResult('PutRolePolicy', '')}
-        })
+      const role = storedRolePolicy(wire, describeTrainingJobPolicy(jobA))
+      wire.on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
       const fixed = await checkRole({...aws, fix: true, roleArn: ROLE_ARN, sagemakerJobArn: JOB_ARN, yes: true})
       assert.equal(fixed.fix?.applied, true)
       assert.equal(wire.calls('iam:GetRolePolicy')[0].params.PolicyName, FIX_POLICY_NAME)
@@ -298,7 +302,11 @@ describe('AWS wire protocols through real SDK clients', () => {
       })
       // Both connectors' jobs are allowed by what is now on the role.
       for (const job of [jobA, JOB_ARN]) {
-        const evaluation = evaluatePolicies([{document: stored, name: 'icc'}], 'sagemaker:DescribeTrainingJob', job)
+        const evaluation = evaluatePolicies(
+          [{document: role.stored, name: 'icc'}],
+          'sagemaker:DescribeTrainingJob',
+          job,
+        )
         assert.equal(evaluation.decision, 'allowed', job)
       }
 
@@ -369,6 +377,96 @@ describe('AWS wire protocols through real SDK clients', () => {
       assert.equal(declined.fix?.applied, false)
       assert.equal(declined.exitCode, ExitCode.Denied)
       assert.equal(wire.calls('iam:PutRolePolicy').length, 0)
+    })
+
+    describe('Greengrass V2: the token exchange role and the artifact objects (--s3-uri)', () => {
+      const TES_ROLE = 'arn:aws:iam::123456789012:role/GreengrassV2TokenExchangeRole'
+      const ALIAS = 'GreengrassV2TokenExchangeRoleAlias'
+      const OBJECT = 's3://icc-artifacts/icc.imageClassification/1.0.0/model.onnx'
+      const OBJECT_ARN = 'arn:aws:s3:::icc-artifacts/icc.imageClassification/1.0.0/model.onnx'
+      /** AWS IoT answers DescribeRoleAlias (REST-JSON GET /role-aliases/NAME) with the TES role. */
+      const iotRoleAlias = (req: WireRequest) =>
+        req.method === 'GET' && req.path === `/role-aliases/${ALIAS}`
+          ? {body: {roleAliasDescription: {roleAlias: ALIAS, roleArn: TES_ROLE}}}
+          : jsonError('ResourceNotFoundException', `Role alias ${req.path} does not exist`, 404)
+
+      it('resolves --role-alias with DescribeRoleAlias and simulates s3:GetObject on the object ARN', async () => {
+        wire.on('other', iotRoleAlias).on('iam:SimulatePrincipalPolicy', {body: simulateReply('allowed')})
+        const result = await checkRole({...aws, roleAlias: ALIAS, s3Uris: [OBJECT]})
+        assert.equal(result.decision, 'allowed')
+        assert.equal(result.exitCode, ExitCode.Ok)
+        assert.equal(result.action, 's3:GetObject')
+        assert.equal(result.resource, OBJECT_ARN)
+        assert.equal(result.roleArn, TES_ROLE)
+        const [alias] = wire.calls('other')
+        assert.equal(alias.path, `/role-aliases/${ALIAS}`)
+        assert.match(String(alias.headers.authorization), /\/us-west-2\/(iot|execute-api)\/aws4_request/)
+        const [sim] = wire.calls('iam:SimulatePrincipalPolicy')
+        assert.equal(sim.params.PolicySourceArn, TES_ROLE)
+        assert.equal(sim.params['ActionNames.member.1'], 's3:GetObject')
+        assert.equal(sim.params['ResourceArns.member.1'], OBJECT_ARN)
+
+        await assert.rejects(checkRole({...aws, roleAlias: 'Missing', s3Uris: [OBJECT]}), (error: AwsError) => {
+          assert.equal(error.code, 'NO_ROLE_ALIAS')
+          assert.equal(error.exitCode, ExitCode.AwsError)
+          return true
+        })
+      })
+
+      it('denies when one artifact (or a prefix) is not readable, and says which', async () => {
+        wire.on('iam:SimulatePrincipalPolicy', (req) => ({
+          body: simulateReply(req.params['ResourceArns.member.1'] === OBJECT_ARN ? 'allowed' : 'implicitDeny'),
+        }))
+        const result = await checkRole({...aws, roleArn: TES_ROLE, s3Uris: [OBJECT, 's3://other-bucket/icc/']})
+        assert.equal(result.decision, 'implicitDeny')
+        assert.equal(result.exitCode, ExitCode.Denied)
+        assert.equal(result.resource, 'arn:aws:s3:::other-bucket/icc/*')
+        assert.deepEqual(
+          result.checks?.map((c) => [c.resource, c.decision]),
+          [
+            [OBJECT_ARN, 'allowed'],
+            ['arn:aws:s3:::other-bucket/icc/*', 'implicitDeny'],
+          ],
+        )
+        await assert.rejects(
+          checkRole({...aws, roleArn: TES_ROLE, s3Uris: ['https://x/y']}),
+          /INVALID_S3_URI|not an S3/,
+        )
+        await assert.rejects(
+          checkRole({...aws, roleArn: TES_ROLE, s3Uris: [OBJECT], sagemakerJobArn: JOB_ARN}),
+          (error: UsageError) => error.code === 'CHECK_TARGET',
+        )
+      })
+
+      it('--fix adds s3:GetObject on the artifact to the icc policy, keeping its SageMaker grant', async () => {
+        const role = storedRolePolicy(wire, describeTrainingJobPolicy(JOB_ARN))
+        wire.on('iam:SimulatePrincipalPolicy', {body: simulateReply('implicitDeny')})
+        const fixed = await checkRole({...aws, fix: true, roleArn: TES_ROLE, s3Uris: [OBJECT], yes: true})
+        assert.equal(fixed.fix?.applied, true)
+        assert.equal(fixed.exitCode, ExitCode.Ok)
+        const [put] = wire.calls('iam:PutRolePolicy')
+        assert.equal(put.params.PolicyName, FIX_POLICY_NAME)
+        assert.equal(put.params.RoleName, 'GreengrassV2TokenExchangeRole')
+        assert.deepEqual(JSON.parse(put.params.PolicyDocument), {
+          Statement: [
+            {Action: ['sagemaker:DescribeTrainingJob'], Effect: 'Allow', Resource: JOB_ARN},
+            {Action: ['s3:GetObject'], Effect: 'Allow', Resource: OBJECT_ARN},
+          ],
+          Version: '2012-10-17',
+        })
+        assert.equal(
+          evaluatePolicies([{document: role.stored, name: 'icc'}], 's3:GetObject', OBJECT_ARN).decision,
+          'allowed',
+        )
+        const job = evaluatePolicies([{document: role.stored, name: 'icc'}], 'sagemaker:DescribeTrainingJob', JOB_ARN)
+        assert.equal(job.decision, 'allowed', 'the SageMaker grant is kept')
+
+        // Fixing the same object again changes nothing.
+        wire.requests.length = 0
+        const again = await checkRole({...aws, fix: true, roleArn: TES_ROLE, s3Uris: [OBJECT], yes: true})
+        assert.equal(again.fix?.applied, false)
+        assert.equal(wire.calls('iam:PutRolePolicy').length, 0)
+      })
     })
   })
 

@@ -8,10 +8,12 @@
  */
 import {GetObjectCommand, S3Client} from '@aws-sdk/client-s3'
 import assert from 'node:assert/strict'
+import {execFile} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
 import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {promisify} from 'node:util'
 
 import {fileDigest} from '../../src/greengrass-v2/bundle.js'
 import {buildDeployment} from '../../src/greengrass-v2/deployment.js'
@@ -24,6 +26,7 @@ import {type S3Server, startS3rver} from '../helpers/s3rver.js'
 const BUCKET = 'icc-artifacts'
 const NAME = 'icc.imageClassification'
 const TARGET = 'arn:aws:iot:us-west-2:123456789012:thing/MyCamera'
+const execFileAsync = promisify(execFile)
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('base64')
 
 describe('icc publish-component / deploy-component (real SDK, loopback wire + s3rver)', function () {
@@ -190,6 +193,37 @@ describe('icc publish-component / deploy-component (real SDK, loopback wire + s3
     )
     assert.ok(wire.requests.filter((q) => q.method === 'PUT' && 'partNumber' in q.query).length >= 2, 'in parts')
     assert.match(await readFile(join(dir, 'recipes', `${NAME}-1.0.0.json`), 'utf8'), new RegExp(`s3://${BUCKET}/`))
+  })
+
+  it('sends the CreateComponentVersion body that `aws greengrassv2 create-component-version` sends', async function () {
+    const aws = await execFileAsync('aws', ['--version']).catch((error: Error) => error)
+    if (aws instanceof Error) {
+      console.log(`      (skipped: the aws CLI is not installed here: ${aws.message.split('\n')[0]})`)
+      this.skip()
+    }
+
+    // Both send the published recipe (1.0.0 exists by now, so both get 409; the requests are what counts).
+    const recipeFile = join(dir, 'recipes', `${NAME}-1.0.0.json`)
+    await run(['publish-component', dir, '--artifact-bucket', BUCKET])
+    const cli = await execFileAsync(
+      'aws',
+      [
+        'greengrassv2',
+        'create-component-version',
+        '--inline-recipe',
+        `fileb://${recipeFile}`,
+        '--endpoint-url',
+        wire.url,
+      ],
+      {env: {...process.env, ...AWS_ENV, AWS_DEFAULT_REGION: 'us-west-2'}},
+    ).catch((error: {stderr?: string}) => error)
+    const sent = wire.requests.filter((q) => q.path === '/greengrass/v2/createComponentVersion')
+    assert.equal(sent.length, 2, `icc and the aws CLI each sent one request (aws: ${JSON.stringify(cli)})`)
+    const [icc, awsCli] = sent.map((q) => JSON.parse(q.body) as Record<string, string>)
+    // Both fill the idempotency token themselves (a fresh UUID each time); everything else is byte-for-byte.
+    for (const body of [icc, awsCli]) assert.match(body.clientToken ?? '', /^[\da-f-]{36}$/)
+    assert.deepEqual({...icc, clientToken: 'uuid'}, {...awsCli, clientToken: 'uuid'})
+    assert.equal(Buffer.from(icc.inlineRecipe, 'base64').toString('utf8'), await readFile(recipeFile, 'utf8'))
   })
 
   it('skips artifacts already there and refuses to replace an existing version (exit 3)', async () => {
