@@ -1,7 +1,7 @@
 import {existsSync} from 'node:fs'
 import {copyFile, mkdir, readdir, readFile, stat, writeFile} from 'node:fs/promises'
 import {createRequire} from 'node:module'
-import {basename, dirname, join} from 'node:path'
+import {basename, dirname, join, resolve as resolvePath} from 'node:path'
 import {stripVTControlCharacters} from 'node:util'
 import * as ort from 'onnxruntime-node'
 
@@ -10,6 +10,7 @@ import type {LoadedModel, PreprocessingSpec, ResizeMode, ResolvedArtifact} from 
 import {DependencyError, ModelError, UsageError} from '../errors.js'
 import {topClasses} from '../serve/format.js'
 import {DEFAULT_SHAPE, resolveArtifact} from './artifact.js'
+import {recordUse} from './cache-care.js'
 import {cachedOnnx, defaultCacheDir, sha256, sha256Files} from './cache.js'
 /**
  * The model core: read SageMaker image-classification models (MXNet symbol + params, a model.tar.gz, or ONNX),
@@ -27,6 +28,7 @@ import {preprocessImage} from './preprocess.js'
 import {quantizeInt8} from './quantize.js'
 
 export {resolveArtifact} from './artifact.js'
+export {type CacheEntry, type CacheListing, holdEntries, listCache, pruneCache, type PruneResult} from './cache-care.js'
 export {defaultCacheDir} from './cache.js'
 export {ensureDefaultModel} from './default-model.js'
 export {formatFloat32, formatFloat32Exact, formatProbabilities} from './format.js'
@@ -249,6 +251,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   const optimizedPath = options.optimize
     ? await optimizedModel(art, {...options, shape: [1, ...r.meta.inputShape]}, cacheDir, key)
     : undefined
+  await recordUse(cacheDir, key, {archiveDir: art.dir, optimizedPath, source: resolvePath(path)})
   const summary = {
     ...r.meta.summary,
     epoch: art.epoch,
@@ -258,7 +261,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     symbolFile: art.symbolPath,
   }
   const {inputShape, numClasses} = r.meta
-  return {...common, hash, inputShape, numClasses, onnxPath: r.path, optimizedPath, summary}
+  return {...common, cacheKey: key, hash, inputShape, numClasses, onnxPath: r.path, optimizedPath, summary}
 }
 
 /**
