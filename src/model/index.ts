@@ -19,6 +19,7 @@ import {cachedOnnx, defaultCacheDir, sha256, sha256Files} from './cache.js'
  */
 import {formatFloat32, formatProbabilities} from './format.js'
 import {inferInputShape, mismatchError, type ShapeMismatch} from './input-shape.js'
+import {readLabelsFile} from './labels.js'
 import {type ParamsFile, readParams} from './mxnet-params.js'
 import {inferShapes, type MxSymbol, parseSymbol} from './mxnet-symbol.js'
 import {CONVERTER_VERSION, plan, splitPlan, writeOnnx} from './onnx-export.js'
@@ -32,11 +33,14 @@ export {type CacheEntry, type CacheListing, holdEntries, listCache, pruneCache, 
 export {defaultCacheDir} from './cache.js'
 export {ensureDefaultModel} from './default-model.js'
 export {formatFloat32, formatFloat32Exact, formatProbabilities} from './format.js'
+export {readLabelsFile} from './labels.js'
 export {preprocessImage, preprocessInto} from './preprocess.js'
 export {quantizeInt8, type QuantizeResult} from './quantize.js'
 export * from './types.js'
 
 export interface LoadModelOptions {
+  /** Class names from this file (./labels.ts) instead of the model's own; their count must match the classes. */
+  labelsFile?: string
   /** Directory for the conversion cache (default: $ICC_CACHE_DIR, $XDG_CACHE_HOME/icc or ~/.cache/icc). */
   cacheDir?: string
   /** Pick this epoch's params file instead of the highest. */
@@ -196,6 +200,12 @@ interface CachedMeta {
  * files, find the cached ONNX file and its recorded shapes, and parse nothing), and describe it.
  */
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const model = await loadConverted(path, options)
+  if (options.labelsFile) model.labels = await readLabelsFile(options.labelsFile, model.numClasses)
+  return model
+}
+
+async function loadConverted(path: string, options: LoadModelOptions): Promise<LoadedModel> {
   const cacheDir = options.cacheDir ?? defaultCacheDir()
   const art = await resolveArtifact(path, {cacheDir, epoch: options.epoch})
   const {labels} = art

@@ -35,6 +35,7 @@ export interface RunnerConfig {
   cacheDir?: string
   /** C,H,W for a model without model-shapes.json (else inferred from its parameters). */
   inputShape?: number[]
+  labelsFile?: string
   gpu: boolean
   intraOpThreads?: number
   /**
@@ -161,6 +162,7 @@ async function main(): Promise<void> {
     model = await modelCore.loadModel(config.modelPath, {
       cacheDir: config.cacheDir,
       optimize: !config.gpu,
+      labelsFile: config.labelsFile,
       shape: config.inputShape,
     })
     await holdCacheEntry(config.cacheDir, model)
