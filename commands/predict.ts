@@ -37,6 +37,7 @@ export default class Predict extends BaseCommand {
       gpu: flags.gpu,
       images: argv as string[],
       labelsFile: flags.labels,
+      progress: Boolean(process.stderr.isTTY) && !this.jsonEnabled(),
       model: flags.model,
       resize: flags.resize as ResizeMode,
       topK: flags['top-k'],

@@ -7,6 +7,7 @@ import * as ort from 'onnxruntime-node'
 
 import type {LoadedModel, PreprocessingSpec, ResizeMode, ResolvedArtifact} from './types.js'
 
+import {spinWhile} from '../aws/progress.js'
 import {DependencyError, ModelError, UsageError} from '../errors.js'
 import {topClasses} from '../serve/format.js'
 import {DEFAULT_SHAPE, resolveArtifact} from './artifact.js'
@@ -39,6 +40,8 @@ export {quantizeInt8, type QuantizeResult} from './quantize.js'
 export * from './types.js'
 
 export interface LoadModelOptions {
+  /** A spinner with the elapsed time on stderr while the model converts or is optimised (the caller's TTY check). */
+  progress?: boolean
   /** Class names from this file (./labels.ts) instead of the model's own; their count must match the classes. */
   labelsFile?: string
   /** Directory for the conversion cache (default: $ICC_CACHE_DIR, $XDG_CACHE_HOME/icc or ~/.cache/icc). */
@@ -235,7 +238,10 @@ async function loadConverted(path: string, options: LoadModelOptions): Promise<L
   const given = givenShape(art, options)
   const hash = await sha256Files(art.symbolPath!, art.paramsPath!)
   const key = sha256(CONVERTER_VERSION, '\0', hash, '\0', given ? given.slice(1).join('x') : 'from-params')
-  const r = await cachedOnnx<CachedMeta>(cacheDir, key, CONVERTER_VERSION, async (onnxPath) => {
+  const r = await cachedOnnx<CachedMeta>(cacheDir, key, CONVERTER_VERSION, (onnxPath) =>
+    spinWhile(options.progress ?? false, 'converting model', () => convertTo(onnxPath)),
+  )
+  async function convertTo(onnxPath: string): Promise<CachedMeta> {
     const a = await analyze(art, {...options, shape: given})
     // ONNX Runtime would refuse such a model with a raw shape-inference error: say which shapes differ
     if (a.mismatches.length > 0) throw mismatchError(a.mismatches, a.shape, path)
@@ -254,7 +260,8 @@ async function loadConverted(path: string, options: LoadModelOptions): Promise<L
       numClasses,
       summary: {...a.summary, shapeWarnings: art.warnings.filter((w) => w.startsWith('No model-shapes.json'))},
     }
-  })
+  }
+
   // a warm load parses nothing: the shape warnings of the conversion come from the cache
   if (r.fromCache && !given) art.warnings.push(...((r.meta.summary.shapeWarnings as string[] | undefined) ?? []))
   if (r.rebuilt) art.warnings.push(`Rebuilt the cached ONNX file: ${r.rebuilt}`)
@@ -285,12 +292,14 @@ async function optimizedModel(
   key: string,
 ): Promise<string | undefined> {
   try {
-    return await cachedOptimized(cacheDir, key, async (base) => {
-      // the params (and the plan's views of them) are dropped before ONNX Runtime optimises the parts
-      const parts = await writePartsOf(art, options, base)
-      ;(globalThis as {gc?: () => void}).gc?.()
-      return optimizeParts(parts, base)
-    })
+    return await cachedOptimized(cacheDir, key, (base) =>
+      spinWhile(options.progress ?? false, 'optimizing model', async () => {
+        // the params (and the plan's views of them) are dropped before ONNX Runtime optimises the parts
+        const parts = await writePartsOf(art, options, base)
+        ;(globalThis as {gc?: () => void}).gc?.()
+        return optimizeParts(parts, base)
+      }),
+    )
   } catch (error) {
     art.warnings.push(`Loading the model unoptimised ahead of time (more memory): ${(error as Error).message}`)
     return undefined
