@@ -10,6 +10,11 @@ export const cacheDirFlag = Flags.string({
   description: 'Conversion cache directory (default $ICC_CACHE_DIR or ~/.cache/icc).',
 })
 
+export const labelsFlag = Flags.string({
+  description:
+    'Class names: a file with one a line (as synset.txt) or a JSON array; one per class of the model (else exit 2).',
+})
+
 /** `--input-shape C,H,W`: the model's input when model-shapes.json is absent and the parameters do not tell it. */
 export const inputShapeFlag = Flags.custom<number[]>({
   description:

@@ -48,6 +48,7 @@ export default class ConvertModel extends BaseCommand {
     const {args, flags} = await this.parse(ConvertModel)
     const result = await convertModel(args.path, flags.output, {
       cacheDir: flags['cache-dir'],
+      progress: Boolean(process.stderr.isTTY) && !this.jsonEnabled(),
       calibration: flags.calibration,
       calibrationCount: flags['calibration-count'],
       epoch: flags.epoch,

@@ -27,6 +27,10 @@ export default class Invoke extends BaseCommand {
   ]
   static override flags = {
     'content-type': Flags.string({description: 'Content-Type to send (default: sniffed from the bytes).'}),
+    labels: Flags.string({
+      dependsOn: ['top-k'],
+      description: 'With --top-k: name the top classes from this file (one a line, or a JSON array), client-side.',
+    }),
     'service-name': Flags.string({description: 'LocalInferenceServiceName (default: the first service).'}),
     socket: Flags.string({description: 'Unix socket of icc serve (default: its default socket).', exclusive: ['url']}),
     'timeout-ms': Flags.integer({default: 60_000, description: 'Client-side timeout.', min: 1}),
@@ -46,6 +50,7 @@ export default class Invoke extends BaseCommand {
     const result = await invokeNative({
       body,
       contentType: flags['content-type'],
+      labelsFile: flags.labels,
       serviceName: flags['service-name'],
       socketPath: flags.socket,
       timeoutMs: flags['timeout-ms'],

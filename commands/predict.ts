@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {predict, type Prediction, type ResizeMode} from '../src/model/index.js'
 import {BaseCommand} from './_base.js'
-import {modelFlags, resizeFlag} from './_model.js'
+import {labelsFlag, modelFlags, resizeFlag} from './_model.js'
 
 export default class Predict extends BaseCommand {
   static override args = {
@@ -21,6 +21,7 @@ export default class Predict extends BaseCommand {
   static override flags = {
     ...modelFlags,
     gpu: Flags.boolean({description: 'Use the CUDA execution provider.'}),
+    labels: labelsFlag,
     model: Flags.string({char: 'm', description: 'Model folder, model.tar.gz or .onnx file.', required: true}),
     resize: resizeFlag,
     'top-k': Flags.integer({default: 5, description: 'Classes listed per image in --json output.', min: 1}),
@@ -35,6 +36,8 @@ export default class Predict extends BaseCommand {
       shape: flags['input-shape'],
       gpu: flags.gpu,
       images: argv as string[],
+      labelsFile: flags.labels,
+      progress: Boolean(process.stderr.isTTY) && !this.jsonEnabled(),
       model: flags.model,
       resize: flags.resize as ResizeMode,
       topK: flags['top-k'],

@@ -4,7 +4,7 @@ import type {ResizeMode} from '../src/model/types.js'
 
 import {DEFAULT_MAX_BODY_BYTES, serve, type ServeResult} from '../src/serve/index.js'
 import {BaseCommand} from './_base.js'
-import {cacheDirFlag, inputShapeFlag, resizeFlag} from './_model.js'
+import {cacheDirFlag, inputShapeFlag, labelsFlag, resizeFlag} from './_model.js'
 
 export default class Serve extends BaseCommand {
   static override description = `Run the local inference service(s) of the Image Classification connector.
@@ -76,6 +76,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       dependsOn: ['port'],
     }),
     'input-shape': inputShapeFlag,
+    labels: labelsFlag,
     host: Flags.string({
       description: 'TCP host for --port (default 127.0.0.1; a warning is printed for non-loopback).',
       dependsOn: ['port'],
@@ -194,6 +195,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       gpuAcceleration: flags['gpu-acceleration'],
       host: flags.host,
       inputShape: flags['input-shape'],
+      labelsFile: flags.labels,
       intraOpThreads: flags['intra-op-threads'],
       logDir: flags['log-dir'],
       logFormat: (flags['log-format'] ?? (process.stderr.isTTY ? 'pretty' : 'json')) as 'json' | 'pretty',

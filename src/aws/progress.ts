@@ -106,3 +106,18 @@ export function createSpinner(options: {enabled: boolean; stream?: Writable; tex
     },
   }
 }
+
+/** Run `work` with a spinner and its elapsed time ("converting model 3s") on stderr when `enabled`. */
+export async function spinWhile<T>(enabled: boolean, label: string, work: () => Promise<T>): Promise<T> {
+  if (!enabled) return work()
+  const start = Date.now()
+  const spinner = createSpinner({enabled, text: label})
+  const tick = setInterval(() => spinner.text(`${label} ${formatSeconds((Date.now() - start) / 1000)}`), 250)
+  tick.unref()
+  try {
+    return await work()
+  } finally {
+    clearInterval(tick)
+    spinner.stop(`${label}: done in ${formatSeconds((Date.now() - start) / 1000)}`)
+  }
+}

@@ -6,6 +6,7 @@ import {request as httpRequest, type IncomingHttpHeaders} from 'node:http'
 import {dirname} from 'node:path'
 
 import {ExitCode, IccError, UsageError} from '../errors.js'
+import {readLabelsFile} from '../model/labels.js'
 import {checkSocketFolder, defaultSocketPath} from '../serve/paths.js'
 
 export interface NativeInvokeOptions {
@@ -14,6 +15,8 @@ export interface NativeInvokeOptions {
   body: Uint8Array
   /** Content-Type; default: sniffed from the bytes (image/jpeg, image/png, else application/x-image). */
   contentType?: string
+  /** With topK: name the top classes from this file (../model/labels.ts), mapped here, client-side. */
+  labelsFile?: string
   /** Service name; undefined: POST /invocations (the first service). */
   serviceName?: string
   /** Unix socket (default: the default socket of icc serve); ignored when `url` is given. */
@@ -143,5 +146,11 @@ export async function invokeNative(options: NativeInvokeOptions): Promise<Native
   }
 
   const parsed = JSON.parse(res.body) as {probabilities: number[]; top: NativeInvokeResult['top']}
+  if (options.labelsFile && parsed.top) {
+    const labels = await readLabelsFile(options.labelsFile, parsed.probabilities.length)
+    parsed.top = parsed.top.map((t) => ({...t, label: labels[t.index]}))
+    return {body: JSON.stringify(parsed), probabilities: parsed.probabilities, serverTiming, top: parsed.top}
+  }
+
   return {body: res.body, probabilities: parsed.probabilities, serverTiming, top: parsed.top}
 }

@@ -13,6 +13,7 @@ import type {PreprocessingSpec, ResolvedArtifact} from './types.js'
 import {ModelError, UsageError} from '../errors.js'
 import {extractArchive} from './archive.js'
 import {defaultCacheDir} from './cache.js'
+import {parseLabelLines} from './labels.js'
 
 export interface ResolveOptions {
   cacheDir?: string
@@ -27,13 +28,6 @@ async function fileHash(path: string): Promise<string> {
   const h = createHash('sha256')
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer)
   return h.digest('hex')
-}
-
-function readLabels(text: string): string[] {
-  const lines = text.split(/\r?\n/).map((l) => l.trim())
-  while (lines.length > 0 && lines.at(-1) === '') lines.pop()
-  // ImageNet-style synset lines: "n01440764 tench, Tinca tinca" -> "tench, Tinca tinca".
-  return lines.map((l) => l.replace(/^n\d{8}\s+/, ''))
 }
 
 function checkShape(shape: unknown, where: string): number[] {
@@ -147,7 +141,7 @@ async function resolveDir(dir: string, options: ResolveOptions, shownAs = dir): 
   if (!result.labels) {
     for (const f of ['synset.txt', 'labels.txt']) {
       if (files.includes(f)) {
-        result.labels = readLabels(await readFile(join(dir, f), 'utf8'))
+        result.labels = parseLabelLines(await readFile(join(dir, f), 'utf8'))
         break
       }
     }

@@ -1,15 +1,17 @@
 import {existsSync} from 'node:fs'
 import {copyFile, mkdir, readdir, readFile, stat, writeFile} from 'node:fs/promises'
 import {createRequire} from 'node:module'
-import {basename, dirname, join} from 'node:path'
+import {basename, dirname, join, resolve as resolvePath} from 'node:path'
 import {stripVTControlCharacters} from 'node:util'
 import * as ort from 'onnxruntime-node'
 
 import type {LoadedModel, PreprocessingSpec, ResizeMode, ResolvedArtifact} from './types.js'
 
+import {spinWhile} from '../aws/progress.js'
 import {DependencyError, ModelError, UsageError} from '../errors.js'
 import {topClasses} from '../serve/format.js'
 import {DEFAULT_SHAPE, resolveArtifact} from './artifact.js'
+import {recordUse} from './cache-care.js'
 import {cachedOnnx, defaultCacheDir, sha256, sha256Files} from './cache.js'
 /**
  * The model core: read SageMaker image-classification models (MXNet symbol + params, a model.tar.gz, or ONNX),
@@ -18,6 +20,7 @@ import {cachedOnnx, defaultCacheDir, sha256, sha256Files} from './cache.js'
  */
 import {formatFloat32, formatProbabilities} from './format.js'
 import {inferInputShape, mismatchError, type ShapeMismatch} from './input-shape.js'
+import {readLabelsFile} from './labels.js'
 import {type ParamsFile, readParams} from './mxnet-params.js'
 import {inferShapes, type MxSymbol, parseSymbol} from './mxnet-symbol.js'
 import {CONVERTER_VERSION, plan, splitPlan, writeOnnx} from './onnx-export.js'
@@ -27,14 +30,20 @@ import {preprocessImage} from './preprocess.js'
 import {quantizeInt8} from './quantize.js'
 
 export {resolveArtifact} from './artifact.js'
+export {type CacheEntry, type CacheListing, holdEntries, listCache, pruneCache, type PruneResult} from './cache-care.js'
 export {defaultCacheDir} from './cache.js'
 export {ensureDefaultModel} from './default-model.js'
 export {formatFloat32, formatFloat32Exact, formatProbabilities} from './format.js'
+export {readLabelsFile} from './labels.js'
 export {preprocessImage, preprocessInto} from './preprocess.js'
 export {quantizeInt8, type QuantizeResult} from './quantize.js'
 export * from './types.js'
 
 export interface LoadModelOptions {
+  /** A spinner with the elapsed time on stderr while the model converts or is optimised (the caller's TTY check). */
+  progress?: boolean
+  /** Class names from this file (./labels.ts) instead of the model's own; their count must match the classes. */
+  labelsFile?: string
   /** Directory for the conversion cache (default: $ICC_CACHE_DIR, $XDG_CACHE_HOME/icc or ~/.cache/icc). */
   cacheDir?: string
   /** Pick this epoch's params file instead of the highest. */
@@ -194,6 +203,12 @@ interface CachedMeta {
  * files, find the cached ONNX file and its recorded shapes, and parse nothing), and describe it.
  */
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const model = await loadConverted(path, options)
+  if (options.labelsFile) model.labels = await readLabelsFile(options.labelsFile, model.numClasses)
+  return model
+}
+
+async function loadConverted(path: string, options: LoadModelOptions): Promise<LoadedModel> {
   const cacheDir = options.cacheDir ?? defaultCacheDir()
   const art = await resolveArtifact(path, {cacheDir, epoch: options.epoch})
   const {labels} = art
@@ -223,7 +238,10 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   const given = givenShape(art, options)
   const hash = await sha256Files(art.symbolPath!, art.paramsPath!)
   const key = sha256(CONVERTER_VERSION, '\0', hash, '\0', given ? given.slice(1).join('x') : 'from-params')
-  const r = await cachedOnnx<CachedMeta>(cacheDir, key, CONVERTER_VERSION, async (onnxPath) => {
+  const r = await cachedOnnx<CachedMeta>(cacheDir, key, CONVERTER_VERSION, (onnxPath) =>
+    spinWhile(options.progress ?? false, 'converting model', () => convertTo(onnxPath)),
+  )
+  async function convertTo(onnxPath: string): Promise<CachedMeta> {
     const a = await analyze(art, {...options, shape: given})
     // ONNX Runtime would refuse such a model with a raw shape-inference error: say which shapes differ
     if (a.mismatches.length > 0) throw mismatchError(a.mismatches, a.shape, path)
@@ -242,13 +260,15 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
       numClasses,
       summary: {...a.summary, shapeWarnings: art.warnings.filter((w) => w.startsWith('No model-shapes.json'))},
     }
-  })
+  }
+
   // a warm load parses nothing: the shape warnings of the conversion come from the cache
   if (r.fromCache && !given) art.warnings.push(...((r.meta.summary.shapeWarnings as string[] | undefined) ?? []))
   if (r.rebuilt) art.warnings.push(`Rebuilt the cached ONNX file: ${r.rebuilt}`)
   const optimizedPath = options.optimize
     ? await optimizedModel(art, {...options, shape: [1, ...r.meta.inputShape]}, cacheDir, key)
     : undefined
+  await recordUse(cacheDir, key, {archiveDir: art.dir, optimizedPath, source: resolvePath(path)})
   const summary = {
     ...r.meta.summary,
     epoch: art.epoch,
@@ -258,7 +278,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     symbolFile: art.symbolPath,
   }
   const {inputShape, numClasses} = r.meta
-  return {...common, hash, inputShape, numClasses, onnxPath: r.path, optimizedPath, summary}
+  return {...common, cacheKey: key, hash, inputShape, numClasses, onnxPath: r.path, optimizedPath, summary}
 }
 
 /**
@@ -272,12 +292,14 @@ async function optimizedModel(
   key: string,
 ): Promise<string | undefined> {
   try {
-    return await cachedOptimized(cacheDir, key, async (base) => {
-      // the params (and the plan's views of them) are dropped before ONNX Runtime optimises the parts
-      const parts = await writePartsOf(art, options, base)
-      ;(globalThis as {gc?: () => void}).gc?.()
-      return optimizeParts(parts, base)
-    })
+    return await cachedOptimized(cacheDir, key, (base) =>
+      spinWhile(options.progress ?? false, 'optimizing model', async () => {
+        // the params (and the plan's views of them) are dropped before ONNX Runtime optimises the parts
+        const parts = await writePartsOf(art, options, base)
+        ;(globalThis as {gc?: () => void}).gc?.()
+        return optimizeParts(parts, base)
+      }),
+    )
   } catch (error) {
     art.warnings.push(`Loading the model unoptimised ahead of time (more memory): ${(error as Error).message}`)
     return undefined

@@ -63,6 +63,8 @@ export interface ResolvedArtifact {
 
 /** A model ready for ONNX Runtime. */
 export interface LoadedModel {
+  /** The conversion cache entry's key (./cache-care.ts), for a converted model. */
+  cacheKey?: string
   /** SHA-256 of symbol+params (or of the .onnx file). */
   hash: string
   /** [C, H, W] of one image. */

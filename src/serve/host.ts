@@ -62,6 +62,8 @@ export interface HostOptions {
   cacheDir?: string
   /** --input-shape C,H,W for models without model-shapes.json (otherwise inferred from their parameters). */
   inputShape?: number[]
+  /** --labels: class names for every service (../model/labels.ts). */
+  labelsFile?: string
   /**
    * Slow or idle clients: the request headers must arrive within this many ms of the connection (default 30000),
    * the whole request within this plus the longest service timeout.
@@ -276,6 +278,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       allowCpuFallback: s.allowCpuFallback,
       cacheDir: options.cacheDir,
       inputShape: options.inputShape,
+      labelsFile: options.labelsFile,
       crashLoopCooldownMs: options.crashLoop?.cooldownMs,
       crashLoopLimit: options.crashLoop?.limit,
       crashLoopWindowMs: options.crashLoop?.windowMs,

@@ -15,7 +15,7 @@
  * event loop as a stuck native call would), `sleep:MS`, `crash` (exit 70 at once) or `alloc:MB` (touch that
  * much memory and hold it for a while); the env `ICC_TEST_LOAD_ALLOC_MB` allocates memory while loading.
  */
-import {readFileSync} from 'node:fs'
+import {readFileSync, rmSync} from 'node:fs'
 import {Socket} from 'node:net'
 import {availableParallelism} from 'node:os'
 import * as ort from 'onnxruntime-node'
@@ -35,6 +35,7 @@ export interface RunnerConfig {
   cacheDir?: string
   /** C,H,W for a model without model-shapes.json (else inferred from its parameters). */
   inputShape?: number[]
+  labelsFile?: string
   gpu: boolean
   intraOpThreads?: number
   /**
@@ -112,6 +113,16 @@ function collectGarbage(): void {
   ;(globalThis as {gc?: () => void}).gc?.()
 }
 
+/**
+ * Keep a running service's cache entry from `icc cache prune` (../model/cache-care.ts): the record goes when the
+ * runner exits, and a record whose process is gone is ignored.
+ */
+async function holdCacheEntry(cacheDir: string | undefined, model: modelCore.LoadedModel): Promise<void> {
+  if (!model.cacheKey) return
+  const held = await modelCore.holdEntries(cacheDir ?? modelCore.defaultCacheDir(), [model.cacheKey])
+  process.once('exit', () => rmSync(held, {force: true}))
+}
+
 async function main(): Promise<void> {
   // never Node's inspector on SIGUSR1; SIGUSR2 and SIGHUP do not end the runner (./signals.ts). The line on stdout
   // goes to the host's log
@@ -151,8 +162,10 @@ async function main(): Promise<void> {
     model = await modelCore.loadModel(config.modelPath, {
       cacheDir: config.cacheDir,
       optimize: !config.gpu,
+      labelsFile: config.labelsFile,
       shape: config.inputShape,
     })
+    await holdCacheEntry(config.cacheDir, model)
     collectGarbage()
     const warnings = [...model.warnings]
     const opened = await openSession(model, config, warnings)

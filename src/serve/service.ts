@@ -39,6 +39,7 @@ export interface ServiceOptions {
   allowCpuFallback: boolean
   cacheDir?: string
   inputShape?: number[]
+  labelsFile?: string
   crashLoopCooldownMs?: number
   crashLoopLimit?: number
   crashLoopWindowMs?: number
@@ -223,6 +224,7 @@ export class Service {
       allowCpuFallback: o.allowCpuFallback,
       cacheDir: o.cacheDir,
       inputShape: o.inputShape,
+      labelsFile: o.labelsFile,
       gpu: o.gpu,
       intraOpThreads: o.intraOpThreads,
       maxBatch: o.maxBatch,
