@@ -30,7 +30,7 @@ import {
   resolveConnector,
 } from './definition.js'
 import {parametersOf, readJsonFile} from './files.js'
-import {type ConnectorParameters, parameterProblems} from './parameters.js'
+import {type ConnectorParameters, parameterProblems, type ParameterTarget} from './parameters.js'
 
 export interface CreateConnectorOptions extends AwsOptions {
   connectorArn?: string
@@ -154,6 +154,30 @@ function mergeConnectors(
   return {connectors: [...kept, entry], kept: kept.map((c) => c.Id)}
 }
 
+/**
+ * Check merged parameters against the target connector's schema; a problem with a parameter given as an option is
+ * named by its option. Throws one ValidationError listing every problem (create-connector and the exporters of
+ * src/greengrass-v2 word it alike).
+ */
+export function checkParameters(
+  params: Record<string, unknown>,
+  target: ParameterTarget,
+  given: {parameters?: Partial<Record<ParameterName, string | undefined>>; parametersFile?: string},
+): void {
+  const problems = parameterProblems(params, target).map((p) => {
+    const name = p.path.slice(1) as ParameterName
+    return given.parameters?.[name] === undefined || !PARAMETER_FLAGS[name]
+      ? p
+      : {...p, path: `${PARAMETER_FLAGS[name]} (${name})`}
+  })
+  if (problems.length === 0) return
+  const source = given.parametersFile ? `The parameters (${given.parametersFile} and options)` : 'The parameters'
+  throw new ValidationError(
+    `${source} ${problems.length === 1 ? 'have a problem' : `have ${problems.length} problems`} for ${target.connector.displayName} (version ${target.version})`,
+    problems,
+  )
+}
+
 /** Validate, plan and (unless dryRun) create the connector definition, ML resource and deployment. */
 export async function createConnector(
   options: CreateConnectorOptions,
@@ -163,21 +187,7 @@ export async function createConnector(
   const {client, region} = await greengrassClient(options)
   try {
     const target = resolveConnector({...options, region: options.connectorArn ? undefined : region})
-    const problems = parameterProblems(params, target).map((p) => {
-      const name = p.path.slice(1) as ParameterName
-      return options.parameters?.[name] === undefined || !PARAMETER_FLAGS[name]
-        ? p
-        : {...p, path: `${PARAMETER_FLAGS[name]} (${name})`}
-    })
-    if (problems.length > 0) {
-      const source = options.parametersFile
-        ? `The parameters (${options.parametersFile} and options)`
-        : 'The parameters'
-      throw new ValidationError(
-        `${source} ${problems.length === 1 ? 'have a problem' : `have ${problems.length} problems`} for ${target.connector.displayName} (version ${target.version})`,
-        problems,
-      )
-    }
+    checkParameters(params, target, options)
 
     const parameters = params as ConnectorParameters
     const serviceName = parameters.LocalInferenceServiceName!

@@ -5,15 +5,10 @@
  * (src/connector) with the same messages, so a file `create-connector` rejects is rejected here word for word.
  */
 import {type ParameterName, type PlatformId} from '../connector/catalog.js'
-import {PARAMETER_FLAGS} from '../connector/create.js'
+import {checkParameters} from '../connector/create.js'
 import {checkDefinitionVersion} from '../connector/definition.js'
 import {parametersOf, readJsonFile} from '../connector/files.js'
-import {
-  type ConnectorParameters,
-  inferTarget,
-  parameterProblems,
-  type ParameterTarget,
-} from '../connector/parameters.js'
+import {type ConnectorParameters, inferTarget, type ParameterTarget} from '../connector/parameters.js'
 import {UsageError, ValidationError} from '../errors.js'
 
 export interface ConnectorInputOptions {
@@ -73,18 +68,6 @@ export async function readConnectorInputs(options: ConnectorInputOptions): Promi
   const given = givenOptions(options.parameters)
   for (const [key, value] of given) merged[key] = value
   const target = inferTarget(merged, {platform: options.platform, version: options.connectorVersion})
-  const fromOption = new Set(given.map(([k]) => k))
-  const problems = parameterProblems(merged, target).map((p) => {
-    const name = p.path.slice(1) as ParameterName
-    return fromOption.has(name) && PARAMETER_FLAGS[name] ? {...p, path: `${PARAMETER_FLAGS[name]} (${name})`} : p
-  })
-  if (problems.length > 0) {
-    const source = options.parametersFile ? `The parameters (${options.parametersFile} and options)` : 'The parameters'
-    throw new ValidationError(
-      `${source} ${problems.length === 1 ? 'have a problem' : `have ${problems.length} problems`} for ${target.connector.displayName} (version ${target.version})`,
-      problems,
-    )
-  }
-
+  checkParameters(merged, target, options)
   return [{parameters: merged as ConnectorParameters, target}]
 }
