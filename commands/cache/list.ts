@@ -1,10 +1,7 @@
+import {formatBytes} from '../../src/aws/progress.js'
 import {type CacheListing, defaultCacheDir, listCache} from '../../src/model/index.js'
 import {BaseCommand} from '../_base.js'
 import {cacheDirFlag} from '../_model.js'
-
-function mb(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`
-}
 
 export default class CacheList extends BaseCommand {
   static override description = [
@@ -24,11 +21,11 @@ export default class CacheList extends BaseCommand {
       for (const e of listing.entries) {
         const use = e.inUse ? ' (in use)' : ''
         this.log(
-          `${e.key.slice(0, 16)}  ${e.kind.padEnd(9)} ${mb(e.bytes).padStart(10)}  ${e.lastUse}${use}  ${e.source ?? '-'}`,
+          `${e.key.slice(0, 16)}  ${e.kind.padEnd(9)} ${formatBytes(e.bytes).padStart(10)}  ${e.lastUse}${use}  ${e.source ?? '-'}`,
         )
       }
 
-      this.log(`${listing.entries.length} entries, ${mb(listing.totalBytes)} in ${listing.cacheDir}`)
+      this.log(`${listing.entries.length} entries, ${formatBytes(listing.totalBytes)} in ${listing.cacheDir}`)
     }
 
     return listing

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 
+import {formatBytes} from '../../src/aws/progress.js'
 import {defaultCacheDir, pruneCache, type PruneResult} from '../../src/model/index.js'
 import {BaseCommand} from '../_base.js'
 import {cacheDirFlag} from '../_model.js'
@@ -43,7 +44,7 @@ export default class CachePrune extends BaseCommand {
         this.log(`${verb} ${e.kind} ${e.key.slice(0, 16)} (${e.bytes} bytes) ${e.source ?? ''}`)
       const held = result.kept.filter((e) => e.inUse).length
       this.log(
-        `${verb} ${result.removed.length} entries, ${(result.freedBytes / 1e6).toFixed(1)} MB; kept ${result.kept.length} (${held} in use)`,
+        `${verb} ${result.removed.length} entries, ${formatBytes(result.freedBytes)}; kept ${result.kept.length} (${held} in use)`,
       )
     }
 
