@@ -12,7 +12,7 @@
  * report back. They all report in the next poll phase, one after the other; taking the head at the first report
  * would start a run of one image with the next one decoded a few microseconds later. Waiting for the check phase
  * (`setImmediate`) lets every finished decode join the batch. On the 2-core CI machine this turned runs of two
- * from ~25 % to ~80 % of the requests at concurrency 4 (`npm run bench`, README "Performance"), at no cost to a
+ * from ~25 % to ~80 % of the requests at concurrency 4 (`npm run bench`, docs/performance-log.md), at no cost to a
  * lone request (one turn of the loop, microseconds).
  *
  * Why a decoded head may wait a little for the requests right behind it: when ONNX Runtime is free and the head is

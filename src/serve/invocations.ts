@@ -6,8 +6,8 @@
  * routes (health, models, metrics): the request's headers are checked first, the body is collected into one
  * buffer with the size limit enforced as it arrives (413 and the connection closed as soon as it is exceeded, so
  * an oversize upload is never buffered), the dispatcher is called, and the answer is written in one go. On the
- * 2-core CI machine this took ~0.2 ms off every request compared with the same route in the framework (README,
- * "Performance").
+ * 2-core CI machine this took ~0.2 ms off every request compared with the same route in the framework
+ * (docs/performance-log.md).
  *
  * Answers: 200 with the connector's body `[p0,...]` (or JSON `{"probabilities","top"}` with `?top_k=N` or
  * `Accept: application/json; verbose`) and a Server-Timing header (queue, decode, inference, total, batch).

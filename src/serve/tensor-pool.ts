@@ -6,7 +6,7 @@
  * runner's allocator hands anything over 128 KiB out as fresh pages (the fixed thresholds of ./tuning.ts that keep
  * its memory low after a model load), so every request paid ~150 page faults and a zero fill, and the arrays
  * waited for a garbage collection to give their memory back: ~0.25 ms more decoding per image than in-process, and
- * up to ~30 MB of dead tensors in the runner's RSS under load (`npm run bench`, README "Performance"). A tensor
+ * up to ~30 MB of dead tensors in the runner's RSS under load (`npm run bench`, docs/performance-log.md). A tensor
  * taken here is written whole by the preprocessing (`preprocessInto`), so it needs no zero fill either.
  *
  * A tensor goes back once ONNX Runtime is done with it (after its run, or after a failed decode). The pool keeps at

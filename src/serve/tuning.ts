@@ -1,7 +1,7 @@
 /**
- * Performance settings of `icc serve`, chosen with `npm run bench` on a 2-core machine (README, section
- * "Performance", has the figures). The runner's are kept in one place so the benchmark's in-process baseline uses
- * exactly what the runner uses.
+ * Performance settings of `icc serve`, chosen with `npm run bench` on a 2-core machine (docs/performance.md has
+ * the figures, docs/performance-log.md each measurement). The runner's are kept in one place so the benchmark's
+ * in-process baseline uses exactly what the runner uses.
  *
  * - ONNX Runtime CPU session: graph optimisation 'all' (the NCHWc layout transform alone is worth ~40% on
  *   ResNets vs 'extended'), sequential execution with one inter-op thread (the parallel executor halved the
@@ -48,7 +48,7 @@ export function runnerMallocEnv(env: NodeJS.ProcessEnv = process.env): Record<st
  * some runs only, depending on how the heap had grown before. Held small, the young generation is scavenged several
  * times a second (~1 ms each), the bodies are freed young, and no mark-compact is needed: host CPU per request at
  * 640x480, concurrency 4, 1.08-1.13 -> 0.78-0.79 ms in the runs that had them, and the host's RSS under load
- * ~40 MB lower (README, "Performance").
+ * ~40 MB lower (docs/performance-log.md).
  *
  * The flag is one V8 reads whenever it would grow the young generation, so setting it at run time takes effect
  * (`--max-semi-space-size` does not: V8 reads it only at start-up). A semi-space flag given on the command line or

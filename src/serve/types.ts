@@ -9,8 +9,8 @@ export const DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
 /**
  * Most images per ONNX Runtime run unless told otherwise (`--max-batch`): requests already waiting in the runner
  * when ONNX Runtime is free run together (a lone request never waits). Two images in one run cost ~10 % less CPU
- * per image than two runs of one for a ResNet on 2 cores, for ~28 MB more runner memory with a ResNet-50 (README,
- * "Performance"). A model whose batch dimension is fixed runs one image at a time.
+ * per image than two runs of one for a ResNet on 2 cores, for ~28 MB more runner memory with a ResNet-50
+ * (docs/performance-log.md). A model whose batch dimension is fixed runs one image at a time.
  */
 export const DEFAULT_MAX_BATCH = 2
 

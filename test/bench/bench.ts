@@ -267,8 +267,8 @@ async function startServe(model: BenchModel, dir: string, cacheDir: string, extr
       '256',
       '--service-name',
       SERVICE,
-      // the limit is another feature (and the model core's load peak of a ResNet-50 is over the connector's
-      // default 500000 KB, see README "Performance"): here it must not get in the way of the measurements
+      // the limit is another feature (its cost: docs/performance.md, "Memory"): here it must not get in
+      // the way of the measurements
       ...(extra.some((a) => a.startsWith('--memory-limit-kb')) ? [] : ['--memory-limit-kb', '2000000']),
       ...extra,
     ],

@@ -96,7 +96,7 @@ describe('icc serve: one answer per request, every answer counted', function () 
     answers.push(
       await post(`/services/${NAME}/invocations`, jpeg),
       await post('/services/nope/invocations', jpeg),
-      // names that are no service, however odd, are 404 UNKNOWN_SERVICE (README): ../../x, NUL, U+202E
+      // names that are no service, however odd, are 404 UNKNOWN_SERVICE (docs/serve.md): ../../x, NUL, U+202E
       await post('/services/..%2F..%2Fx/invocations', jpeg),
       await post('/services/a%00b/invocations', jpeg),
       await post('/services/%E2%80%AEx/invocations', jpeg),
