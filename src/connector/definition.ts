@@ -13,6 +13,8 @@
  */
 import type {ErrorObject} from 'ajv'
 
+import type {PlannedRequest} from '../aws/greengrass.js'
+
 import {clientToken} from '../aws/clients.js'
 import {ValidationError, type ValidationProblem} from '../errors.js'
 import {
@@ -351,10 +353,11 @@ export interface PlanCreateConnectorOptions {
   target: ConnectorTarget
 }
 
-export interface PlannedCreate {
-  input: Record<string, unknown>
-  operation: 'CreateConnectorDefinition' | 'CreateConnectorDefinitionVersion'
-}
+/** The request that creates the connector: a new definition, or a new version of an existing one. */
+export type PlannedCreate = Extract<
+  PlannedRequest,
+  {operation: 'CreateConnectorDefinition' | 'CreateConnectorDefinitionVersion'}
+>
 
 /** The one connector entry of the definition version. */
 export function buildConnectorEntry(options: PlanCreateConnectorOptions): ConnectorEntry {
