@@ -106,7 +106,7 @@ export function emptyGroupAnswers(): GroupAnswers {
 
 /** The dry run's stand-ins for what the group's answers will say. */
 export function groupPlaceholders(): GroupAnswers {
-  const arn = '<from GetGroupVersion: ResourceDefinitionVersionArn>'
+  const arn = (part: string) => `<${part} of GetGroupVersion's ResourceDefinitionVersionArn>`
   return {
     deployment: {
       deploymentId: '<from CreateDeployment: DeploymentId>',
@@ -118,7 +118,7 @@ export function groupPlaceholders(): GroupAnswers {
     groupDefinition: {},
     groupLatestVersion: '<from GetGroup: LatestVersion>',
     groupResources: [],
-    groupResourceVersion: {ResourceDefinitionId: arn, ResourceDefinitionVersionId: arn},
+    groupResourceVersion: {ResourceDefinitionId: arn('definition id'), ResourceDefinitionVersionId: arn('version id')},
     groupVersionId: '<from CreateGroupVersion: Version>',
   }
 }
