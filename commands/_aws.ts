@@ -17,5 +17,8 @@ export const awsFlags = {
 /** The AwsOptions of the flags; a bad --endpoint-url is refused here, before any other work. */
 export function awsOptions(flags: {'endpoint-url'?: string; profile?: string; region?: string}): AwsOptions {
   checkEndpointUrl(flags['endpoint-url'])
+  // icc supports Node 20 (package.json engines); the SDK's "Node >= 22 soon" notice is noise on every command.
+  // Set here, for the CLI's own process: the library leaves the environment alone.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
   return {endpointUrl: flags['endpoint-url'], profile: flags.profile, region: flags.region}
 }

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {formatBytes} from '../src/aws/progress.js'
-import {checkJob, type CheckJobResult} from '../src/aws/sagemaker.js'
+import {checkJob, type CheckJobResult} from '../src/check-job/check-job.js'
 import {awsFlags, awsOptions} from './_aws.js'
 import {BaseCommand} from './_base.js'
 

@@ -1,6 +1,8 @@
 import {Flags} from '@oclif/core'
 
-import {checkRole, type CheckRoleResult} from '../src/aws/iam.js'
+import type {CheckRoleResult} from '../src/check-role/types.js'
+
+import {checkRole} from '../src/check-role/check-role.js'
 import {awsFlags, awsOptions} from './_aws.js'
 import {BaseCommand} from './_base.js'
 import {terminalConfirm} from './_prompt.js'

@@ -119,7 +119,10 @@ gave up (DEPLOYMENT_TIMEOUT: everything was created; check it later with the com
   private report(result: CreateConnectorPlan | CreateConnectorResult): void {
     if ('requests' in result) {
       this.log('Dry run: nothing was sent. The requests would be:')
-      for (const r of result.requests) this.log(`${r.operation}\n${JSON.stringify(r.input, null, 2)}`)
+      for (const r of result.requests) {
+        this.log(`${r.operation}${r.note ? ` (${r.note})` : ''}\n${JSON.stringify(r.input, null, 2)}`)
+      }
+
       return
     }
 

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {formatBytes} from '../src/aws/progress.js'
-import {pullModel, type PullModelResult} from '../src/aws/s3.js'
+import {pullModel, type PullModelResult} from '../src/pull-model/pull-model.js'
 import {awsFlags, awsOptions} from './_aws.js'
 import {BaseCommand} from './_base.js'
 import {cacheDirFlag} from './_model.js'

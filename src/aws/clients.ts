@@ -43,11 +43,18 @@ export function checkEndpointUrl(endpointUrl: string | undefined): void {
   if (!url.hostname) throw bad('the host name is missing', [form])
 }
 
-/** The configuration object every SDK v3 client constructor accepts. */
-export function clientConfig(options: AwsOptions): Record<string, unknown> {
+/** The part of every SDK v3 client's configuration that icc sets. */
+export interface AwsClientConfig {
+  endpoint?: string
+  maxAttempts: number
+  profile?: string
+  region?: string
+  retryMode: 'standard'
+}
+
+/** The configuration of an SDK v3 client for the options (region: flag, then AWS_REGION / AWS_DEFAULT_REGION). */
+export function clientConfig(options: AwsOptions): AwsClientConfig {
   checkEndpointUrl(options.endpointUrl)
-  // icc supports Node 20 (package.json engines); the SDK's "Node >= 22 soon" notice is noise on every command.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
   const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION
   return {
     ...(region ? {region} : {}),

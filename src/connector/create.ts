@@ -1,35 +1,27 @@
-import type {AwsOptions} from '../aws/clients.js'
-
-import {greengrassClient, latestConnectors, sendConnectorDefinition} from '../aws/greengrass.js'
 /**
  * `icc create-connector`: validated connector parameters -> a Greengrass ConnectorDefinition, through the AWS
  * SDK v3, with the same request shape as the documentation's `aws greengrass create-connector-definition`
  * examples. Optionally also the SageMaker ML resource the connector needs, and a deployment of the group.
  *
  * Parameters come from a file and/or one option per parameter (options win); they are validated against the
- * connector version's schema before anything is sent. `dryRun` sends nothing and returns the planned requests.
+ * connector version's schema before anything is sent. `dryRun` sends nothing and returns the planned requests:
+ * the same steps (create-steps.ts) the executor sends.
  */
-import {
-  type CreatedDefinition,
-  createMlResource,
-  deployGroup,
-  type DeployGroupResult,
-  groupResources,
-  planDeployGroup,
-  planMlResource,
-  type PlannedRequest,
-} from '../aws/group.js'
-import {UsageError, ValidationError, type ValidationProblem} from '../errors.js'
+import type {AwsOptions} from '../aws/clients.js'
+
+import {greengrassClient, type PlannedRequest, planSteps, runSteps} from '../aws/greengrass.js'
+import {ValidationError, type ValidationProblem} from '../errors.js'
 import {type ParameterName, type PlatformId} from './catalog.js'
 import {
-  buildConnectorEntry,
-  checkDefinitionVersion,
-  type ConnectorEntry,
-  planCreateConnector,
-  type PlannedCreate,
-  resolveConnector,
-} from './definition.js'
+  type CreateAnswers,
+  createPlaceholders,
+  type CreateRequests,
+  createSteps,
+  emptyCreateAnswers,
+} from './create-steps.js'
+import {buildConnectorEntry, planCreateConnector, type PlannedCreate, resolveConnector} from './definition.js'
 import {parametersOf, readJsonFile} from './files.js'
+import {type CreatedDefinition, type DeployGroupResult} from './group.js'
 import {type ConnectorParameters, parameterProblems, type ParameterTarget} from './parameters.js'
 
 export interface CreateConnectorOptions extends AwsOptions {
@@ -145,15 +137,6 @@ function usageChecks(options: CreateConnectorOptions): void {
   if (problems.length > 0) throw new ValidationError('Invalid create-connector options.', problems)
 }
 
-/** Put our entry into the connectors of the definition's latest version (same Id: replaced). */
-function mergeConnectors(
-  existing: ConnectorEntry[],
-  entry: ConnectorEntry,
-): {connectors: ConnectorEntry[]; kept: string[]} {
-  const kept = existing.filter((c) => c.Id !== entry.Id)
-  return {connectors: [...kept, entry], kept: kept.map((c) => c.Id)}
-}
-
 /**
  * Check merged parameters against the target connector's schema; a problem with a parameter given as an option is
  * named by its option. Throws one ValidationError listing every problem (create-connector and the exporters of
@@ -178,7 +161,71 @@ export function checkParameters(
   )
 }
 
-/** Validate, plan and (unless dryRun) create the connector definition, ML resource and deployment. */
+/** Everything decided from the options before any request: the connector entry and the requests to make. */
+function decide(options: CreateConnectorOptions, params: Record<string, unknown>, region?: string): CreateRequests {
+  const target = resolveConnector({...options, region: options.connectorArn ? undefined : region})
+  checkParameters(params, target, options)
+  const parameters = params as ConnectorParameters
+  const serviceName = parameters.LocalInferenceServiceName!
+  const plan = {
+    definitionId: options.definitionId,
+    id: options.id ?? `${target.connector.name}-${serviceName}`,
+    name: options.definitionId ? undefined : (options.name ?? `icc-${serviceName}`),
+    parameters,
+    target,
+  }
+  return {
+    create: planCreateConnector(plan),
+    deploy: options.deploy
+      ? {
+          groupId: options.groupId!,
+          spinner: options.spinner,
+          timeoutSeconds: options.waitTimeoutSeconds,
+          wait: options.wait,
+        }
+      : undefined,
+    entry: buildConnectorEntry(plan),
+    ml: options.withMlResource
+      ? {
+          destinationPath: parameters.MLModelDestinationPath!,
+          ownerSetting: options.mlResourceOwner,
+          resourceId: parameters.MLModelResourceId!,
+          sagemakerJobArn: parameters.MLModelSageMakerJobArn!,
+        }
+      : undefined,
+    warn: options.warn,
+  }
+}
+
+/** The result of the sent steps. */
+function resultOf(r: CreateRequests, a: CreateAnswers): CreateConnectorResult {
+  const created = a.created!
+  const result: CreateConnectorResult = {
+    connectorArn: r.entry.ConnectorArn,
+    connectorId: r.entry.Id,
+    definitionArn: created.arn,
+    definitionId: created.definitionId,
+    keptConnectors: a.otherConnectors.map((c) => c.Id),
+    latestVersion: created.latestVersion,
+    latestVersionArn: created.latestVersionArn,
+    operation: r.create.operation,
+    serviceName: r.entry.Parameters.LocalInferenceServiceName,
+    warnings: a.warnings,
+  }
+  if (r.ml) {
+    result.mlResource = a.mlResource
+    // Deploying replaces the group's resource definition version: its other resources were kept in the new one.
+    if (r.deploy) result.keptResources = a.groupResources.map((x) => x.Id ?? '').filter((x) => x !== r.ml!.resourceId)
+  }
+
+  if (a.deployment) result.deployment = a.deployment
+  return result
+}
+
+/**
+ * Validate, plan and (unless dryRun) send the steps: the reads that can refuse the call first (definition,
+ * group), then the connector definition, ML resource and deployment.
+ */
 export async function createConnector(
   options: CreateConnectorOptions,
 ): Promise<CreateConnectorPlan | CreateConnectorResult> {
@@ -186,145 +233,10 @@ export async function createConnector(
   const params = await gatherParameters(options)
   const {client, region} = await greengrassClient(options)
   try {
-    const target = resolveConnector({...options, region: options.connectorArn ? undefined : region})
-    checkParameters(params, target, options)
-
-    const parameters = params as ConnectorParameters
-    const serviceName = parameters.LocalInferenceServiceName!
-    const id = options.id ?? `${target.connector.name}-${serviceName}`
-    const plan = planCreateConnector({
-      definitionId: options.definitionId,
-      id,
-      name: options.definitionId ? undefined : (options.name ?? `icc-${serviceName}`),
-      parameters,
-      target,
-    })
-    const ml = options.withMlResource
-      ? {
-          destinationPath: parameters.MLModelDestinationPath!,
-          resourceId: parameters.MLModelResourceId!,
-          ownerSetting: options.mlResourceOwner,
-          sagemakerJobArn: parameters.MLModelSageMakerJobArn!,
-        }
-      : undefined
-
-    if (options.dryRun) {
-      const requests: PlannedRequest[] = []
-      if (options.definitionId) {
-        requests.push(
-          {input: {ConnectorDefinitionId: options.definitionId}, operation: 'GetConnectorDefinition'},
-          {
-            input: {
-              ConnectorDefinitionId: options.definitionId,
-              ConnectorDefinitionVersionId: '<from GetConnectorDefinition: LatestVersion>',
-            },
-            operation: 'GetConnectorDefinitionVersion',
-          },
-        )
-        const input = plan.input as {ConnectorDefinitionId: string; Connectors: ConnectorEntry[]}
-        requests.push({
-          input: {
-            ...input,
-            Connectors: ['<the other connectors of the latest version, unchanged>', ...input.Connectors],
-          },
-          operation: plan.operation,
-        })
-      } else {
-        requests.push(plan)
-      }
-
-      if (ml && options.deploy) {
-        const groupId = options.groupId!
-        const versionArn = '<from GetGroupVersion: ResourceDefinitionVersionArn>'
-        requests.push(
-          {input: {GroupId: groupId}, operation: 'GetGroup'},
-          {input: {GroupId: groupId, GroupVersionId: '<from GetGroup: LatestVersion>'}, operation: 'GetGroupVersion'},
-          {input: {ResourceDefinitionVersionArn: versionArn}, operation: 'GetResourceDefinitionVersion'},
-        )
-        const planned = planMlResource(ml)
-        const version = (planned.input as {InitialVersion: {Resources: unknown[]}}).InitialVersion
-        version.Resources.unshift('<the other resources of the group, unchanged>')
-        requests.push(planned)
-      } else if (ml) requests.push(planMlResource(ml))
-
-      if (options.deploy) {
-        requests.push(
-          ...planDeployGroup({
-            connectorDefinitionVersionArn: `<from ${plan.operation}: ${plan.operation === 'CreateConnectorDefinition' ? 'LatestVersionArn' : 'Arn'}>`,
-            groupId: options.groupId!,
-            resourceDefinitionVersionArn: ml ? '<from CreateResourceDefinition: LatestVersionArn>' : undefined,
-            wait: options.wait,
-          }),
-        )
-      }
-
-      return {requests}
-    }
-
-    const warnings: string[] = []
-    const entry = buildConnectorEntry({id, parameters, target})
-    let kept: string[] = []
-    let request = plan
-    if (options.definitionId) {
-      const existing = await latestConnectors(client, options.definitionId)
-      const merged = mergeConnectors(existing.connectors, entry)
-      const check = checkDefinitionVersion({Connectors: merged.connectors})
-      const clashes = check.problems.filter((p) => /already used/.test(p.message))
-      if (clashes.length > 0) {
-        throw new ValidationError(
-          `The new version of ${options.definitionId} would be invalid (its latest version ${existing.latestVersion ?? '-'} is merged in)`,
-          clashes,
-        )
-      }
-
-      kept = merged.kept
-      request = {
-        input: {ConnectorDefinitionId: options.definitionId, Connectors: merged.connectors},
-        operation: plan.operation,
-      }
-    }
-
-    const created = await sendConnectorDefinition(client, request)
-    const result: CreateConnectorResult = {
-      connectorArn: entry.ConnectorArn,
-      connectorId: id,
-      definitionArn: created.arn,
-      definitionId: created.definitionId,
-      keptConnectors: kept,
-      latestVersion: created.latestVersion,
-      latestVersionArn: created.latestVersionArn,
-      operation: request.operation,
-      serviceName,
-      warnings,
-    }
-    if (ml) {
-      // Deploying replaces the group's resource definition version: keep its other resources in the new one.
-      const others = options.deploy ? (await groupResources(options, options.groupId!)).resources : []
-      result.mlResource = await createMlResource(options, ml, others)
-      if (options.deploy) result.keptResources = others.map((r) => r.Id ?? '').filter((r) => r !== ml.resourceId)
-    }
-
-    if (options.deploy) {
-      if (!created.latestVersionArn) {
-        throw new UsageError('NO_VERSION_ARN', 'Greengrass returned no connector definition version ARN to deploy.')
-      }
-
-      const warning =
-        `The group's connector definition version is replaced by ${created.latestVersionArn}` +
-        `${options.definitionId ? '' : ' (a new definition)'}: connectors of other definitions leave the group.`
-      warnings.push(warning)
-      options.warn?.(warning)
-      result.deployment = await deployGroup(options, {
-        connectorDefinitionVersionArn: created.latestVersionArn,
-        groupId: options.groupId!,
-        resourceDefinitionVersionArn: result.mlResource?.latestVersionArn,
-        spinner: options.spinner,
-        timeoutSeconds: options.waitTimeoutSeconds,
-        wait: options.wait,
-      })
-    }
-
-    return result
+    const requests = decide(options, params, region)
+    const steps = createSteps(requests)
+    if (options.dryRun) return {requests: planSteps(steps, createPlaceholders(requests))}
+    return resultOf(requests, await runSteps(client, steps, emptyCreateAnswers()))
   } finally {
     client.destroy()
   }

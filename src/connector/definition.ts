@@ -13,6 +13,8 @@
  */
 import type {ErrorObject} from 'ajv'
 
+import type {PlannedRequest} from '../aws/greengrass.js'
+
 import {clientToken} from '../aws/clients.js'
 import {ValidationError, type ValidationProblem} from '../errors.js'
 import {
@@ -149,6 +151,23 @@ function structureProblems(errors: ErrorObject[]): ValidationProblem[] {
   return out
 }
 
+/** What checking a definition version has gathered so far, connector by connector. */
+interface DefinitionScan {
+  allowRegionPlaceholder: boolean
+  ids: Map<string, number>
+  imageClassification: ImageClassificationEntry[]
+  otherConnectors: number
+  problems: ValidationProblem[]
+  services: Map<string, number>
+}
+
+/** A value used twice (Ids, service names): the problem, or undefined (and the value remembered) the first time. */
+function firstUse(seen: Map<string, number>, value: string, index: number): number | undefined {
+  const first = seen.get(value)
+  if (first === undefined) seen.set(value, index)
+  return first
+}
+
 /**
  * Check a definition version document. Returns the parsed document and every problem found (empty: valid); use
  * {@link parseDefinitionVersion} to throw instead.
@@ -167,83 +186,87 @@ export function checkDefinitionVersion(
   const connectors = (version as {Connectors?: unknown})?.Connectors
   if (!Array.isArray(connectors)) return {problems}
 
-  const imageClassification: ImageClassificationEntry[] = []
-  const ids = new Map<string, number>()
-  const services = new Map<string, number>()
-  let otherConnectors = 0
+  const scan: DefinitionScan = {
+    allowRegionPlaceholder: options.allowRegionPlaceholder ?? false,
+    ids: new Map(),
+    imageClassification: [],
+    otherConnectors: 0,
+    problems,
+    services: new Map(),
+  }
   for (const [index, raw] of connectors.entries()) {
-    if (typeof raw !== 'object' || raw === null) continue
-    const entry = raw as Partial<ConnectorEntry>
-    const at = `/Connectors/${index}`
-    if (typeof entry.Id === 'string') {
-      const first = ids.get(entry.Id)
-      if (first === undefined) ids.set(entry.Id, index)
-      else
-        problems.push({
-          message: `Id "${entry.Id}" is already used by /Connectors/${first}.`,
-          path: `${at}/Id`,
-          suggestion: 'Give every connector its own Id.',
-        })
-    }
+    if (typeof raw === 'object' && raw !== null) scanConnector(scan, raw as Partial<ConnectorEntry>, index)
+  }
 
-    if (typeof entry.ConnectorArn !== 'string') continue
-    const named = IC_NAME.exec(entry.ConnectorArn)
-    if (!named) {
-      otherConnectors++
-      continue
-    }
+  const {imageClassification, otherConnectors} = scan
+  return {parsed: {imageClassification, otherConnectors, version: version as DefinitionVersion}, problems}
+}
 
-    if (!options.allowRegionPlaceholder && /:greengrass:region::/.test(entry.ConnectorArn)) {
-      problems.push({
-        message: 'The ConnectorArn has the placeholder "region" where the AWS region belongs.',
-        path: `${at}/ConnectorArn`,
-        suggestion: `Use your group's region, e.g. ${entry.ConnectorArn.replace(':greengrass:region::', ':greengrass:us-west-2::')}`,
-      })
-    }
-
-    const parsed = parseConnectorArn(entry.ConnectorArn.replace(':greengrass:region::', ':greengrass:us-west-2::'))
-    const known = CONNECTORS.find((c) => c.name === named[1])
-    if (!parsed) {
-      problems.push({
-        message: known
-          ? `${known.displayName} has no version ${named[2]}.`
-          : `There is no Image Classification connector named ${named[1]}.`,
-        path: `${at}/ConnectorArn`,
-        suggestion: known
-          ? `Use version ${known.versions.join(' or ')}.`
-          : `The connectors are ${CONNECTORS.map((c) => c.name).join(', ')} (see \`icc list-connectors\`).`,
-      })
-      if (!known) continue
-    }
-
-    // a known connector of an unknown version: its parameters are still checked (against its latest version), so
-    // that every problem of the file is reported at once. Missing Parameters are reported by the schema.
-    const target = parsed ?? {connector: known!, version: known!.versions.at(-1)!}
-    if (entry.Parameters !== undefined)
-      problems.push(...parameterProblems(entry.Parameters, target, `${at}/Parameters`))
-    const service = (entry.Parameters as Record<string, unknown> | undefined)?.LocalInferenceServiceName
-    if (typeof service === 'string') {
-      const first = services.get(service)
-      if (first === undefined) services.set(service, index)
-      else
-        problems.push({
-          message: `LocalInferenceServiceName "${service}" is already used by /Connectors/${first}; Lambda functions could not tell the two services apart.`,
-          path: `${at}/Parameters/LocalInferenceServiceName`,
-          suggestion: 'Give every Image Classification connector its own service name.',
-        })
-    }
-
-    if (!parsed) continue
-    imageClassification.push({
-      connector: parsed.connector,
-      entry: entry as ConnectorEntry,
-      index,
-      parameters: (entry.Parameters ?? {}) as ConnectorParameters,
-      version: parsed.version,
+/** Check one connector of a definition version: its Id, and for an Image Classification one its ARN and Parameters. */
+function scanConnector(scan: DefinitionScan, entry: Partial<ConnectorEntry>, index: number): void {
+  const {problems} = scan
+  const at = `/Connectors/${index}`
+  const firstId = typeof entry.Id === 'string' ? firstUse(scan.ids, entry.Id, index) : undefined
+  if (firstId !== undefined) {
+    problems.push({
+      message: `Id "${entry.Id}" is already used by /Connectors/${firstId}.`,
+      path: `${at}/Id`,
+      suggestion: 'Give every connector its own Id.',
     })
   }
 
-  return {parsed: {imageClassification, otherConnectors, version: version as DefinitionVersion}, problems}
+  if (typeof entry.ConnectorArn !== 'string') return
+  const named = IC_NAME.exec(entry.ConnectorArn)
+  if (!named) {
+    scan.otherConnectors++
+    return
+  }
+
+  if (!scan.allowRegionPlaceholder && /:greengrass:region::/.test(entry.ConnectorArn)) {
+    problems.push({
+      message: 'The ConnectorArn has the placeholder "region" where the AWS region belongs.',
+      path: `${at}/ConnectorArn`,
+      suggestion: `Use your group's region, e.g. ${entry.ConnectorArn.replace(':greengrass:region::', ':greengrass:us-west-2::')}`,
+    })
+  }
+
+  const parsed = parseConnectorArn(entry.ConnectorArn.replace(':greengrass:region::', ':greengrass:us-west-2::'))
+  const known = CONNECTORS.find((c) => c.name === named[1])
+  if (!parsed) {
+    problems.push({
+      message: known
+        ? `${known.displayName} has no version ${named[2]}.`
+        : `There is no Image Classification connector named ${named[1]}.`,
+      path: `${at}/ConnectorArn`,
+      suggestion: known
+        ? `Use version ${known.versions.join(' or ')}.`
+        : `The connectors are ${CONNECTORS.map((c) => c.name).join(', ')} (see \`icc list-connectors\`).`,
+    })
+    if (!known) return
+  }
+
+  // a known connector of an unknown version: its parameters are still checked (against its latest version), so
+  // that every problem of the file is reported at once. Missing Parameters are reported by the schema.
+  const target = parsed ?? {connector: known!, version: known!.versions.at(-1)!}
+  if (entry.Parameters !== undefined) problems.push(...parameterProblems(entry.Parameters, target, `${at}/Parameters`))
+  const service = (entry.Parameters as Record<string, unknown> | undefined)?.LocalInferenceServiceName
+  const firstService = typeof service === 'string' ? firstUse(scan.services, service, index) : undefined
+  if (firstService !== undefined) {
+    problems.push({
+      message: `LocalInferenceServiceName "${service}" is already used by /Connectors/${firstService}; Lambda functions could not tell the two services apart.`,
+      path: `${at}/Parameters/LocalInferenceServiceName`,
+      suggestion: 'Give every Image Classification connector its own service name.',
+    })
+  }
+
+  if (!parsed) return
+  scan.imageClassification.push({
+    connector: parsed.connector,
+    entry: entry as ConnectorEntry,
+    index,
+    parameters: (entry.Parameters ?? {}) as ConnectorParameters,
+    version: parsed.version,
+  })
 }
 
 /** Check a definition version document; throws a ValidationError (exit 2) listing every problem. */
@@ -351,10 +374,11 @@ export interface PlanCreateConnectorOptions {
   target: ConnectorTarget
 }
 
-export interface PlannedCreate {
-  input: Record<string, unknown>
-  operation: 'CreateConnectorDefinition' | 'CreateConnectorDefinitionVersion'
-}
+/** The request that creates the connector: a new definition, or a new version of an existing one. */
+export type PlannedCreate = Extract<
+  PlannedRequest,
+  {operation: 'CreateConnectorDefinition' | 'CreateConnectorDefinitionVersion'}
+>
 
 /** The one connector entry of the definition version. */
 export function buildConnectorEntry(options: PlanCreateConnectorOptions): ConnectorEntry {

@@ -128,6 +128,66 @@ function describeValue(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text
 }
 
+/** A parameter the connector version does not have: the connector or version it belongs to, or a close name. */
+function unknownParameterProblem(
+  extra: string,
+  where: string,
+  connector: ConnectorInfo,
+  version: ConnectorVersion,
+): ValidationProblem {
+  if (extra === 'GPUAcceleration') {
+    return {
+      message: `GPUAcceleration applies only to the Image Classification Aarch64 JTX2 connector, not to ${connector.displayName}.`,
+      path: where,
+      suggestion: 'Remove GPUAcceleration, or use the JTX2 connector (--platform jtx2) on a Jetson TX2.',
+    }
+  }
+
+  if (extra === 'MLFeedbackConnectorConfigId') {
+    return {
+      message: `MLFeedbackConnectorConfigId exists only in version 2 of the connector; this is version ${version}.`,
+      path: where,
+      suggestion: 'Remove it, or use the version 2 connector ARN (--connector-version 2).',
+    }
+  }
+
+  const close = closestName(extra)
+  return {
+    message: `Unknown parameter "${extra}".`,
+    path: where,
+    suggestion: close
+      ? `Did you mean "${close}"?`
+      : `The parameters of this connector are: ${parametersFor(connector, version)
+          .map((p) => p.name)
+          .join(', ')}.`,
+  }
+}
+
+/** The fix for a value that does not match its parameter's pattern, when one can be said. */
+function patternSuggestion(field: ParameterName, text: string): string | undefined {
+  const numeric = field === 'LocalInferenceServiceTimeoutSeconds' || field === 'LocalInferenceServiceMemoryLimitKB'
+  if (field === 'MLModelSageMakerJobArn') {
+    const fixed = suggestJobArn(text)
+    return fixed
+      ? `Did you mean "${fixed}"? The job name follows "training-job/", not "training-job:" (the AWS documentation's example has this mistake).`
+      : `Copy the ARN from the SageMaker console or: aws sagemaker describe-training-job --training-job-name NAME --query TrainingJobArn`
+  }
+
+  if (field === 'LocalInferenceServiceName' && /^[a-zA-Z0-9-]*$/.test(text)) {
+    if (text.length < 2)
+      return `The name has ${text.length} character${text.length === 1 ? '' : 's'}; it needs at least 2.`
+    return text.length > 63
+      ? `The name has ${text.length} characters; it may have at most 63.`
+      : 'It must start with a letter or a digit.'
+  }
+
+  if (numeric && /^\s*[0-9]+(\.0*)?\s*$/.test(text) && Number(text) >= 1) {
+    return `Use "${Number(text)}" (digits only, no spaces, sign, decimals or leading zeros).`
+  }
+
+  return numeric ? 'The minimum is 1.' : undefined
+}
+
 /** One ajv error on a Parameters object -> a problem a user can act on. */
 function parameterProblem(
   error: ErrorObject,
@@ -142,33 +202,7 @@ function parameterProblem(
   switch (error.keyword) {
     case 'additionalProperties': {
       const extra = (error.params as {additionalProperty: string}).additionalProperty
-      const where = `${at}/${extra}`
-      if (extra === 'GPUAcceleration') {
-        return {
-          message: `GPUAcceleration applies only to the Image Classification Aarch64 JTX2 connector, not to ${connector.displayName}.`,
-          path: where,
-          suggestion: 'Remove GPUAcceleration, or use the JTX2 connector (--platform jtx2) on a Jetson TX2.',
-        }
-      }
-
-      if (extra === 'MLFeedbackConnectorConfigId') {
-        return {
-          message: `MLFeedbackConnectorConfigId exists only in version 2 of the connector; this is version ${version}.`,
-          path: where,
-          suggestion: 'Remove it, or use the version 2 connector ARN (--connector-version 2).',
-        }
-      }
-
-      const close = closestName(extra)
-      return {
-        message: `Unknown parameter "${extra}".`,
-        path: where,
-        suggestion: close
-          ? `Did you mean "${close}"?`
-          : `The parameters of this connector are: ${parametersFor(connector, version)
-              .map((p) => p.name)
-              .join(', ')}.`,
-      }
+      return unknownParameterProblem(extra, `${at}/${extra}`, connector, version)
     }
 
     case 'required': {
@@ -207,31 +241,11 @@ function parameterProblem(
     }
 
     case 'pattern': {
-      const text = String(value)
-      let suggestion: string | undefined
-      if (field === 'MLModelSageMakerJobArn') {
-        const fixed = suggestJobArn(text)
-        suggestion = fixed
-          ? `Did you mean "${fixed}"? The job name follows "training-job/", not "training-job:" (the AWS documentation's example has this mistake).`
-          : `Copy the ARN from the SageMaker console or: aws sagemaker describe-training-job --training-job-name NAME --query TrainingJobArn`
-      } else if (field === 'LocalInferenceServiceName' && /^[a-zA-Z0-9-]*$/.test(text)) {
-        suggestion =
-          text.length < 2
-            ? `The name has ${text.length} character${text.length === 1 ? '' : 's'}; it needs at least 2.`
-            : text.length > 63
-              ? `The name has ${text.length} characters; it may have at most 63.`
-              : 'It must start with a letter or a digit.'
-      } else if (
-        (field === 'LocalInferenceServiceTimeoutSeconds' || field === 'LocalInferenceServiceMemoryLimitKB') &&
-        /^\s*[0-9]+(\.0*)?\s*$/.test(text) &&
-        Number(text) >= 1
-      ) {
-        suggestion = `Use "${Number(text)}" (digits only, no spaces, sign, decimals or leading zeros).`
-      } else if (field === 'LocalInferenceServiceTimeoutSeconds' || field === 'LocalInferenceServiceMemoryLimitKB') {
-        suggestion = 'The minimum is 1.'
+      return {
+        message: `${field} must be ${EXPECTED[field!]}, got ${describeValue(value)}.`,
+        path,
+        suggestion: patternSuggestion(field!, String(value)),
       }
-
-      return {message: `${field} must be ${EXPECTED[field!]}, got ${describeValue(value)}.`, path, suggestion}
     }
 
     default: {

@@ -19,7 +19,7 @@ import {UsageError} from '../errors.js'
 import {generateAuthToken} from '../serve/ipc.js'
 import {type Architecture, ARCHITECTURE_NAMES, buildBundle, type Bundle, type BundleSource} from './bundle.js'
 import {buildDeployment, isTargetArn} from './deployment.js'
-import {type ConnectorInputOptions, readConnectorInputs} from './inputs.js'
+import {type ConnectorInput, type ConnectorInputOptions, readConnectorInputs} from './inputs.js'
 import {
   buildRecipe,
   checkComponentId,
@@ -127,6 +127,50 @@ async function modelUriFor(
   return (await modelArtifactOf(options, jobArn)).uri
 }
 
+/** Write one component: its recipe (validated) and its artifacts (the bundles, hard-linked or copied). */
+async function writeComponent(
+  options: ExportComponentOptions,
+  c: {
+    bucket: string
+    bundles: Bundle[]
+    input: ConnectorInput
+    modelUri: string
+    output: string
+    settings: IccSettings
+    version: string
+  },
+): Promise<ExportedComponent> {
+  const {bundles, version} = c
+  const serviceName = c.input.parameters.LocalInferenceServiceName!
+  const componentName = options.componentName ?? defaultComponentName(serviceName)
+  const recipe = buildRecipe({
+    artifactPrefix: `s3://${c.bucket}/${componentName}/${version}`,
+    bundles,
+    componentName,
+    componentVersion: version,
+    modelUri: c.modelUri,
+    parameters: c.input.parameters,
+    settings: c.settings,
+  })
+  validateRecipe(recipe)
+  const recipeDir = join(c.output, 'recipes')
+  const artifactDir = join(c.output, 'artifacts', componentName, version)
+  await mkdir(recipeDir, {recursive: true})
+  await mkdir(artifactDir, {recursive: true})
+  const format = options.format ?? 'json'
+  const recipePath = join(recipeDir, `${componentName}-${version}.${format}`)
+  await writeFile(recipePath, recipeText(recipe, format))
+  for (const b of bundles) await placeArtifact(b.file, join(artifactDir, b.fileName))
+  return {
+    artifacts: bundles.map((b) => join(artifactDir, b.fileName)),
+    componentName,
+    componentVersion: version,
+    modelUri: c.modelUri,
+    recipe: recipePath,
+    serviceName,
+  }
+}
+
 /** Export the component folder(s) and the deployment document. */
 export async function exportComponent(options: ExportComponentOptions): Promise<ExportComponentResult> {
   usageChecks(options)
@@ -163,34 +207,18 @@ export async function exportComponent(options: ExportComponentOptions): Promise<
   const bucket = (options.artifactBucket ?? PLACEHOLDER_BUCKET).replace(/^s3:\/\//, '').replace(/\/+$/, '')
   const components: ExportedComponent[] = []
   for (const [i, input] of inputs.entries()) {
-    const serviceName = input.parameters.LocalInferenceServiceName!
-    const componentName = options.componentName ?? defaultComponentName(serviceName)
-    const recipe = buildRecipe({
-      artifactPrefix: `s3://${bucket}/${componentName}/${version}`,
-      bundles,
-      componentName,
-      componentVersion: version,
-      modelUri: modelUris[i],
-      parameters: input.parameters,
-      settings: {...settings, ipcPort: settings.ipcPort + i},
-    })
-    validateRecipe(recipe)
-    const recipeDir = join(output, 'recipes')
-    const artifactDir = join(output, 'artifacts', componentName, version)
-    await mkdir(recipeDir, {recursive: true})
-    await mkdir(artifactDir, {recursive: true})
-    const format = options.format ?? 'json'
-    const recipePath = join(recipeDir, `${componentName}-${version}.${format}`)
-    await writeFile(recipePath, recipeText(recipe, format))
-    for (const b of bundles) await placeArtifact(b.file, join(artifactDir, b.fileName))
-    components.push({
-      artifacts: bundles.map((b) => join(artifactDir, b.fileName)),
-      componentName,
-      componentVersion: version,
-      modelUri: modelUris[i],
-      recipe: recipePath,
-      serviceName,
-    })
+    const settingsOf = {...settings, ipcPort: settings.ipcPort + i}
+    components.push(
+      await writeComponent(options, {
+        bucket,
+        bundles,
+        input,
+        modelUri: modelUris[i],
+        output,
+        settings: settingsOf,
+        version,
+      }),
+    )
   }
 
   const deployment = buildDeployment({

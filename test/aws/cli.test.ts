@@ -4,7 +4,7 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {describeTrainingJobPolicy, grantPolicy} from '../../src/aws/policy.js'
+import {describeTrainingJobPolicy, grantPolicy} from '../../src/check-role/policy.js'
 import {AwsWire, iamError, iamResult, jsonError, s3ObjectHead} from '../helpers/aws-wire.js'
 import {BIN, icc, iccJson} from '../helpers/cli.js'
 import {AWS_ENV, GROUP_ID, JOB_ARN, ROLE_ARN, SECRET_KEY, simulateReply, trainingJob} from './fixtures.js'

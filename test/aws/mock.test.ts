@@ -16,8 +16,8 @@ import {
 import {type AwsClientStub, mockClient} from 'aws-sdk-client-mock'
 import assert from 'node:assert/strict'
 
-import {sendConnectorDefinition} from '../../src/aws/greengrass.js'
-import {deployGroup} from '../../src/aws/group.js'
+import {sendGreengrass} from '../../src/aws/greengrass.js'
+import {deployGroup} from '../../src/connector/group.js'
 import {IccError} from '../../src/errors.js'
 import {GROUP_ID, useFakeCredentials} from './fixtures.js'
 
@@ -76,10 +76,7 @@ describe('AWS paths with aws-sdk-client-mock', () => {
     )
     const client = new GreengrassClient({region: 'us-west-2'})
     await assert.rejects(
-      sendConnectorDefinition(client, {
-        input: {InitialVersion: {Connectors: []}, Name: 'x'},
-        operation: 'CreateConnectorDefinition',
-      }),
+      sendGreengrass(client, 'CreateConnectorDefinition', {InitialVersion: {Connectors: []}, Name: 'x'}),
       (error: unknown) => {
         assert.ok(error instanceof IccError)
         assert.equal(error.exitCode, 3)

@@ -6,7 +6,7 @@ import {
   evaluatePolicies,
   type PolicyDecision,
   wildcardToRegExp,
-} from '../../src/aws/policy.js'
+} from '../../src/check-role/policy.js'
 
 const ACTION = 'sagemaker:DescribeTrainingJob'
 const JOB = 'arn:aws:sagemaker:us-west-2:123456789012:training-job/MyImageClassifier'

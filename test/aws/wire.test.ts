@@ -2,10 +2,12 @@
 import assert from 'node:assert/strict'
 
 import {clientToken} from '../../src/aws/clients.js'
-import {createMlResource, deployGroup, planDeployGroup, planMlResource} from '../../src/aws/group.js'
-import {checkRole, FIX_POLICY_NAME} from '../../src/aws/iam.js'
-import {describeTrainingJobPolicy, evaluatePolicies} from '../../src/aws/policy.js'
-import {checkJob, modelArtifactOf} from '../../src/aws/sagemaker.js'
+import {modelArtifactOf} from '../../src/aws/sagemaker.js'
+import {checkJob} from '../../src/check-job/check-job.js'
+import {checkRole} from '../../src/check-role/check-role.js'
+import {describeTrainingJobPolicy, evaluatePolicies} from '../../src/check-role/policy.js'
+import {FIX_POLICY_NAME} from '../../src/check-role/types.js'
+import {createMlResource, deployGroup, planDeployGroup, planMlResource} from '../../src/connector/group.js'
 import {AwsError, ExitCode, UsageError} from '../../src/errors.js'
 import {AwsWire, iamError, iamResult, jsonError, s3ObjectHead, type WireRequest} from '../helpers/aws-wire.js'
 import {
@@ -686,16 +688,11 @@ describe('AWS wire protocols through real SDK clients', () => {
       })
       assert.deepEqual(
         plan.map((p) => p.operation),
-        [
-          'GetGroup',
-          'GetGroupVersion',
-          'CreateGroupVersion',
-          'CreateDeployment',
-          'GetDeploymentStatus (repeated until Success or Failure)',
-        ],
+        ['GetGroup', 'GetGroupVersion', 'CreateGroupVersion', 'CreateDeployment', 'GetDeploymentStatus'],
       )
-      assert.equal(plan[2].input.ConnectorDefinitionVersionArn, 'arn:c')
-      assert.equal(plan[3].input.DeploymentType, 'NewDeployment')
+      assert.equal(plan[4].note, 'Repeated until Success or Failure.')
+      assert.equal(plan[2].operation === 'CreateGroupVersion' && plan[2].input.ConnectorDefinitionVersionArn, 'arn:c')
+      assert.equal(plan[3].operation === 'CreateDeployment' && plan[3].input.DeploymentType, 'NewDeployment')
       assert.equal(
         planMlResource({destinationPath: '/m', resourceId: 'r', sagemakerJobArn: JOB_ARN}).operation,
         'CreateResourceDefinition',

@@ -341,6 +341,81 @@ describe('icc create-connector / validate-connector (real binary, loopback Green
     assert.equal(wire.calls('greengrass:CreateDeployment').length, 1)
   })
 
+  it('--group-id of a group that does not exist --deploy: the group is read first, nothing is created', async () => {
+    const example = corrected(seed[1])
+    deployableGroup({}).on('greengrass:GetGroup', {
+      ...jsonError('NotFoundException', 'That group definition does not exist.', 404),
+    })
+    const r = await run([
+      'create-connector',
+      ...flagsFor(example),
+      '--with-ml-resource',
+      '--group-id',
+      'does-not-exist',
+      '--deploy',
+      '--json',
+    ])
+    assert.equal(r.exitCode, 3, r.stderr)
+    assert.equal(JSON.parse(r.stdout).error.code, 'NOT_FOUND')
+    assert.deepEqual(
+      wire.requests.map((x) => x.operation),
+      ['greengrass:GetGroup'],
+    )
+    assert.equal(wire.calls('greengrass:GetGroup')[0].path, '/greengrass/groups/does-not-exist')
+  })
+
+  it('the executor sends the steps --dry-run prints, in the same order, reads first', async () => {
+    const [c] = corrected(seed[1]).initialVersion.Connectors
+    useFakeCredentials()
+    const options = {
+      definitionId: 'def-1',
+      deploy: true,
+      endpointUrl: wire.url,
+      groupId: GROUP_ID,
+      id: c.Id,
+      parameters: c.Parameters,
+      platform: 'jtx2' as const,
+      region: REGION,
+      wait: true,
+      withMlResource: true,
+    }
+    const plan = await createConnector({...options, dryRun: true})
+    assert.ok('requests' in plan)
+    assert.equal(wire.requests.length, 0)
+    const planned = plan.requests.map((x) => x.operation)
+    assert.deepEqual(planned, [
+      'GetConnectorDefinition',
+      'GetConnectorDefinitionVersion',
+      'GetGroup',
+      'GetGroupVersion',
+      'GetResourceDefinitionVersion',
+      'CreateConnectorDefinitionVersion',
+      'CreateResourceDefinition',
+      'CreateGroupVersion',
+      'CreateDeployment',
+      'GetDeploymentStatus',
+    ])
+    const base = GG_BASE
+    deployableGroup({ResourceDefinitionVersionArn: `${base}/definition/resources/old/versions/ov`})
+      .on('greengrass:GetConnectorDefinition', {body: {Id: 'def-1', LatestVersion: 'v1'}})
+      .on('greengrass:GetConnectorDefinitionVersion', {body: {Definition: {Connectors: []}}})
+      .on('greengrass:CreateConnectorDefinitionVersion', {
+        body: {Arn: `${base}/definition/connectors/def-1/versions/v2`, Id: 'def-1', Version: 'v2'},
+      })
+      .on('greengrass:GetResourceDefinitionVersion', {body: {Definition: {Resources: []}}})
+      .on('greengrass:GetDeploymentStatus', {body: {DeploymentStatus: 'Success'}})
+    const result = await createConnector(options)
+    assert.ok(!('requests' in result))
+    assert.equal(result.deployment?.status, 'Success')
+    assert.deepEqual(
+      wire.requests.map((x) => x.operation),
+      planned.map((op) => `greengrass:${op}`),
+    )
+    const sent = wire.calls('greengrass:CreateConnectorDefinitionVersion')[0].json
+    const shown = plan.requests.find((x) => x.operation === 'CreateConnectorDefinitionVersion')
+    assert.deepEqual(sent, {Connectors: shown?.input.Connectors})
+  })
+
   it('403 from Greengrass → one clear line, exit 3; no secret printed', async () => {
     wire.on('greengrass:CreateConnectorDefinition', {
       ...jsonError(
