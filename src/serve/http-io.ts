@@ -46,16 +46,39 @@ export function limitedServer(limits: ListenerLimits, handler: RequestListener):
   server.on('request', (req: IncomingMessage) => {
     req.socket.setTimeout(0)
   })
+  // `Expect: 100-continue`: node:http would write `100 Continue` before the handler sees the request; here the
+  // handler decides (a body over the limit or the byte budget is refused without it), see {@link sendContinue}
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    req.socket.setTimeout(0)
+    awaitingContinue.set(req, res)
+    handler(req, res)
+  })
   return server
 }
 
+/** Requests whose client waits for `100 Continue` before it sends the body. */
+const awaitingContinue = new WeakMap<IncomingMessage, ServerResponse>()
+
 /**
- * The whole body as one buffer; 'too-large' when the declared Content-Length is over `limit` (nothing is read)
- * or as soon as the bytes that arrive pass it (what was read is dropped and the rest is not kept); 'aborted' when
- * the client goes away first. After 'too-large' the caller answers and closes the connection.
+ * Tell a client that sent `Expect: 100-continue` to send its body (once; nothing for other requests). Called when
+ * the body is about to be read, after every check that can refuse the request from its headers.
+ */
+export function sendContinue(req: IncomingMessage): void {
+  const res = awaitingContinue.get(req)
+  if (!res) return
+  awaitingContinue.delete(req)
+  if (!res.headersSent && !res.destroyed) res.writeContinue()
+}
+
+/**
+ * The whole body as one buffer; 'too-large' when the declared Content-Length is over `limit` (nothing is read, and
+ * a client waiting for `100 Continue` does not get it) or as soon as the bytes that arrive pass it (what was read
+ * is dropped and the rest is not kept); 'aborted' when the client goes away first. After 'too-large' the caller
+ * answers and closes the connection.
  */
 export async function readBody(req: IncomingMessage, limit: number): Promise<'aborted' | 'too-large' | Buffer> {
   if (Number(req.headers['content-length']) > limit) return 'too-large'
+  sendContinue(req)
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let size = 0
