@@ -40,7 +40,7 @@ import {ModelReloader} from './reload.js'
 import {registerRoutes} from './routes.js'
 import {Service, type ServiceRequest} from './service.js'
 import {RecentErrors} from './status-page.js'
-import {tierUpServingCode} from './tuning.js'
+import {fullGc, tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BODY_BYTES, type Dispatcher, type InferenceResult, ServeError} from './types.js'
 
 export {httpStatus} from './invocations.js'
@@ -291,7 +291,8 @@ function invocationsOf(options: HostOptions, parts: Awaited<ReturnType<typeof st
     if (entry.code !== 'OK') recentErrors.add(entry)
   }
 
-  const budget = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES)
+  // memory given back when the host goes idle after big uploads (./http-io.ts ByteBudget)
+  const budget = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES, fullGc())
   const route = invocationRoute({
     budget,
     dispatcher,
