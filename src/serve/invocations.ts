@@ -128,8 +128,15 @@ export function invocationRoute(
     const accept = req.headers.accept ?? ''
     const verbose = topK !== undefined || /application\/json\s*;\s*verbose/i.test(accept)
     if (verbose && topK === undefined) topK = 5
-    // the bytes this request will hold, reserved before reading and given back once its answer is done
+    // the bytes this request will hold, reserved before reading and given back once its answer is done; a body
+    // declared over the limit is refused first (413: retrying cannot help), unread
     const declaredLength = Number(req.headers['content-length'])
+    if (declaredLength > maxBodyBytes) {
+      refuse(res, name, tooLarge())
+      answered(name, 413, 'BODY_TOO_LARGE', declaredBytes)
+      return
+    }
+
     const reserve = Number.isFinite(declaredLength) ? Math.min(declaredLength, maxBodyBytes) : maxBodyBytes
     if (!options.budget.take(reserve)) {
       refuse(

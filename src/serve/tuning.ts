@@ -14,10 +14,13 @@
  * - V8 in host and runner, once they serve: a young generation held small in the host (holdHostYoungGeneration),
  *   and a lower interrupt budget in both (tierUpServingCode), so the request path is compiled by TurboFan within
  *   seconds instead of a minute or more at a low request rate.
+ * - A full garbage collection in the host when it goes idle after big uploads (fullGc, ./http-io.ts ByteBudget),
+ *   so that the bodies' memory goes back to the system.
  */
 import type {InferenceSession} from 'onnxruntime-node'
 
 import {setFlagsFromString} from 'node:v8'
+import {runInNewContext} from 'node:vm'
 
 export function cpuSessionOptions(intraOpThreads: number): InferenceSession.SessionOptions {
   return {
@@ -95,4 +98,22 @@ function setUnlessGiven(given: RegExp, flag: string, execArgv: readonly string[]
   if ([...execArgv, nodeOptions].some((a) => given.test(a))) return false
   setFlagsFromString(flag)
   return true
+}
+
+/**
+ * V8's full garbage collection as a function, for the host to give request bodies' memory back when it goes idle
+ * (./http-io.ts ByteBudget); undefined where it cannot be had. Node exposes `gc` only with --expose-gc: given on
+ * the command line, `globalThis.gc` is used; otherwise the flag is set at run time and `gc` taken from a new
+ * context (the main context's global stays as it is). One collection of the host's heap takes a few ms.
+ */
+export function fullGc(): (() => void) | undefined {
+  const given = (globalThis as {gc?: unknown}).gc
+  if (typeof given === 'function') return given as () => void
+  try {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as unknown
+    return typeof gc === 'function' ? (gc as () => void) : undefined
+  } catch {
+    return undefined
+  }
 }
