@@ -23,7 +23,7 @@ import {inferInputShape, mismatchError, type ShapeMismatch} from './input-shape.
 import {readLabelsFile} from './labels.js'
 import {type ParamsFile, readParams} from './mxnet-params.js'
 import {inferShapes, type MxSymbol, parseSymbol} from './mxnet-symbol.js'
-import {CONVERTER_VERSION, plan, splitPlan, writeOnnx} from './onnx-export.js'
+import {CONVERTER_VERSION, plan, splitPlan, writeOnnx} from './onnx-export/index.js'
 import {cachedOptimized, optimizeParts, PART_BYTES, writeParts} from './optimize.js'
 import {expandImageArgs, imagesError, loadImage} from './predict-images.js'
 import {preprocessImage} from './preprocess.js'

@@ -19,10 +19,10 @@ import {basename, join} from 'node:path'
 import onnxProto from 'onnx-proto'
 import * as ort from 'onnxruntime-node'
 
-import type {Plan} from './onnx-export.js'
+import type {Plan} from './onnx-export/index.js'
 
 import {atomicWrite, sha256, sha256Files} from './cache.js'
-import {writePlan} from './onnx-export.js'
+import {writePlan} from './onnx-export/index.js'
 
 const {onnx} = onnxProto
 
