@@ -34,6 +34,8 @@ const FLAG_NAMES: Record<number, string> = {
   7: 'bool',
 }
 const MAX_NDIM = 32
+/** The largest params file icc reads (Node.js reads a file of at most 2 GiB - 1 into one buffer). */
+export const MAX_PARAMS_BYTES = 2 ** 31 - 1
 
 export interface ParamArray {
   /** The values (decoded on each access when read lazily). */

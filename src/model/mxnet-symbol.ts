@@ -42,6 +42,9 @@ function pair(v: unknown, source: string, where: string): [number, number] {
 
 export function parseSymbol(text: string, source = 'symbol file'): MxSymbol {
   if (text.length > MAX_SYMBOL_BYTES) bad(source, `larger than ${MAX_SYMBOL_BYTES} bytes`)
+  // counted before parsing: a million nodes would take hundreds of MB as objects (one "op" key per node)
+  const ops = countOf(text, '"op"')
+  if (ops > MAX_NODES) bad(source, `about ${ops} nodes (limit ${MAX_NODES})`)
   let json: unknown
   try {
     json = JSON.parse(text)
@@ -72,6 +75,7 @@ export function parseSymbol(text: string, source = 'symbol file'): MxSymbol {
 
     return {attrs, inputs, name: node.name, op: node.op}
   })
+  checkNames(nodes, source)
   const heads = Array.isArray(doc.heads) ? doc.heads.map((h, j) => pair(h, source, `head ${j}`)) : []
   if (heads.length === 0) heads.push([nodes.length - 1, 0])
   for (const [h] of heads) if (h >= nodes.length) bad(source, `head points to node ${h}, which does not exist`)
@@ -83,7 +87,23 @@ export function parseSymbol(text: string, source = 'symbol file'): MxSymbol {
   return {argNodes, heads, mxnetVersion, nodes}
 }
 
-/** `"(3, 3)"`, `"(3,3)"`, `"[1, 2]"`, `"3"` -> numbers. */
+function countOf(text: string, what: string): number {
+  let n = 0
+  for (let at = text.indexOf(what); at !== -1; at = text.indexOf(what, at + what.length)) n++
+  return n
+}
+
+/** Node names are unique (they name the ONNX tensors): a repeated one is BAD_SYMBOL naming it. */
+function checkNames(nodes: SymbolNode[], source: string): void {
+  const seen = new Map<string, number>()
+  for (const [i, n] of nodes.entries()) {
+    const first = seen.get(n.name)
+    if (first !== undefined) bad(source, `"${n.name}" names nodes ${first} and ${i}; node names must be unique`)
+    seen.set(n.name, i)
+  }
+}
+
+/** `"(3, 3)", `"(3,3)"`, `"[1, 2]"`, `"3"` -> numbers. */
 export function parseTuple(value: string | undefined, fallback: number[] = []): number[] {
   if (value === undefined) return fallback
   const inner = value

@@ -12,7 +12,7 @@ import type {WriteResult} from './write.js'
 import {plan} from './plan.js'
 import {encodePlan, writePlan} from './write.js'
 
-export {DEFAULT_ACTIVATION_BYTES} from './activations.js'
+export {type ActivationPeak, checkActivations, DEFAULT_ACTIVATION_BYTES} from './activations.js'
 export {activationBound, CONVERTER_VERSION, OPSET, plan} from './plan.js'
 export {SUPPORTED_OPS} from './registry.js'
 export {splitPlan} from './split.js'

@@ -67,7 +67,7 @@ class PlanBuilder {
       rank: this.inf.nodeShapes[n.inputs[0]?.[0] ?? -1]?.length ?? 0,
       source,
       tmp: (base) => `${base}__${this.counter++}`,
-      unsupported: (what) => {
+      unsupported(what) {
         throw unsupportedError(source, n, what)
       },
     }
@@ -142,7 +142,7 @@ export function plan(sym: MxSymbol, options: ExportOptions): Plan {
     inf.nodeShapes,
     sym.nodes.findIndex((n) => n.op === 'null' && n.name === dataName),
   )
-  checkActivations(sym, inf.nodeShapes, peak, activationBound(options), source)
+  checkActivations(peak, activationBound(options), source)
   const b = new PlanBuilder(sym, params, inf, source)
   convertNodes(b)
   const outputNames = sym.heads.map(([j]) => b.outName[j])
@@ -163,7 +163,7 @@ export function plan(sym: MxSymbol, options: ExportOptions): Plan {
   for (const [j, n] of sym.nodes.entries())
     if (n.op !== 'null' && inf.nodeShapes[j]) shapes.set(n.name, inf.nodeShapes[j])
   shapes.set(dataName, [1, c, h, w])
-  return {activationBytes: peak.bytes, inits: b.inits, inputName: dataName, model, outputNames, outputShapes, shapes}
+  return {activation: peak, inits: b.inits, inputName: dataName, model, outputNames, outputShapes, shapes}
 }
 
 /** A float tensor's ValueInfoProto, its first dimension the dynamic batch `N`. */

@@ -4,6 +4,8 @@
  */
 import type onnxProto from 'onnx-proto'
 
+import type {ActivationPeak} from './activations.js'
+
 export interface ExportOptions {
   /** Name of the data input (default: the first variable that is not a parameter or label). */
   dataName?: string
@@ -34,8 +36,8 @@ export interface PlannedInit {
 }
 
 export interface Plan {
-  /** Peak bytes of the graph's tensors for one image (./activations.ts). */
-  activationBytes: number
+  /** The peak of the graph's tensor bytes for one image (./activations.ts). */
+  activation: ActivationPeak
   inits: PlannedInit[]
   inputName: string
   /** The model without its initializers. */
@@ -47,8 +49,8 @@ export interface Plan {
 }
 
 export interface ExportResult {
-  /** Peak bytes of the graph's tensors for one image (./activations.ts). */
-  activationBytes: number
+  /** The peak of the graph's tensor bytes for one image (./activations.ts). */
+  activation: ActivationPeak
   bytes: Uint8Array
   inputName: string
   outputNames: string[]

@@ -7,7 +7,7 @@
 import {open} from 'node:fs/promises'
 import onnxProto from 'onnx-proto'
 
-import type {ExportResult, Plan} from './types.js'
+import type {ExportResult, Plan, PlannedInit} from './types.js'
 
 import {ModelError} from '../../errors.js'
 
@@ -21,14 +21,14 @@ export interface WriteResult extends Omit<ExportResult, 'bytes'> {
 
 /** A plan's parts and what it tells the caller (ExportResult without the bytes). */
 function resultOf(p: Plan): Omit<ExportResult, 'bytes'> & Pick<Plan, 'inits' | 'model'> {
-  const {activationBytes, inits, inputName, model, outputNames, outputShapes} = p
-  return {activationBytes, inits, inputName, model, outputNames, outputShapes}
+  const {activation, inits, inputName, model, outputNames, outputShapes} = p
+  return {activation, inits, inputName, model, outputNames, outputShapes}
 }
 
 /** The model encoded in memory. */
 export function encodePlan(p: Plan): ExportResult {
   const {inits, model, ...rest} = resultOf(p)
-  const initializer = inits.map((t) => ({dataType: FLOAT, dims: t.dims, name: t.name, rawData: t.bytes()}))
+  const initializer = inits.map((t) => ({dataType: FLOAT, dims: t.dims, name: t.name, rawData: finite(t, t.bytes())}))
   const full = onnx.ModelProto.create({...model, graph: {...model.graph, initializer}})
   return {bytes: onnx.ModelProto.encode(full).finish(), ...rest}
 }
@@ -68,13 +68,37 @@ export async function writePlan(p: Plan, path: string): Promise<WriteResult> {
       }
 
       await write(concat([Uint8Array.of(0x2a), varint(entryLength(h)), h.header, h.rawTag]))
-      await write(bytes)
+      await write(finite(inits[i], bytes))
     }
   } finally {
     await file.close()
   }
 
   return {length, ...rest}
+}
+
+/**
+ * The bytes of a float32 initializer, when every value is finite: a NaN or infinite weight (its exponent bits all
+ * set) makes the model answer NaN, which is no probability and no JSON, so it is refused (BAD_PARAMS naming it).
+ */
+function finite(t: PlannedInit, bytes: Uint8Array): Uint8Array {
+  for (let i = 3; i < bytes.length; i += 4) {
+    if ((bytes[i] & 0x7f) === 0x7f && bytes[i - 1] & 0x80) {
+      const view = new DataView(bytes.buffer, bytes.byteOffset + i - 3, 4)
+      throw new ModelError(
+        'BAD_PARAMS',
+        `parameter ${t.name} holds ${view.getFloat32(0, true)} at value ${(i - 3) / 4} of ${bytes.length / 4}`,
+        {
+          details: {index: (i - 3) / 4, name: t.name},
+          suggestions: [
+            'Training diverged or the file is damaged: export the model again from a checkpoint whose weights are finite.',
+          ],
+        },
+      )
+    }
+  }
+
+  return bytes
 }
 
 /** Bytes of a float32 tensor of these dimensions. */
