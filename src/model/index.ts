@@ -271,7 +271,7 @@ async function loadConverted(path: string, options: LoadModelOptions): Promise<L
       throw new ModelError('BAD_MODEL', `Cannot tell the number of classes of ${art.symbolPath}: ${problems}`)
     }
 
-    // streamed: the initializers go to the file straight from the params file's bytes (./onnx-export.ts)
+    // streamed: the initializers go to the file straight from the params file's bytes (./onnx-export/)
     const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
     const source = basename(art.symbolPath!)
     const {maxActivationBytes} = options

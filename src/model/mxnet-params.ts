@@ -12,7 +12,7 @@
  *
  * With `{lazy: true}` nothing is decoded up front: each array records where its data lies in the file, `data`
  * decodes it on each access (kept by no one), and `raw()` gives the float32 little-endian bytes ONNX stores, a view
- * of the file itself when it holds float32. That is how conversion streams (./onnx-export.ts, writeOnnx): the file's
+ * of the file itself when it holds float32. That is how conversion streams (./onnx-export/, writeOnnx): the file's
  * bytes are the only copy of the weights it holds.
  */
 import {ModelError} from '../errors.js'
