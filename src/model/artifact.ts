@@ -140,6 +140,12 @@ async function resolveDir(dir: string, options: ResolveOptions, shownAs = dir): 
     symbolPath: join(dir, symbolFile),
     warnings,
   }
+  await readExtras(dir, files, result)
+  return result
+}
+
+/** What the files beside the model add to it: the sidecar (labels, preprocessing, shape), model-shapes.json, labels. */
+async function readExtras(dir: string, files: string[], result: ResolvedArtifact): Promise<void> {
   if (files.includes(SIDECAR)) {
     let side: {labels?: unknown; preprocessing?: unknown; shape?: unknown}
     try {
@@ -177,8 +183,6 @@ async function resolveDir(dir: string, options: ResolveOptions, shownAs = dir): 
       }
     }
   }
-
-  return result
 }
 
 export async function resolveArtifact(path: string, options: ResolveOptions = {}): Promise<ResolvedArtifact> {
