@@ -8,7 +8,7 @@ import pino from 'pino'
 
 import type {DoctorCheck} from './doctor-types.js'
 
-import {CUDA_PROVIDER_FIX, hasCudaProviderBuild, missingCudaProviderFiles} from '../model/index.js'
+import {activationBound, CUDA_PROVIDER_FIX, hasCudaProviderBuild, missingCudaProviderFiles} from '../model/index.js'
 import {memoryMode} from '../serve/memory-mode.js'
 import {memoryLimitSuggestions} from '../serve/memory.js'
 import {Metrics} from '../serve/metrics.js'
@@ -86,6 +86,8 @@ const UNCAPPED_KB = 1024 ** 3
 export async function checkModel(path: string, options: ModelCheckOptions = {}): Promise<DoctorCheck> {
   const title = 'model loads in an icc serve runner'
   const service = new Service({
+    // the model's tensors are bounded by the limit asked for (else the default), not by the uncapped measurement's
+    activationLimitKb: options.memoryLimitKb ?? Math.floor(activationBound({}) / 1024),
     allowCpuFallback: false,
     cacheDir: options.cacheDir,
     gpu: false,

@@ -10,10 +10,13 @@ import {basename, join} from 'node:path'
 
 import type {PreprocessingSpec, ResolvedArtifact} from './types.js'
 
+import {formatBytes} from '../aws/progress.js'
 import {ModelError, UsageError} from '../errors.js'
 import {extractArchive} from './archive.js'
 import {defaultCacheDir} from './cache.js'
 import {parseLabelLines} from './labels.js'
+import {MAX_PARAMS_BYTES} from './mxnet-params.js'
+import {MAX_SYMBOL_BYTES} from './mxnet-symbol.js'
 
 export interface ResolveOptions {
   cacheDir?: string
@@ -42,6 +45,32 @@ function checkShape(shape: unknown, where: string): number[] {
   }
 
   return shape.length === 3 ? [1, ...shape] : [...shape]
+}
+
+/**
+ * A symbol or params file is a regular file of a size icc can read, checked by `stat` before anything reads or
+ * hashes it (a 1.9 GB sparse symbol file is refused at once, not read whole first).
+ */
+async function checkModelFile(path: string, what: 'params' | 'symbol'): Promise<void> {
+  const info = await stat(path)
+  const code = what === 'symbol' ? 'BAD_SYMBOL' : 'BAD_PARAMS'
+  const max = what === 'symbol' ? MAX_SYMBOL_BYTES : MAX_PARAMS_BYTES
+  const fix = `The ${what} file must be the one MXNet saved (${what === 'symbol' ? '*-symbol.json' : '*-NNNN.params'}).`
+  if (!info.isFile()) {
+    const kind = info.isDirectory() ? 'a directory' : 'not a regular file'
+    throw new ModelError(code, `${path} is ${kind}, not a ${what} file`, {suggestions: [fix]})
+  }
+
+  if (info.size > max) {
+    throw new ModelError(
+      code,
+      `${path} is ${formatBytes(info.size)}, over the ${formatBytes(max)} a ${what} file may be`,
+      {
+        details: {bytes: info.size, limit: max},
+        suggestions: [fix],
+      },
+    )
+  }
 }
 
 /**
@@ -101,6 +130,8 @@ async function resolveDir(dir: string, options: ResolveOptions, shownAs = dir): 
     chosen = found
   }
 
+  await checkModelFile(join(dir, symbolFile), 'symbol')
+  await checkModelFile(join(dir, chosen.file), 'params')
   const result: ResolvedArtifact = {
     dir,
     epoch: chosen.epoch,
@@ -109,6 +140,12 @@ async function resolveDir(dir: string, options: ResolveOptions, shownAs = dir): 
     symbolPath: join(dir, symbolFile),
     warnings,
   }
+  await readExtras(dir, files, result)
+  return result
+}
+
+/** What the files beside the model add to it: the sidecar (labels, preprocessing, shape), model-shapes.json, labels. */
+async function readExtras(dir: string, files: string[], result: ResolvedArtifact): Promise<void> {
   if (files.includes(SIDECAR)) {
     let side: {labels?: unknown; preprocessing?: unknown; shape?: unknown}
     try {
@@ -146,8 +183,6 @@ async function resolveDir(dir: string, options: ResolveOptions, shownAs = dir): 
       }
     }
   }
-
-  return result
 }
 
 export async function resolveArtifact(path: string, options: ResolveOptions = {}): Promise<ResolvedArtifact> {

@@ -4,7 +4,7 @@
  * and SHA-256 (plus the model's metadata: input shape, classes, summary); an entry whose file does not match its
  * sidecar is rebuilt, never trusted. Checking an entry streams the file through the hash, so a warm load never holds
  * the model's bytes in memory (the ONNX Runtime session is then the only copy); a new entry is written by its
- * builder straight to a file (streamed, ./onnx-export.ts writeOnnx), never held whole. Writes are atomic (temporary
+ * builder straight to a file (streamed, ./onnx-export/ writeOnnx), never held whole. Writes are atomic (temporary
  * file + rename), so a crash mid-write leaves no half-written entry behind.
  */
 import {createHash, randomBytes} from 'node:crypto'

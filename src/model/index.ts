@@ -23,7 +23,15 @@ import {inferInputShape, mismatchError, type ShapeMismatch} from './input-shape.
 import {readLabelsFile} from './labels.js'
 import {type ParamsFile, readParams} from './mxnet-params.js'
 import {inferShapes, type MxSymbol, parseSymbol} from './mxnet-symbol.js'
-import {CONVERTER_VERSION, plan, splitPlan, writeOnnx} from './onnx-export.js'
+import {
+  activationBound,
+  type ActivationPeak,
+  checkActivations,
+  CONVERTER_VERSION,
+  plan,
+  splitPlan,
+  writeOnnx,
+} from './onnx-export/index.js'
 import {cachedOptimized, optimizeParts, PART_BYTES, writeParts} from './optimize.js'
 import {expandImageArgs, imagesError, loadImage} from './predict-images.js'
 import {preprocessImage} from './preprocess.js'
@@ -35,6 +43,7 @@ export {defaultCacheDir} from './cache.js'
 export {ensureDefaultModel} from './default-model.js'
 export {formatFloat32, formatFloat32Exact, formatProbabilities} from './format.js'
 export {readLabelsFile} from './labels.js'
+export {activationBound} from './onnx-export/index.js'
 export {preprocessImage, preprocessInto} from './preprocess.js'
 export {quantizeInt8, type QuantizeResult} from './quantize.js'
 export * from './types.js'
@@ -48,6 +57,8 @@ export interface LoadModelOptions {
   cacheDir?: string
   /** Pick this epoch's params file instead of the highest. */
   epoch?: number
+  /** Refuse (BAD_SYMBOL) a graph whose tensors need more bytes per image (./onnx-export/activations.ts). */
+  maxActivationBytes?: number
   /** Override the preprocessing (otherwise from the sidecar icc-model.json). */
   preprocessing?: PreprocessingSpec
   /**
@@ -91,6 +102,8 @@ interface Analysis {
   hash: string
   /** Parameters whose shapes do not fit the input shape (the model would not run). */
   mismatches: ShapeMismatch[]
+  /** Why shape inference failed (a BAD_SYMBOL naming the node), when it did. */
+  shapeError?: unknown
   params?: ReturnType<typeof readParams>
   shape: number[]
   summary: Record<string, unknown>
@@ -129,8 +142,8 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
   }
 
   const symbol = await readFile(art.symbolPath!)
-  const paramsBytes = await readFile(art.paramsPath!)
   const sym = parseSymbol(symbol.toString('utf8'), basename(art.symbolPath!))
+  const paramsBytes = await readFile(art.paramsPath!)
   // read lazily: the file's bytes are the only copy of the weights (./mxnet-params.ts)
   const params = readParams(paramsBytes, basename(art.paramsPath!), {lazy: true})
   const shape = inputShapeOf(art, options, sym, params)
@@ -141,6 +154,7 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
   const ops: Record<string, number> = {}
   for (const n of sym.nodes) if (n.op !== 'null') ops[n.op] = (ops[n.op] ?? 0) + 1
   let numClasses: number | undefined
+  let shapeError: unknown
   try {
     const inf = inferShapes(sym, {data: shape}, new Map(), basename(art.symbolPath!))
     for (const [name, s] of inf.varShapes) {
@@ -158,6 +172,7 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
     numClasses = inf.nodeShapes[sym.heads[0][0]]?.at(-1)
   } catch (error) {
     problems.push((error as Error).message)
+    shapeError = error
   }
 
   const paramCount = params.arrays.reduce((s, a) => s + a.size, 0)
@@ -186,6 +201,7 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
     mismatches,
     params,
     shape,
+    shapeError,
     summary,
     sym,
   }
@@ -193,6 +209,8 @@ async function analyze(art: ResolvedArtifact, options: LoadModelOptions): Promis
 
 /** What the conversion cache keeps beside each ONNX file, so that a warm load reads neither params nor graph. */
 interface CachedMeta {
+  /** Absent in entries of icc before 21.9. */
+  activation?: ActivationPeak
   inputShape: [number, number, number]
   numClasses: number
   summary: Record<string, unknown>
@@ -243,26 +261,32 @@ async function loadConverted(path: string, options: LoadModelOptions): Promise<L
   )
   async function convertTo(onnxPath: string): Promise<CachedMeta> {
     const a = await analyze(art, {...options, shape: given})
+    if (options.optimize) converted.set(art, a)
     // ONNX Runtime would refuse such a model with a raw shape-inference error: say which shapes differ
     if (a.mismatches.length > 0) throw mismatchError(a.mismatches, a.shape, path)
     const numClasses = a.summary.classes as number | undefined
+    if (a.shapeError instanceof ModelError) throw a.shapeError
     if (numClasses === undefined) {
       const problems = (a.summary.problems as string[]).join('; ')
       throw new ModelError('BAD_MODEL', `Cannot tell the number of classes of ${art.symbolPath}: ${problems}`)
     }
 
-    // streamed: the initializers go to the file straight from the params file's bytes (./onnx-export.ts)
+    // streamed: the initializers go to the file straight from the params file's bytes (./onnx-export/)
     const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
-    await writeOnnx(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)}, onnxPath)
+    const source = basename(art.symbolPath!)
+    const {maxActivationBytes} = options
+    const {activation} = await writeOnnx(a.sym!, {inputShape: a.shape, maxActivationBytes, params, source}, onnxPath)
     const [c, h, w] = a.shape.slice(1)
     return {
+      activation,
       inputShape: [c, h, w],
       numClasses,
       summary: {...a.summary, shapeWarnings: art.warnings.filter((w) => w.startsWith('No model-shapes.json'))},
     }
   }
 
-  // a warm load parses nothing: the shape warnings of the conversion come from the cache
+  // a warm load parses nothing: the activation peak and the shape warnings of the conversion come from the cache
+  if (r.meta.activation) checkActivations(r.meta.activation, activationBound(options), basename(art.symbolPath!))
   if (r.fromCache && !given) art.warnings.push(...((r.meta.summary.shapeWarnings as string[] | undefined) ?? []))
   if (r.rebuilt) art.warnings.push(`Rebuilt the cached ONNX file: ${r.rebuilt}`)
   const optimizedPath = options.optimize
@@ -306,10 +330,15 @@ async function optimizedModel(
   }
 }
 
+/** A conversion's analysis, kept for the optimisation that follows it: the params file is read once. */
+const converted = new WeakMap<ResolvedArtifact, Analysis>()
+
 async function writePartsOf(art: ResolvedArtifact, options: LoadModelOptions, base: string): Promise<string[]> {
-  const a = await analyze(art, options)
+  const a = converted.get(art) ?? (await analyze(art, options))
+  converted.delete(art)
   const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
-  const whole = plan(a.sym!, {inputShape: a.shape, params, source: basename(art.symbolPath!)})
+  const {maxActivationBytes} = options
+  const whole = plan(a.sym!, {inputShape: a.shape, maxActivationBytes, params, source: basename(art.symbolPath!)})
   const partBytes = (typeof options.optimize === 'object' && options.optimize.partBytes) || PART_BYTES
   return writeParts(splitPlan(whole, partBytes), base)
 }

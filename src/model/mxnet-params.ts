@@ -12,7 +12,7 @@
  *
  * With `{lazy: true}` nothing is decoded up front: each array records where its data lies in the file, `data`
  * decodes it on each access (kept by no one), and `raw()` gives the float32 little-endian bytes ONNX stores, a view
- * of the file itself when it holds float32. That is how conversion streams (./onnx-export.ts, writeOnnx): the file's
+ * of the file itself when it holds float32. That is how conversion streams (./onnx-export/, writeOnnx): the file's
  * bytes are the only copy of the weights it holds.
  */
 import {ModelError} from '../errors.js'
@@ -34,6 +34,8 @@ const FLAG_NAMES: Record<number, string> = {
   7: 'bool',
 }
 const MAX_NDIM = 32
+/** The largest params file icc reads (Node.js reads a file of at most 2 GiB - 1 into one buffer). */
+export const MAX_PARAMS_BYTES = 2 ** 31 - 1
 
 export interface ParamArray {
   /** The values (decoded on each access when read lazily). */

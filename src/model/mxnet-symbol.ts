@@ -42,6 +42,9 @@ function pair(v: unknown, source: string, where: string): [number, number] {
 
 export function parseSymbol(text: string, source = 'symbol file'): MxSymbol {
   if (text.length > MAX_SYMBOL_BYTES) bad(source, `larger than ${MAX_SYMBOL_BYTES} bytes`)
+  // counted before parsing: a million nodes would take hundreds of MB as objects (one "op" key per node)
+  const ops = countOf(text, '"op"')
+  if (ops > MAX_NODES) bad(source, `about ${ops} nodes (limit ${MAX_NODES})`)
   let json: unknown
   try {
     json = JSON.parse(text)
@@ -72,6 +75,7 @@ export function parseSymbol(text: string, source = 'symbol file'): MxSymbol {
 
     return {attrs, inputs, name: node.name, op: node.op}
   })
+  checkNames(nodes, source)
   const heads = Array.isArray(doc.heads) ? doc.heads.map((h, j) => pair(h, source, `head ${j}`)) : []
   if (heads.length === 0) heads.push([nodes.length - 1, 0])
   for (const [h] of heads) if (h >= nodes.length) bad(source, `head points to node ${h}, which does not exist`)
@@ -83,7 +87,23 @@ export function parseSymbol(text: string, source = 'symbol file'): MxSymbol {
   return {argNodes, heads, mxnetVersion, nodes}
 }
 
-/** `"(3, 3)"`, `"(3,3)"`, `"[1, 2]"`, `"3"` -> numbers. */
+function countOf(text: string, what: string): number {
+  let n = 0
+  for (let at = text.indexOf(what); at !== -1; at = text.indexOf(what, at + what.length)) n++
+  return n
+}
+
+/** Node names are unique (they name the ONNX tensors): a repeated one is BAD_SYMBOL naming it. */
+function checkNames(nodes: SymbolNode[], source: string): void {
+  const seen = new Map<string, number>()
+  for (const [i, n] of nodes.entries()) {
+    const first = seen.get(n.name)
+    if (first !== undefined) bad(source, `"${n.name}" names nodes ${first} and ${i}; node names must be unique`)
+    seen.set(n.name, i)
+  }
+}
+
+/** `"(3, 3)", `"(3,3)"`, `"[1, 2]"`, `"3"` -> numbers. */
 export function parseTuple(value: string | undefined, fallback: number[] = []): number[] {
   if (value === undefined) return fallback
   const inner = value
@@ -124,6 +144,58 @@ function outSize(x: number, k: number, p: number, s: number, d: number, ceil: bo
   return 1 + (ceil ? Math.ceil(span / s) : Math.floor(span / s))
 }
 
+/** The sliding window of a Convolution or a (non-global) Pooling node, MXNet's defaults filled in. */
+export interface Window {
+  dilate: number[]
+  kernel: number[]
+  pad: number[]
+  stride: number[]
+}
+
+function symbolError(source: string, node: SymbolNode, what: string): ModelError {
+  return new ModelError('BAD_SYMBOL', `${source}: ${opName(node)}: ${what}`, {
+    details: {node: node.name, op: node.op},
+    suggestions: ['The symbol file must be the *-symbol.json that MXNet wrote next to the .params file.'],
+  })
+}
+
+/**
+ * The node's kernel, stride (default 1), pad (default 0) and dilate (default 1), checked as MXNet checks them: one
+ * to three kernel dimensions, each tuple as long as the kernel, kernel/stride/dilate positive integers, pad a
+ * non-negative integer. Anything else (`stride (0,0)`, `dilate (NaN,NaN)`) is BAD_SYMBOL naming the node.
+ */
+export function windowOf(node: SymbolNode, source = 'symbol'): Window {
+  const a = node.attrs
+  const kernel = parseTuple(a.kernel)
+  const nd = kernel.length
+  const check = (key: string, v: number[], min: number) => {
+    if (v.length !== nd || !v.every((x) => Number.isInteger(x) && x >= min)) {
+      const want = min > 0 ? 'positive integers' : 'non-negative integers'
+      throw symbolError(
+        source,
+        node,
+        `${key} ${a[key] ?? '(missing)'} must be ${nd || 'one to three'} ${want} (one per kernel dimension)`,
+      )
+    }
+
+    return v
+  }
+
+  if (nd < 1 || nd > 3)
+    throw symbolError(source, node, `kernel ${a.kernel ?? '(missing)'} must have one to three dimensions`)
+  const given = (key: string, fallback: number) => {
+    const v = parseTuple(a[key], [])
+    return v.length > 0 ? v : kernel.map(() => fallback)
+  }
+
+  return {
+    dilate: check('dilate', given('dilate', 1), 1),
+    kernel: check('kernel', kernel, 1),
+    pad: check('pad', given('pad', 0), 0),
+    stride: check('stride', given('stride', 1), 1),
+  }
+}
+
 export interface ShapeInference {
   /** Output shape of each node (output 0), indexed like `nodes`. */
   nodeShapes: (number[] | undefined)[]
@@ -131,9 +203,92 @@ export interface ShapeInference {
   varShapes: Map<string, number[]>
 }
 
+/** What a shape rule sees of one node. */
+interface ShapeStep {
+  a: Record<string, string>
+  fail: (what: string) => never
+  /** The input shapes. */
+  ins: (number[] | undefined)[]
+  node: SymbolNode
+  /** The data input's shape (BAD_SYMBOL when unknown). */
+  needX: () => number[]
+  /** Record the shape the node implies for the variable that is its input `k`. */
+  setParam: (k: number, shape: number[]) => void
+  source: string
+}
+
+const product = (s: number[]) => s.reduce((p, q) => p * q, 1)
+
+function convolutionShape(t: ShapeStep): number[] {
+  const xs = t.needX()
+  const {a} = t
+  const w = windowOf(t.node, t.source)
+  const nf = parseNumber(a.num_filter, Number.NaN)
+  const g = parseNumber(a.num_group, 1)
+  if (!Number.isInteger(nf) || nf <= 0) t.fail('num_filter is missing')
+  if (!Number.isInteger(g) || g <= 0) t.fail(`num_group ${a.num_group} must be a positive integer`)
+  if (xs.length !== w.kernel.length + 2) t.fail(`kernel ${a.kernel} does not fit input shape (${xs.join(',')})`)
+  if (xs[1] % g !== 0) t.fail(`${xs[1]} channels cannot be split into ${g} groups`)
+  if (nf % g !== 0) t.fail(`num_filter ${nf} cannot be split into ${g} groups`)
+  t.setParam(1, [nf, xs[1] / g, ...w.kernel])
+  if (!parseBool(a.no_bias, false) && t.node.inputs[2]) t.setParam(2, [nf])
+  const sp = w.kernel.map((k, d) => outSize(xs[d + 2], k, w.pad[d], w.stride[d], w.dilate[d], false))
+  if (sp.some((v) => v <= 0)) t.fail(`input (${xs.join(',')}) is too small for the kernel`)
+  return [xs[0], nf, ...sp]
+}
+
+function poolingShape(t: ShapeStep): number[] {
+  const xs = t.needX()
+  if (parseBool(t.a.global_pool, false)) return [xs[0], xs[1], ...xs.slice(2).map(() => 1)]
+  const w = windowOf(t.node, t.source)
+  if (xs.length !== w.kernel.length + 2) t.fail(`kernel ${t.a.kernel} does not fit input shape (${xs.join(',')})`)
+  const ceil = (t.a.pooling_convention ?? 'valid') === 'full'
+  const sp = w.kernel.map((k, d) => outSize(xs[d + 2], k, w.pad[d], w.stride[d], 1, ceil))
+  if (sp.some((v) => v <= 0)) t.fail(`input (${xs.join(',')}) is too small for the kernel`)
+  return [xs[0], xs[1], ...sp]
+}
+
+function fullyConnectedShape(t: ShapeStep): number[] {
+  const xs = t.needX()
+  const nh = parseNumber(t.a.num_hidden, Number.NaN)
+  if (!Number.isInteger(nh) || nh <= 0) t.fail('num_hidden is missing')
+  const flatten = parseBool(t.a.flatten, true)
+  t.setParam(1, [nh, flatten ? product(xs.slice(1)) : xs.at(-1)!])
+  if (!parseBool(t.a.no_bias, false) && t.node.inputs[2]) t.setParam(2, [nh])
+  return flatten ? [xs[0], nh] : [...xs.slice(0, -1), nh]
+}
+
+function concatShape(t: ShapeStep): number[] {
+  const dim = parseNumber(t.a.dim, 1)
+  const all = t.ins.map((s) => s ?? t.fail('the shape of an input is unknown'))
+  const out = [...all[0]]
+  out[dim] = all.reduce((p, s) => p + s[dim], 0)
+  return out
+}
+
+/** Output shape rules of the ops that change shapes or imply parameter shapes; any other op keeps its input's. */
+const SHAPE_RULES: Record<string, (t: ShapeStep) => number[]> = {
+  BatchNorm(t) {
+    const xs = t.needX()
+    for (const k of t.node.inputs.keys()) if (k > 0) t.setParam(k, [xs[1]])
+    return xs
+  },
+  Concat: concatShape,
+  Convolution: convolutionShape,
+  Flatten: (t) => [t.needX()[0], product(t.needX().slice(1))],
+  FullyConnected: fullyConnectedShape,
+  LeakyReLU(t) {
+    const xs = t.needX()
+    if ((t.a.act_type ?? 'leaky') === 'prelu' && t.node.inputs[1]) t.setParam(1, [xs[1]])
+    return xs
+  },
+  Pooling: poolingShape,
+}
+
 /**
  * Infer every node's output shape from the data input shape (and the known parameter shapes, if any). Fills in
- * the shapes of parameters the graph implies (conv/FC weights, BatchNorm vectors, PReLU slopes).
+ * the shapes of parameters the graph implies (conv/FC weights, BatchNorm vectors, PReLU slopes); a known parameter
+ * whose shape differs from the implied one is BAD_PARAMS naming it.
  */
 export function inferShapes(
   sym: MxSymbol,
@@ -151,104 +306,49 @@ export function inferShapes(
   }
 
   for (const [i, node] of sym.nodes.entries()) {
-    const a = node.attrs
+    if (node.op === 'null') {
+      const a = node.attrs
+      const s = inputs[node.name] ?? known.get(node.name)
+      if (s) setVar(i, s)
+      else if (a.__shape__ && !parseTuple(a.__shape__).includes(0)) setVar(i, parseTuple(a.__shape__))
+      continue
+    }
+
     const ins = node.inputs.map(([j]) => shapes[j])
-    const x = ins[0]
     const fail = (what: string): never => {
       throw new ModelError('BAD_SYMBOL', `${source}: ${opName(node)}: ${what}`)
     }
 
-    const needX = (): number[] => x ?? fail('the shape of its input is unknown')
-    switch (node.op) {
-      case 'null': {
-        const s = inputs[node.name] ?? known.get(node.name)
-        if (s) setVar(i, s)
-        else if (a.__shape__ && !parseTuple(a.__shape__).includes(0)) setVar(i, parseTuple(a.__shape__))
-        break
+    const setParam = (k: number, shape: number[]) => {
+      const v = sym.nodes[node.inputs[k][0]]
+      const have = known.get(v.name)
+      if (v.op === 'null' && have && have.join('x') !== shape.join('x')) {
+        throw new ModelError(
+          'BAD_PARAMS',
+          `${source}: ${opName(node)}: parameter ${v.name} is ${have.join('x')} in the params file, the graph needs ${shape.join('x')}`,
+          {
+            details: {have, name: v.name, need: shape, node: node.name},
+            suggestions: [
+              'Use the .params file saved with this symbol (same model prefix and epoch), and the input shape it was trained with.',
+            ],
+          },
+        )
       }
 
-      case 'Convolution': {
-        const xs = needX()
-        const k = parseTuple(a.kernel)
-        const nd = k.length
-        const stride = parseTuple(a.stride, []).length > 0 ? parseTuple(a.stride) : k.map(() => 1)
-        const pad = parseTuple(a.pad, []).length > 0 ? parseTuple(a.pad) : k.map(() => 0)
-        const dil = parseTuple(a.dilate, []).length > 0 ? parseTuple(a.dilate) : k.map(() => 1)
-        const nf = parseNumber(a.num_filter, Number.NaN)
-        const g = parseNumber(a.num_group, 1)
-        if (!Number.isInteger(nf) || nf <= 0) fail('num_filter is missing')
-        if (xs.length !== nd + 2) fail(`kernel ${a.kernel} does not fit input shape (${xs.join(',')})`)
-        if (xs[1] % g !== 0) fail(`${xs[1]} channels cannot be split into ${g} groups`)
-        setVar(node.inputs[1][0], [nf, xs[1] / g, ...k])
-        if (!parseBool(a.no_bias, false) && node.inputs[2]) setVar(node.inputs[2][0], [nf])
-        const sp = k.map((kk, d) => outSize(xs[d + 2], kk, pad[d] ?? 0, stride[d] ?? 1, dil[d] ?? 1, false))
-        if (sp.some((v) => v <= 0)) fail(`input (${xs.join(',')}) is too small for the kernel`)
-        shapes[i] = [xs[0], nf, ...sp]
-        break
-      }
-
-      case 'BatchNorm': {
-        const xs = needX()
-        for (const [j] of node.inputs.slice(1)) setVar(j, [xs[1]])
-        shapes[i] = xs
-        break
-      }
-
-      case 'Pooling': {
-        const xs = needX()
-        if (parseBool(a.global_pool, false)) {
-          shapes[i] = [xs[0], xs[1], ...xs.slice(2).map(() => 1)]
-          break
-        }
-
-        const k = parseTuple(a.kernel)
-        const stride = parseTuple(a.stride, []).length > 0 ? parseTuple(a.stride) : k.map(() => 1)
-        const pad = parseTuple(a.pad, []).length > 0 ? parseTuple(a.pad) : k.map(() => 0)
-        const ceil = (a.pooling_convention ?? 'valid') === 'full'
-        const sp = k.map((kk, d) => outSize(xs[d + 2], kk, pad[d] ?? 0, stride[d] ?? 1, 1, ceil))
-        if (sp.some((v) => v <= 0)) fail(`input (${xs.join(',')}) is too small for the kernel`)
-        shapes[i] = [xs[0], xs[1], ...sp]
-        break
-      }
-
-      case 'FullyConnected': {
-        const xs = needX()
-        const nh = parseNumber(a.num_hidden, Number.NaN)
-        if (!Number.isInteger(nh) || nh <= 0) fail('num_hidden is missing')
-        const flatten = parseBool(a.flatten, true)
-        const inF = flatten ? xs.slice(1).reduce((p, q) => p * q, 1) : xs.at(-1)!
-        setVar(node.inputs[1][0], [nh, inF])
-        if (!parseBool(a.no_bias, false) && node.inputs[2]) setVar(node.inputs[2][0], [nh])
-        shapes[i] = flatten ? [xs[0], nh] : [...xs.slice(0, -1), nh]
-        break
-      }
-
-      case 'LeakyReLU': {
-        const xs = needX()
-        if ((a.act_type ?? 'leaky') === 'prelu' && node.inputs[1]) setVar(node.inputs[1][0], [xs[1]])
-        shapes[i] = xs
-        break
-      }
-
-      case 'Flatten': {
-        const xs = needX()
-        shapes[i] = [xs[0], xs.slice(1).reduce((p, q) => p * q, 1)]
-        break
-      }
-
-      case 'Concat': {
-        const dim = parseNumber(a.dim, 1)
-        const all = ins.map((s) => s ?? fail('the shape of an input is unknown'))
-        const out = [...all[0]]
-        out[dim] = all.reduce((p, s) => p + s[dim], 0)
-        shapes[i] = out
-        break
-      }
-
-      default: {
-        shapes[i] = x
-      }
+      setVar(node.inputs[k][0], shape)
     }
+
+    const step = {
+      a: node.attrs,
+      fail,
+      ins,
+      node,
+      needX: () => ins[0] ?? fail('the shape of its input is unknown'),
+      setParam,
+      source,
+    }
+    const rule = SHAPE_RULES[node.op]
+    shapes[i] = rule ? rule(step) : ins[0]
   }
 
   return {nodeShapes: shapes, varShapes}

@@ -7,7 +7,7 @@
  * about twice the weights, plus the runtime (ResNet-152: 575 MB for 236 MB of weights; docs/performance.md). A model
  * saved after optimisation, its weights in an external file, loads with optimisation off and its weights mapped
  * from that file: about the weights plus 100 MB. Saving it costs the same double peak once, so it is made part by
- * part (./onnx-export.ts splitPlan: about PART_BYTES of weights each, cut where one tensor alone flows on), each
+ * part (./onnx-export/split.ts splitPlan: about PART_BYTES of weights each, cut where one tensor alone flows on), each
  * part optimised and saved by a session of its own, and the parts joined into one model. The optimised model is
  * specific to this machine's CPU and ONNX Runtime version (its cache key says so).
  */
@@ -19,10 +19,10 @@ import {basename, join} from 'node:path'
 import onnxProto from 'onnx-proto'
 import * as ort from 'onnxruntime-node'
 
-import type {Plan} from './onnx-export.js'
+import type {Plan} from './onnx-export/index.js'
 
 import {atomicWrite, sha256, sha256Files} from './cache.js'
-import {writePlan} from './onnx-export.js'
+import {writePlan} from './onnx-export/index.js'
 
 const {onnx} = onnxProto
 

@@ -119,82 +119,68 @@ export interface ResNetOptions {
   numLayers: number
 }
 
-/** The symbol JSON of SageMaker's image-classification ResNet. */
-export function resnetSymbol(options: ResNetOptions): string {
-  const {numClasses, numLayers} = options
-  const [, height] = options.imageShape ?? [3, 224, 224]
-  let units: number[]
-  let filters: number[]
-  let bottleneck: boolean
-  const cifar = height <= 32 || (CIFAR_LAYERS as readonly number[]).includes(numLayers)
-  if (cifar) {
-    if ((numLayers - 2) % 9 === 0 && numLayers >= 164) {
-      units = Array.from({length: 3}, () => (numLayers - 2) / 9)
-      filters = [16, 64, 128, 256]
-      bottleneck = true
-    } else if ((numLayers - 2) % 6 === 0 && numLayers < 164) {
-      units = Array.from({length: 3}, () => (numLayers - 2) / 6)
-      filters = [16, 16, 32, 64]
-      bottleneck = false
-    } else {
-      throw new UsageError('BAD_LAYERS', `No CIFAR ResNet with ${numLayers} layers`, {
-        suggestions: [`Use one of ${CIFAR_LAYERS.join(', ')} (or 9n+2 >= 164 for bottleneck units).`],
-      })
-    }
-  } else {
-    const table: Record<number, number[]> = {
-      18: [2, 2, 2, 2],
-      34: [3, 4, 6, 3],
-      50: [3, 4, 6, 3],
-      101: [3, 4, 23, 3],
-      152: [3, 8, 36, 3],
-      200: [3, 24, 36, 3],
-    }
-    if (!table[numLayers]) {
-      throw new UsageError('BAD_LAYERS', `No ResNet with ${numLayers} layers`, {
-        suggestions: [`Use one of ${[...IMAGENET_LAYERS, ...CIFAR_LAYERS].join(', ')}.`],
-      })
-    }
+/** Units per stage, filters (stem, then each stage) and the unit kind of a ResNet depth. */
+interface ResNetLayout {
+  bottleneck: boolean
+  filters: number[]
+  units: number[]
+}
 
-    units = table[numLayers]
-    bottleneck = numLayers >= 50
-    filters = bottleneck ? [64, 256, 512, 1024, 2048] : [64, 64, 128, 256, 512]
+function cifarLayout(numLayers: number): ResNetLayout {
+  if ((numLayers - 2) % 9 === 0 && numLayers >= 164) {
+    return {bottleneck: true, filters: [16, 64, 128, 256], units: Array.from({length: 3}, () => (numLayers - 2) / 9)}
   }
 
-  const nodes: GenNode[] = []
-  const variable = (name: string, attrs?: Record<string, string>) => {
-    nodes.push({attrs, inputs: [], name, op: 'null'})
-    return nodes.length - 1
+  if ((numLayers - 2) % 6 === 0 && numLayers < 164) {
+    return {bottleneck: false, filters: [16, 16, 32, 64], units: Array.from({length: 3}, () => (numLayers - 2) / 6)}
   }
 
-  const op = (o: string, name: string, inputs: number[], attrs?: Record<string, string>) => {
-    nodes.push({attrs, inputs: inputs.map((j) => [j, 0, 0]), name, op: o})
-    return nodes.length - 1
+  throw new UsageError('BAD_LAYERS', `No CIFAR ResNet with ${numLayers} layers`, {
+    suggestions: [`Use one of ${CIFAR_LAYERS.join(', ')} (or 9n+2 >= 164 for bottleneck units).`],
+  })
+}
+
+const IMAGENET_UNITS: Record<number, number[]> = {
+  18: [2, 2, 2, 2],
+  34: [3, 4, 6, 3],
+  50: [3, 4, 6, 3],
+  101: [3, 4, 23, 3],
+  152: [3, 8, 36, 3],
+  200: [3, 24, 36, 3],
+}
+
+function resnetLayout(numLayers: number, height: number): ResNetLayout {
+  if (height <= 32 || (CIFAR_LAYERS as readonly number[]).includes(numLayers)) return cifarLayout(numLayers)
+  const units = IMAGENET_UNITS[numLayers]
+  if (!units) {
+    throw new UsageError('BAD_LAYERS', `No ResNet with ${numLayers} layers`, {
+      suggestions: [`Use one of ${[...IMAGENET_LAYERS, ...CIFAR_LAYERS].join(', ')}.`],
+    })
   }
 
-  let plus = 0
-  let pooling = 0
-  const bn = (x: number, name: string, fixGamma = false) =>
-    op(
-      'BatchNorm',
-      name,
-      [
-        x,
-        variable(`${name}_gamma`),
-        variable(`${name}_beta`),
-        variable(`${name}_moving_mean`),
-        variable(`${name}_moving_var`),
-      ],
-      {
-        eps: '2e-05',
-        fix_gamma: fixGamma ? 'True' : 'False',
-        momentum: '0.9',
-        use_global_stats: 'False',
-      },
-    )
-  const relu = (x: number, name: string) => op('Activation', name, [x], {act_type: 'relu'})
-  const conv = (x: number, name: string, nf: number, k: number, s: number, p: number) =>
-    op('Convolution', name, [x, variable(`${name}_weight`)], {
+  const bottleneck = numLayers >= 50
+  return {bottleneck, filters: bottleneck ? [64, 256, 512, 1024, 2048] : [64, 64, 128, 256, 512], units}
+}
+
+/** The nodes of a SageMaker ResNet symbol as they are added, each builder returning its node's index. */
+class ResNetGraph {
+  readonly nodes: GenNode[] = []
+  private plus = 0
+
+  constructor(readonly bottleneck: boolean) {}
+
+  bn(x: number, name: string, fixGamma = false): number {
+    const vars = ['gamma', 'beta', 'moving_mean', 'moving_var'].map((v) => this.variable(`${name}_${v}`))
+    return this.op('BatchNorm', name, [x, ...vars], {
+      eps: '2e-05',
+      fix_gamma: fixGamma ? 'True' : 'False',
+      momentum: '0.9',
+      use_global_stats: 'False',
+    })
+  }
+
+  conv(x: number, name: string, nf: number, k: number, s: number, p: number): number {
+    return this.op('Convolution', name, [x, this.variable(`${name}_weight`)], {
       cudnn_off: 'False',
       cudnn_tune: 'limited_workspace',
       dilate: '(1,1)',
@@ -206,47 +192,61 @@ export function resnetSymbol(options: ResNetOptions): string {
       stride: `(${s},${s})`,
       workspace: '512',
     })
-  const unit = (x: number, nf: number, stride: number, dimMatch: boolean, name: string) => {
-    const act1 = relu(bn(x, `${name}_bn1`), `${name}_relu1`)
+  }
+
+  op(o: string, name: string, inputs: number[], attrs?: Record<string, string>): number {
+    this.nodes.push({attrs, inputs: inputs.map((j) => [j, 0, 0]), name, op: o})
+    return this.nodes.length - 1
+  }
+
+  relu(x: number, name: string): number {
+    return this.op('Activation', name, [x], {act_type: 'relu'})
+  }
+
+  /** A pre-activation residual unit (bottleneck or basic), with a projection shortcut unless `dimMatch`. */
+  unit(x: number, nf: number, stride: number, dimMatch: boolean, name: string): number {
+    const act1 = this.relu(this.bn(x, `${name}_bn1`), `${name}_relu1`)
     let out: number
-    if (bottleneck) {
-      const c1 = conv(act1, `${name}_conv1`, nf / 4, 1, 1, 0)
-      const a2 = relu(bn(c1, `${name}_bn2`), `${name}_relu2`)
-      const c2 = conv(a2, `${name}_conv2`, nf / 4, 3, stride, 1)
-      const a3 = relu(bn(c2, `${name}_bn3`), `${name}_relu3`)
-      out = conv(a3, `${name}_conv3`, nf, 1, 1, 0)
+    if (this.bottleneck) {
+      const c1 = this.conv(act1, `${name}_conv1`, nf / 4, 1, 1, 0)
+      const a2 = this.relu(this.bn(c1, `${name}_bn2`), `${name}_relu2`)
+      const c2 = this.conv(a2, `${name}_conv2`, nf / 4, 3, stride, 1)
+      const a3 = this.relu(this.bn(c2, `${name}_bn3`), `${name}_relu3`)
+      out = this.conv(a3, `${name}_conv3`, nf, 1, 1, 0)
     } else {
-      const c1 = conv(act1, `${name}_conv1`, nf, 3, stride, 1)
-      const a2 = relu(bn(c1, `${name}_bn2`), `${name}_relu2`)
-      out = conv(a2, `${name}_conv2`, nf, 3, 1, 1)
+      const c1 = this.conv(act1, `${name}_conv1`, nf, 3, stride, 1)
+      const a2 = this.relu(this.bn(c1, `${name}_bn2`), `${name}_relu2`)
+      out = this.conv(a2, `${name}_conv2`, nf, 3, 1, 1)
     }
 
-    const shortcut = dimMatch ? x : conv(act1, `${name}_sc`, nf, 1, stride, 0)
-    return op('elemwise_add', `_plus${plus++}`, [out, shortcut])
+    const shortcut = dimMatch ? x : this.conv(act1, `${name}_sc`, nf, 1, stride, 0)
+    return this.op('elemwise_add', `_plus${this.plus++}`, [out, shortcut])
   }
 
-  let body = bn(variable('data'), 'bn_data', true)
-  if (height <= 32) body = conv(body, 'conv0', filters[0], 3, 1, 1)
-  else {
-    body = conv(body, 'conv0', filters[0], 7, 2, 3)
-    body = relu(bn(body, 'bn0'), 'relu0')
-    body = op('Pooling', `pooling${pooling++}`, [body], {
-      global_pool: 'False',
-      kernel: '(3,3)',
-      pad: '(1,1)',
-      pool_type: 'max',
-      pooling_convention: 'valid',
-      stride: '(2,2)',
-    })
+  variable(name: string, attrs?: Record<string, string>): number {
+    this.nodes.push({attrs, inputs: [], name, op: 'null'})
+    return this.nodes.length - 1
   }
+}
 
-  for (const [i, u] of units.entries()) {
-    body = unit(body, filters[i + 1], i === 0 ? 1 : 2, false, `stage${i + 1}_unit1`)
-    for (let j = 0; j < u - 1; j++) body = unit(body, filters[i + 1], 1, true, `stage${i + 1}_unit${j + 2}`)
-  }
+/** The stem: a 3x3 convolution for CIFAR-sized inputs, else 7x7 stride 2, BatchNorm, ReLU and a max pooling. */
+function stem(g: ResNetGraph, data: number, filters: number, height: number): number {
+  if (height <= 32) return g.conv(data, 'conv0', filters, 3, 1, 1)
+  const body = g.relu(g.bn(g.conv(data, 'conv0', filters, 7, 2, 3), 'bn0'), 'relu0')
+  return g.op('Pooling', 'pooling0', [body], {
+    global_pool: 'False',
+    kernel: '(3,3)',
+    pad: '(1,1)',
+    pool_type: 'max',
+    pooling_convention: 'valid',
+    stride: '(2,2)',
+  })
+}
 
-  body = relu(bn(body, 'bn1'), 'relu1')
-  body = op('Pooling', 'pool1', [body], {
+/** The head: BatchNorm, ReLU, global average pooling, the classifier and SoftmaxOutput. */
+function head(g: ResNetGraph, body: number, numClasses: number): number {
+  body = g.relu(g.bn(body, 'bn1'), 'relu1')
+  body = g.op('Pooling', 'pool1', [body], {
     global_pool: 'True',
     kernel: '(7,7)',
     pad: '(0,0)',
@@ -254,12 +254,28 @@ export function resnetSymbol(options: ResNetOptions): string {
     pooling_convention: 'valid',
     stride: '(1,1)',
   })
-  body = op('Flatten', 'flatten0', [body])
-  body = op('FullyConnected', 'fc1', [body, variable('fc1_weight'), variable('fc1_bias')], {
+  body = g.op('Flatten', 'flatten0', [body])
+  body = g.op('FullyConnected', 'fc1', [body, g.variable('fc1_weight'), g.variable('fc1_bias')], {
     num_hidden: String(numClasses),
   })
-  body = op('SoftmaxOutput', 'softmax', [body, variable('softmax_label')])
+  return g.op('SoftmaxOutput', 'softmax', [body, g.variable('softmax_label')])
+}
+
+/** The symbol JSON of SageMaker's image-classification ResNet. */
+export function resnetSymbol(options: ResNetOptions): string {
+  const {numClasses, numLayers} = options
+  const [, height] = options.imageShape ?? [3, 224, 224]
+  const {bottleneck, filters, units} = resnetLayout(numLayers, height)
+  const g = new ResNetGraph(bottleneck)
+  let body = stem(g, g.bn(g.variable('data'), 'bn_data', true), filters[0], height)
+  for (const [i, u] of units.entries()) {
+    body = g.unit(body, filters[i + 1], i === 0 ? 1 : 2, false, `stage${i + 1}_unit1`)
+    for (let j = 0; j < u - 1; j++) body = g.unit(body, filters[i + 1], 1, true, `stage${i + 1}_unit${j + 2}`)
+  }
+
+  body = head(g, body, numClasses)
   const key = options.legacyAttrKey ? 'attr' : 'attrs'
+  const {nodes} = g
   const json = {
     arg_nodes: nodes.flatMap((n, i) => (n.op === 'null' ? [i] : [])),
     attrs: {mxnet_version: ['int', 10_600]},

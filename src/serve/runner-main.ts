@@ -43,6 +43,8 @@ export interface RunnerConfig {
    * DEFAULT_MAX_BATCH (./types.ts), silently 1 for a model that only runs one (a value asked for is warned about).
    */
   maxBatch?: number
+  /** Refuse a model whose tensors need more bytes per image (the memory limit; ../model/onnx-export/activations.ts). */
+  maxActivationBytes?: number
   modelPath: string
   /** Image preprocessing (default `exact`: the connector's OpenCV arithmetic). */
   resize?: modelCore.ResizeMode
@@ -163,6 +165,7 @@ async function main(): Promise<void> {
       cacheDir: config.cacheDir,
       optimize: !config.gpu,
       labelsFile: config.labelsFile,
+      maxActivationBytes: config.maxActivationBytes,
       shape: config.inputShape,
     })
     await holdCacheEntry(config.cacheDir, model)

@@ -36,6 +36,8 @@ import {runnerMallocEnv} from './tuning.js'
 import {DEFAULT_MAX_BATCH, type InferenceRequest, type InferenceResult, ServeError} from './types.js'
 
 export interface ServiceOptions {
+  /** The most bytes a model's tensors may need per image, in KB (default memoryLimitKb). */
+  activationLimitKb?: number
   allowCpuFallback: boolean
   cacheDir?: string
   inputShape?: number[]
@@ -227,6 +229,7 @@ export class Service {
       labelsFile: o.labelsFile,
       gpu: o.gpu,
       intraOpThreads: o.intraOpThreads,
+      maxActivationBytes: (o.activationLimitKb ?? o.memoryLimitKb) * 1024,
       maxBatch: o.maxBatch,
       modelPath: o.modelPath,
       resize: o.resize,

@@ -60,3 +60,45 @@ export async function packTarGz(dir: string, files: string[], out: string): Prom
   await tar.c({cwd: dir, file: out, gzip: true}, files)
   return out
 }
+
+/** data -> Convolution (attributes `conv`) -> global pooling -> FullyConnected(2) -> SoftmaxOutput. */
+export function convSymbol(conv: Record<string, string>): string {
+  const v = (name: string) => ({inputs: [], name, op: 'null'})
+  return JSON.stringify({
+    heads: [[8, 0, 0]],
+    nodes: [
+      v('data'),
+      v('conv0_weight'),
+      v('conv0_bias'),
+      {
+        attrs: {kernel: '(3, 3)', num_filter: '4', ...conv},
+        inputs: [
+          [0, 0, 0],
+          [1, 0, 0],
+          [2, 0, 0],
+        ],
+        name: 'conv0',
+        op: 'Convolution',
+      },
+      {
+        attrs: {global_pool: 'True', kernel: '(1, 1)', pool_type: 'avg'},
+        inputs: [[3, 0, 0]],
+        name: 'pool0',
+        op: 'Pooling',
+      },
+      v('fc_weight'),
+      v('fc_bias'),
+      {
+        attrs: {num_hidden: '2'},
+        inputs: [
+          [4, 0, 0],
+          [5, 0, 0],
+          [6, 0, 0],
+        ],
+        name: 'fc',
+        op: 'FullyConnected',
+      },
+      {inputs: [[7, 0, 0]], name: 'softmax', op: 'SoftmaxOutput'},
+    ],
+  })
+}

@@ -14,7 +14,7 @@ import * as ort from 'onnxruntime-node'
 import {createCpuSession, loadModel} from '../../src/model/index.js'
 import {readParams} from '../../src/model/mxnet-params.js'
 import {parseSymbol} from '../../src/model/mxnet-symbol.js'
-import {exportOnnx, plan, splitPlan, writeOnnx} from '../../src/model/onnx-export.js'
+import {exportOnnx, plan, splitPlan, writeOnnx} from '../../src/model/onnx-export/index.js'
 import {generateWeights, resnetSymbol, rng, writeParams} from '../../src/model/writer.js'
 import {tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 
