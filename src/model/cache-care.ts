@@ -10,11 +10,12 @@
  * the extracted symbol and params to find the entry, so the folder is needed as long as the entry is. Optimised
  * models and extracted archives that no entry claims are entries of their own (kind `optimized` / `archive`).
  */
-import {mkdir, readdir, readFile, rm, stat} from 'node:fs/promises'
+import {readdir, readFile, rm, stat} from 'node:fs/promises'
 import {basename, join, relative, sep} from 'node:path'
 
 import {UsageError} from '../errors.js'
-import {atomicWrite} from './cache.js'
+import {atomicWrite, CACHE} from './cache.js'
+import {makeWritableDir} from './disk-errors.js'
 
 export type CacheEntryKind = 'archive' | 'model' | 'optimized'
 
@@ -65,7 +66,7 @@ export async function recordUse(
 /** Mark the entries `keys` as held by this process until it exits (`<cache>/in-use/<pid>.json`). */
 export async function holdEntries(cacheDir: string, keys: string[], pid = process.pid): Promise<string> {
   const path = join(cacheDir, 'in-use', `${pid}.json`)
-  await mkdir(join(cacheDir, 'in-use'), {recursive: true})
+  await makeWritableDir(join(cacheDir, 'in-use'), CACHE)
   await atomicWrite(path, JSON.stringify({keys, pid}))
   return path
 }
