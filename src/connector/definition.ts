@@ -28,6 +28,8 @@ import {type ConnectorParameters, definitionValidator, parameterProblems} from '
 
 export interface ConnectorEntry {
   ConnectorArn: string
+  /** icc serve only: the service's labels file (refused elsewhere: Greengrass does not know it). */
+  IccLabels?: string
   Id: string
   Parameters: Record<string, string>
 }
@@ -158,6 +160,8 @@ export function checkDefinitionVersion(
   options: {
     /** Accept the documentation's literal `region` in ARNs (for local use: `icc serve`). */
     allowRegionPlaceholder?: boolean
+    /** Accept icc serve's own `IccLabels` field (for `icc serve`; Greengrass refuses unknown fields). */
+    allowIccFields?: boolean
   } = {},
 ): {parsed?: ParsedDefinition; problems: ValidationProblem[]} {
   const version = unwrapDefinition(doc)
@@ -184,6 +188,15 @@ export function checkDefinitionVersion(
           path: `${at}/Id`,
           suggestion: 'Give every connector its own Id.',
         })
+    }
+
+    if (entry.IccLabels !== undefined && !options.allowIccFields) {
+      problems.push({
+        message: 'IccLabels is read by `icc serve` only; Greengrass refuses a connector with fields it does not know.',
+        path: `${at}/IccLabels`,
+        suggestion:
+          'Remove IccLabels from the definition you deploy (keep it in the one given to icc serve --definition).',
+      })
     }
 
     if (typeof entry.ConnectorArn !== 'string') continue

@@ -278,7 +278,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       allowCpuFallback: s.allowCpuFallback,
       cacheDir: options.cacheDir,
       inputShape: options.inputShape,
-      labelsFile: options.labelsFile,
+      labelsFile: s.labelsFile ?? options.labelsFile,
       crashLoopCooldownMs: options.crashLoop?.cooldownMs,
       crashLoopLimit: options.crashLoop?.limit,
       crashLoopWindowMs: options.crashLoop?.windowMs,
