@@ -9,6 +9,7 @@ import {constants} from 'node:fs'
 import {access, mkdir, stat, statfs} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
 
+import {formatBytes} from '../aws/progress.js'
 import {IccError, UsageError} from '../errors.js'
 
 const NO_SPACE = new Set(['EDQUOT', 'ENOSPC'])
@@ -43,7 +44,7 @@ async function noSpace(error: unknown, dir: string, what: string): Promise<IccEr
   const quota = (error as NodeJS.ErrnoException).code === 'EDQUOT'
   return new IccError(
     'NO_SPACE',
-    `No space left on the disk holding ${dir} (${what})${quota ? ': the disk quota is used up' : ''}${free === undefined ? '' : `; ${free} bytes free there`}. Nothing was kept of the unfinished write.`,
+    `No space left on the disk holding ${dir} (${what})${quota ? ': the disk quota is used up' : ''}${free === undefined ? '' : `; ${formatBytes(free)} free there`}. Nothing was kept of the unfinished write.`,
     {
       cause: error,
       details: {dir, freeBytes: free, what},
