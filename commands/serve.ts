@@ -250,6 +250,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       },
       parameters: flags.parameters,
       pipelineDepth: flags['pipeline-depth'],
+      progress: Boolean(process.stderr.isTTY) && !json,
       port: flags.port,
       queueLimit: flags['queue-limit'],
       serviceName: flags['service-name'],

@@ -30,6 +30,8 @@ import {type ConnectorParameters, definitionValidator, parameterProblems} from '
 
 export interface ConnectorEntry {
   ConnectorArn: string
+  /** icc serve only: the service's labels file (refused elsewhere: Greengrass does not know it). */
+  IccLabels?: string
   Id: string
   Parameters: Record<string, string>
 }
@@ -153,6 +155,7 @@ function structureProblems(errors: ErrorObject[]): ValidationProblem[] {
 
 /** What checking a definition version has gathered so far, connector by connector. */
 interface DefinitionScan {
+  allowIccFields: boolean
   allowRegionPlaceholder: boolean
   ids: Map<string, number>
   imageClassification: ImageClassificationEntry[]
@@ -177,6 +180,8 @@ export function checkDefinitionVersion(
   options: {
     /** Accept the documentation's literal `region` in ARNs (for local use: `icc serve`). */
     allowRegionPlaceholder?: boolean
+    /** Accept icc serve's own `IccLabels` field (for `icc serve`; Greengrass refuses unknown fields). */
+    allowIccFields?: boolean
   } = {},
 ): {parsed?: ParsedDefinition; problems: ValidationProblem[]} {
   const version = unwrapDefinition(doc)
@@ -187,6 +192,7 @@ export function checkDefinitionVersion(
   if (!Array.isArray(connectors)) return {problems}
 
   const scan: DefinitionScan = {
+    allowIccFields: options.allowIccFields ?? false,
     allowRegionPlaceholder: options.allowRegionPlaceholder ?? false,
     ids: new Map(),
     imageClassification: [],
@@ -212,6 +218,14 @@ function scanConnector(scan: DefinitionScan, entry: Partial<ConnectorEntry>, ind
       message: `Id "${entry.Id}" is already used by /Connectors/${firstId}.`,
       path: `${at}/Id`,
       suggestion: 'Give every connector its own Id.',
+    })
+  }
+
+  if (entry.IccLabels !== undefined && !scan.allowIccFields) {
+    problems.push({
+      message: 'IccLabels is read by `icc serve` only; Greengrass refuses a connector with fields it does not know.',
+      path: `${at}/IccLabels`,
+      suggestion: 'Remove IccLabels from the definition you deploy (keep it in the one given to icc serve --definition).',
     })
   }
 

@@ -23,11 +23,12 @@
  */
 import {randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {lstat, mkdir, open, readdir, rename, rm} from 'node:fs/promises'
+import {lstat, open, readdir, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
 import * as tar from 'tar'
 
 import {ModelError} from '../errors.js'
+import {diskError, makeWritableDir} from './disk-errors.js'
 
 export interface ExtractLimits {
   /** Refuse archives holding more than this many entries (default 10 000). */
@@ -44,6 +45,9 @@ export interface ExtractResult {
 }
 
 export const DEFAULT_EXTRACT_LIMITS: Required<ExtractLimits> = {maxEntries: 10_000, maxTotalBytes: 4 * 1024 ** 3}
+
+/** What extracting writes, as error messages name it. */
+const WHAT = 'the extracted model archive'
 
 /** Entry types a model archive may hold. */
 const ALLOWED_TYPES = new Set(['ContiguousFile', 'Directory', 'File', 'OldFile'])
@@ -62,12 +66,18 @@ export async function extractArchive(
   await checkMagic(archivePath)
 
   const dest = resolve(destDir)
-  await mkdir(dirname(dest), {recursive: true})
+  await makeWritableDir(dirname(dest), WHAT)
   const token = `${process.pid}-${randomBytes(4).toString('hex')}`
   const staging = join(dirname(dest), `.${basename(dest)}.extract-${token}`)
-  await mkdir(staging, {mode: 0o755})
+  await makeWritableDir(staging, WHAT)
   try {
-    await unpackInto(archivePath, staging, maxEntries, maxTotalBytes)
+    await unpackInto(archivePath, staging, maxEntries, maxTotalBytes).catch(async (error: unknown) => {
+      // a full or read-only disk is not the archive's fault: say so, and where
+      throw (
+        (await diskError(error, dirname(dest), WHAT)) ??
+        (error instanceof ModelError ? error : corrupt(archivePath, error))
+      )
+    })
     const result = await listTree(staging, archivePath)
     await swapInto(staging, dest, token)
     return result
@@ -115,20 +125,23 @@ function unpackInto(archivePath: string, staging: string, maxEntries: number, ma
   let violation: ModelError | undefined
   let entries = 0
   let declared = 0
+  const kinds = new Map<string, 'file' | 'folder'>()
   return new Promise<void>((resolvePromise, reject) => {
     let settled = false
     const fail = (error: unknown) => {
       if (settled) return
       settled = true
       input.destroy()
-      reject(violation ?? corrupt(archivePath, error))
+      reject(violation ?? error)
     }
 
     const unpack = new tar.Unpack({
       cwd: staging,
       filter(path, entry) {
         if (violation) return false
-        violation = checkEntry(archivePath, path, entry as tar.ReadEntry, ++entries, maxEntries)
+        violation =
+          checkEntry(archivePath, path, entry as tar.ReadEntry, ++entries, maxEntries) ??
+          checkLayout(archivePath, path, (entry as tar.ReadEntry).type === 'Directory' ? 'folder' : 'file', kinds)
         if (!violation) {
           const size = (entry as tar.ReadEntry).size ?? 0
           declared += size
@@ -195,6 +208,39 @@ function checkEntry(
   if (path.includes('\0')) return unsafe('has a NUL byte in its name')
   if (path.startsWith('/') || path.startsWith('\\') || /^[a-z]:/i.test(path)) return unsafe('has an absolute path')
   if (path.split(/[/\\]/).includes('..')) return unsafe('has a ".." path component (path traversal)')
+  return undefined
+}
+
+/**
+ * A file and a folder of the same name (a file "a" then "a/b", or a folder "a" then a file "a"): a tar that
+ * cannot be written out, refused by name before anything is replaced (node-tar would fail with `EEXIST` or
+ * `ENOTEMPTY`, or silently replace one by the other). `kinds` records what each path and its parents are.
+ */
+function checkLayout(
+  archivePath: string,
+  path: string,
+  kind: 'file' | 'folder',
+  kinds: Map<string, 'file' | 'folder'>,
+): ModelError | undefined {
+  const parts = path.split('/').filter((p) => p !== '' && p !== '.')
+  for (let i = 1; i <= parts.length; i++) {
+    const at = parts.slice(0, i).join('/')
+    const want = i === parts.length ? kind : 'folder'
+    const had = kinds.get(at)
+    if (had && had !== want) {
+      return new ModelError(
+        'CORRUPT_ARCHIVE',
+        `${archivePath} is corrupt: "${at}" is both a file and a folder (entry "${path}" makes it a ${want}, an earlier entry a ${had}); the archive was not extracted.`,
+        {
+          details: {entry: path, path: at},
+          suggestions: ['Re-create the archive from the model folder (tar czf model.tar.gz -C folder .).'],
+        },
+      )
+    }
+
+    kinds.set(at, want)
+  }
+
   return undefined
 }
 

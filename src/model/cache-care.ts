@@ -9,12 +9,17 @@
  * extracted archive belongs to the entry converted from it and goes with it: a warm load of a `model.tar.gz` hashes
  * the extracted symbol and params to find the entry, so the folder is needed as long as the entry is. Optimised
  * models and extracted archives that no entry claims are entries of their own (kind `optimized` / `archive`).
+ *
+ * Each load also removes what it supersedes (`dropSuperseded`): the other entries converted from the same source
+ * path (an older converter's key, the model before it was replaced there) and the entry's own optimised files from
+ * an older ONNX Runtime or CPU, unless a running process holds them.
  */
-import {mkdir, readdir, readFile, rm, stat} from 'node:fs/promises'
+import {readdir, readFile, rm, stat} from 'node:fs/promises'
 import {basename, join, relative, sep} from 'node:path'
 
 import {UsageError} from '../errors.js'
-import {atomicWrite} from './cache.js'
+import {atomicWrite, CACHE} from './cache.js'
+import {makeWritableDir} from './disk-errors.js'
 
 export type CacheEntryKind = 'archive' | 'model' | 'optimized'
 
@@ -46,12 +51,15 @@ interface UseRecord {
   source: string
 }
 
-/** Record a load of entry `key` (its source path, the optimised model's file and the archive folder it came from). */
+/**
+ * Record a load of entry `key` (its source path, the optimised model's file and the archive folder it came from)
+ * and remove what it supersedes (see `dropSuperseded`); returns the paths removed.
+ */
 export async function recordUse(
   cacheDir: string,
   key: string,
   use: {archiveDir?: string; optimizedPath?: string; source: string},
-): Promise<void> {
+): Promise<string[]> {
   const archiveRel = use.archiveDir ? relative(join(cacheDir, 'archives'), use.archiveDir).split(sep)[0] : undefined
   const record: UseRecord = {
     archive: archiveRel && !archiveRel.startsWith('..') ? archiveRel : undefined,
@@ -59,13 +67,61 @@ export async function recordUse(
     optimized: use.optimizedPath ? basename(use.optimizedPath).slice(0, 64) : undefined,
     source: use.source,
   }
+  const previous = await readUse(cacheDir, key)
   await atomicWrite(join(cacheDir, 'onnx', `${key}.use.json`), JSON.stringify(record))
+  return dropSuperseded(cacheDir, key, record, previous)
+}
+
+async function readUse(cacheDir: string, key: string): Promise<undefined | UseRecord> {
+  try {
+    return JSON.parse(await readFile(join(cacheDir, 'onnx', `${key}.use.json`), 'utf8')) as UseRecord
+  } catch {
+    return undefined // never loaded since uses were recorded
+  }
+}
+
+/**
+ * Remove what the load of `key` (recorded as `record`) supersedes: the entries converted from the same source with
+ * another key, and the optimised files `previous` named when they are not the ones now used; never an entry a
+ * running process holds. Returns the paths removed, relative to the cache.
+ */
+async function dropSuperseded(
+  cacheDir: string,
+  key: string,
+  record: UseRecord,
+  previous: undefined | UseRecord,
+): Promise<string[]> {
+  const {keys: held} = await heldKeys(cacheDir)
+  const onnxFiles = await list(join(cacheDir, 'onnx'))
+  const cpuFiles = await list(join(cacheDir, 'onnx-cpu'))
+  const removed: string[] = []
+  const remove = async (rel: string) => {
+    await rm(join(cacheDir, rel), {force: true, recursive: true})
+    removed.push(rel)
+  }
+
+  const dropOptimized = async (prefix: string | undefined) => {
+    if (!prefix || prefix === record.optimized) return
+    for (const f of cpuFiles) if (f.startsWith(prefix)) await remove(join('onnx-cpu', f))
+  }
+
+  if (!held.has(key)) await dropOptimized(previous?.optimized)
+  for (const other of new Set(onnxFiles.map((f) => f.split('.')[0]))) {
+    if (other === key || held.has(other)) continue
+    const use = await readUse(cacheDir, other)
+    if (use?.source !== record.source) continue
+    for (const f of onnxFiles.filter((x) => x.split('.')[0] === other)) await remove(join('onnx', f))
+    await dropOptimized(use.optimized)
+    if (use.archive && use.archive !== record.archive) await remove(join('archives', use.archive))
+  }
+
+  return removed
 }
 
 /** Mark the entries `keys` as held by this process until it exits (`<cache>/in-use/<pid>.json`). */
 export async function holdEntries(cacheDir: string, keys: string[], pid = process.pid): Promise<string> {
   const path = join(cacheDir, 'in-use', `${pid}.json`)
-  await mkdir(join(cacheDir, 'in-use'), {recursive: true})
+  await makeWritableDir(join(cacheDir, 'in-use'), CACHE)
   await atomicWrite(path, JSON.stringify({keys, pid}))
   return path
 }
@@ -154,13 +210,7 @@ export async function listCache(cacheDir: string): Promise<CacheListing> {
   const entries: CacheEntry[] = []
   const modelKeys = new Set(onnxFiles.map((f) => f.split('.')[0]))
   for (const key of modelKeys) {
-    let use: undefined | UseRecord
-    try {
-      use = JSON.parse(await readFile(join(cacheDir, 'onnx', `${key}.use.json`), 'utf8')) as UseRecord
-    } catch {
-      // never loaded since uses were recorded
-    }
-
+    const use = await readUse(cacheDir, key)
     const paths = onnxFiles.filter((f) => f.split('.')[0] === key).map((f) => join('onnx', f))
     if (use?.optimized) {
       for (const f of cpuFiles) if (f.startsWith(use.optimized)) claimedCpu.add(f)

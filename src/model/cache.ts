@@ -9,9 +9,11 @@
  */
 import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {mkdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
+
+import {diskError, makeWritableDir} from './disk-errors.js'
 
 /** `$ICC_CACHE_DIR`, else `$XDG_CACHE_HOME/icc`, else `~/.cache/icc`. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -36,6 +38,9 @@ export async function sha256Files(...paths: string[]): Promise<string> {
   return h.digest('hex')
 }
 
+/** What writes to the cache are, as error messages name them. */
+export const CACHE = 'the conversion cache'
+
 /** Write a file atomically: a temporary file in the same directory, then rename. */
 export async function atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
   await atomicWriteWith(path, (temp) => writeFile(temp, data))
@@ -50,7 +55,7 @@ async function atomicWriteWith<T>(path: string, write: (temp: string) => Promise
     return r
   } catch (error) {
     await rm(temp, {force: true})
-    throw error
+    throw (await diskError(error, dirname(path), CACHE)) ?? error
   }
 }
 
@@ -99,7 +104,7 @@ export async function cachedOnnx<M>(
     if (code !== 'ENOENT') rebuilt = `unreadable entry (${(error as Error).message})`
   }
 
-  await mkdir(dir, {recursive: true})
+  await makeWritableDir(dir, CACHE)
   const meta = await atomicWriteWith(path, build)
   const side: Sidecar<M> = {converterVersion, length: (await stat(path)).size, meta, sha256: await sha256Files(path)}
   await atomicWrite(sidecarPath, JSON.stringify(side))

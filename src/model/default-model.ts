@@ -8,10 +8,11 @@
  * minus the squared distance to colour prototype c_k up to a term common to all classes. The files (symbol,
  * params, model-shapes.json, synset.txt) are written by the MXNet writer into the cache on first use.
  */
-import {mkdir, readFile} from 'node:fs/promises'
+import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {atomicWrite, defaultCacheDir} from './cache.js'
+import {atomicWrite, CACHE, defaultCacheDir} from './cache.js'
+import {makeWritableDir} from './disk-errors.js'
 import {inferShapes, parseSymbol} from './mxnet-symbol.js'
 import {resnetSymbol, writeParams} from './writer.js'
 
@@ -80,7 +81,7 @@ export function defaultModelFiles(): Record<string, string | Uint8Array> {
 export async function ensureDefaultModel(cacheDir: string = defaultCacheDir()): Promise<string> {
   const dir = join(cacheDir, 'default-model', DEFAULT_MODEL_VERSION)
   const files = defaultModelFiles()
-  await mkdir(dir, {recursive: true})
+  await makeWritableDir(dir, CACHE)
   for (const [name, content] of Object.entries(files)) {
     const want = typeof content === 'string' ? Buffer.from(content) : Buffer.from(content)
     const have = await readFile(join(dir, name)).catch(() => undefined)

@@ -570,7 +570,9 @@ export async function convertModel(path: string, output: string, options: Conver
     }
   }
 
-  const q = await quantizeInt8(await readFile(m.onnxPath), {calibration, inputShape: m.inputShape})
+  const q = await spinWhile(options.progress ?? false, 'quantizing model (int8)', async () =>
+    quantizeInt8(await readFile(m.onnxPath), {calibration, inPlace: true, inputShape: m.inputShape}),
+  )
   await writeFile(output, q.bytes)
   return {
     bytes: q.bytes.length,

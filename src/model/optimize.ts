@@ -13,7 +13,7 @@
  */
 import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
-import {mkdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {cpus} from 'node:os'
 import {basename, join} from 'node:path'
 import onnxProto from 'onnx-proto'
@@ -21,7 +21,8 @@ import * as ort from 'onnxruntime-node'
 
 import type {Plan} from './onnx-export/index.js'
 
-import {atomicWrite, sha256, sha256Files} from './cache.js'
+import {atomicWrite, CACHE, sha256, sha256Files} from './cache.js'
+import {makeWritableDir} from './disk-errors.js'
 import {writePlan} from './onnx-export/index.js'
 
 const {onnx} = onnxProto
@@ -157,7 +158,7 @@ export async function cachedOptimized(
   // a damaged entry's files go; the new ones get names of their own, so that two runners making the same entry at
   // once never write the same file (the last sidecar written wins)
   for (const f of side?.files ?? []) await rm(join(dir, f.name), {force: true})
-  await mkdir(dir, {recursive: true})
+  await makeWritableDir(dir, CACHE)
   const made = await build(`${base}.${process.pid}-${randomBytes(4).toString('hex')}`)
   const files = await Promise.all(
     made.files.map(async (f) => ({length: (await stat(f)).size, name: basename(f), sha256: await sha256Files(f)})),

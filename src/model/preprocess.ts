@@ -146,11 +146,13 @@ export async function preprocessInto(
   }
 
   const {channels, height, width} = options
+  const mode = options.resize ?? DEFAULT_RESIZE_MODE
+  if (mode === 'fast') checkShrink(header, width, height)
   const started = performance.now()
   let raw: Uint8Array
   try {
     raw =
-      (options.resize ?? DEFAULT_RESIZE_MODE) === 'exact'
+      mode === 'exact'
         ? resizeLinear(await decodeLikeOpenCv(header, {limitInputPixels: maxPixels}), width, height).data
         : await decodeFast(header, width, height, maxPixels)
   } catch (error) {
@@ -252,6 +254,30 @@ function checkFormat(bytes: Uint8Array, contentType: string | undefined): Suppor
     `The data (${bytes.length} bytes, starting ${head}) is not a JPEG or PNG image${contentType ? ` although the request said ${contentType}` : ''}.`,
     {details: {contentType, size: bytes.length}},
   )
+}
+
+/** libvips shrinks an axis by a factor of at most 1,000,000 (its `reduceh`/`reducev` refuse more). */
+export const MAX_SHRINK = 1_000_000
+
+/**
+ * The `fast` mode's resize is libvips': an image whose side is over a million times the model's (a 1x49M PNG for
+ * a 32x32 model) is refused from its header in icc's words, not with libvips' `reducev: parameter vshrink not set`.
+ */
+function checkShrink(header: ImageHeader, width: number, height: number): void {
+  for (const [axis, from, to] of [
+    ['width', header.width, width],
+    ['height', header.height, height],
+  ] as const) {
+    if (from / to <= MAX_SHRINK) continue
+    throw new ModelError(
+      'BAD_IMAGE',
+      `The image is ${header.width}x${header.height}: its ${axis} would shrink ${Math.round(from / to)} times to the model's ${to} pixels, more than the ${MAX_SHRINK} times the resizer (libvips) can; it was not decoded.`,
+      {
+        details: {height: header.height, maxShrink: MAX_SHRINK, width: header.width},
+        suggestions: ['Crop the image to the part to classify, or use the exact resize mode (--resize exact).'],
+      },
+    )
+  }
 }
 
 /** The `fast` mode: sharp decodes (ICC to sRGB, shrink-on-load), orients and resizes. */

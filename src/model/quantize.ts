@@ -15,6 +15,10 @@
  *    a BatchNormalization that follows no Conv...) stays float32.
  *
  * The result is an ordinary ONNX file: `icc serve --model model.int8.onnx` serves it like any other.
+ *
+ * Memory: the decoded model's tensors are views of the input bytes, new tensors are not copied again, and with
+ * `inPlace` (the caller's bytes are its own to spend) the folded weights overwrite the originals, so that the float
+ * weights exist once besides the calibration session's copy.
  */
 import onnxProto from 'onnx-proto'
 import * as ort from 'onnxruntime-node'
@@ -31,6 +35,8 @@ export interface QuantizeOptions {
   calibration: Float32Array[]
   /** [C, H, W] of one image. */
   inputShape: [number, number, number]
+  /** The model bytes may be overwritten (the folded weights replace the originals there instead of a copy). */
+  inPlace?: boolean
 }
 
 export interface QuantizeResult {
@@ -54,9 +60,16 @@ function floatsOf(t: TensorProto): Float32Array {
   return Float32Array.from(t.floatData ?? [])
 }
 
+/** A tensor over `data`'s own bytes (not copied: `data` is new and is not written again). */
 function tensor(name: string, dataType: number, dims: number[], data: ArrayBufferView): TensorProto {
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-  return {dataType, dims, name, rawData: new Uint8Array(bytes)}
+  return {dataType, dims, name, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength)}
+}
+
+/** Write float32 `values` over a float32 tensor's raw bytes (little-endian, as ONNX stores them). */
+function overwrite(t: TensorProto, values: Float32Array): void {
+  const raw = t.rawData!
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength)
+  for (const [i, v] of values.entries()) view.setFloat32(i * 4, v, true)
 }
 
 function attrNumber(node: NodeProto, name: string, fallback: number): number {
@@ -116,9 +129,12 @@ export async function quantizeInt8(modelBytes: Uint8Array, options: QuantizeOpti
       nb[c] = (b0[c] - m[c]) * k + b[c]
     }
 
+    // in place when the bytes are ours and no other node reads these weights: one copy of them, not two
+    const own = options.inPlace && (w.rawData?.length ?? 0) === nw.length * 4 && consumersOf(w.name!).length === 1
+    if (own) overwrite(w, nw)
     conv.input = [
       conv.input![0],
-      addInit(tensor(`${conv.name}__w_folded`, DT.FLOAT, w.dims!.map(Number), nw)),
+      own ? w.name! : addInit(tensor(`${conv.name}__w_folded`, DT.FLOAT, w.dims!.map(Number), nw)),
       addInit(tensor(`${conv.name}__b_folded`, DT.FLOAT, [cout], nb)),
     ]
     conv.output = [bn.output![0]]

@@ -21,6 +21,8 @@ export interface ServiceConfig {
   /** Run on the CPU with a warning when GPU was asked but the CUDA provider cannot be loaded. */
   allowCpuFallback: boolean
   gpu: boolean
+  /** The service's labels file (`IccLabels` of its connector in a definition); else `--labels`, if given. */
+  labelsFile?: string
   memoryLimitKb: number
   /** MLModelDestinationPath; undefined: the bundled default model. */
   modelPath?: string
@@ -45,11 +47,12 @@ export const DEFAULT_MEMORY_LIMIT_KB = 500_000
 
 type Params = Record<string, unknown>
 
-function fromParams(params: Params, base: ServiceFlags): ServiceConfig {
+function fromParams(params: Params, base: ServiceFlags, labelsFile?: string): ServiceConfig {
   const s = (k: string) => params[k] as string | undefined
   return {
     allowCpuFallback: Boolean(base.allowCpuFallback),
     gpu: (base.gpuAcceleration ?? s('GPUAcceleration') ?? 'CPU') === 'GPU',
+    labelsFile: labelsFile === undefined ? undefined : resolve(labelsFile),
     memoryLimitKb: base.memoryLimitKb ?? Number(s('LocalInferenceServiceMemoryLimitKB') ?? DEFAULT_MEMORY_LIMIT_KB),
     modelPath: base.model ?? s('MLModelDestinationPath'),
     name: base.serviceName ?? s('LocalInferenceServiceName') ?? DEFAULT_SERVICE_NAME,
@@ -90,9 +93,12 @@ export async function buildServiceConfigs(flags: ServiceFlags): Promise<ServiceC
     }
 
     const doc = await readJsonFile(flags.definition, 'connector definition')
-    const {parsed, problems: found} = checkDefinitionVersion(doc, {allowRegionPlaceholder: true})
+    const {parsed, problems: found} = checkDefinitionVersion(doc, {allowIccFields: true, allowRegionPlaceholder: true})
     if (found.length > 0) throw new ValidationError(`Invalid connector definition ${flags.definition}.`, found)
-    const connectors = (parsed?.imageClassification ?? []).map((c) => ({params: c.parameters as Params}))
+    const connectors = (parsed?.imageClassification ?? []).map((c) => ({
+      labels: c.entry.IccLabels,
+      params: c.parameters as Params,
+    }))
     if (connectors.length === 0) {
       throw new ValidationError(`The definition file ${flags.definition} holds no Image Classification connector.`, [
         {
@@ -103,7 +109,9 @@ export async function buildServiceConfigs(flags: ServiceFlags): Promise<ServiceC
       ])
     }
 
-    services = connectors.map((c) => fromParams(c.params, {...flags, model: undefined, serviceName: undefined}))
+    services = connectors.map((c) =>
+      fromParams(c.params, {...flags, model: undefined, serviceName: undefined}, c.labels),
+    )
   } else if (flags.parameters) {
     const params = parametersOf(await readJsonFile(flags.parameters, 'parameters'), flags.parameters)
     problems.push(...parameterProblems(params, inferTarget(params)))

@@ -5,6 +5,7 @@
  */
 import {access} from 'node:fs/promises'
 
+import {spinWhile} from '../aws/progress.js'
 import {UsageError} from '../errors.js'
 import {withAccessLog} from './access-log.js'
 import {buildServiceConfigs, type ServiceConfig, type ServiceFlags} from './config.js'
@@ -60,6 +61,8 @@ export interface ServeOptions extends Omit<HostOptions, 'adminTokens' | 'service
    * to reach the IPC endpoint, token included: it is never part of `info` or of the result.
    */
   onReady?: (info: ServeReadyInfo, secrets: {lambdaEnv?: Record<string, string>}) => void
+  /** A spinner with the elapsed time on stderr while the models load (a first load converts; the caller's TTY check). */
+  progress?: boolean
   /** Stop when aborted (in addition to SIGTERM/SIGINT). */
   signal?: AbortSignal
 }
@@ -161,7 +164,11 @@ export async function serve(options: ServeOptions): Promise<ServeResult> {
   const token = options.ipc ? await ipcToken(options.ipc) : undefined
   const adminTokens: string[] = []
   for (const t of [options.adminToken, token?.authToken]) if (t) adminTokens.push(t)
-  const host = await startHost({...options, adminTokens, authToken, services})
+  // the runners load (and the first time convert) the models: a line on a terminal meanwhile, as convert-model's
+  const label = `loading ${services.length === 1 ? 'the model' : `${services.length} models`} (the first load converts)`
+  const host = await spinWhile(Boolean(options.progress), label, async () =>
+    startHost({...options, adminTokens, authToken, services}),
+  )
   let ipc: Awaited<ReturnType<typeof startIpc>> | undefined
   try {
     if (options.ipc && token) ipc = await startIpc(host, options.ipc, token, options.maxBodyBytes)

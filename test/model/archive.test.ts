@@ -239,6 +239,28 @@ describe('model/archive', () => {
       await refused(await archiveFile(gzipSync(randomBytes(4096))), 'CORRUPT_ARCHIVE', /corrupt/)
     })
 
+    it('refuses a file and a folder of the same name by name, not EEXIST or ENOTEMPTY', async () => {
+      const file = (name: string) => ({data: Buffer.from('x'), name})
+      const folder = (name: string) => ({name, type: '5'})
+      const cases: Array<[RawEntry[], RegExp]> = [
+        [
+          [file('a'), file('a/b')],
+          /"a" is both a file and a folder \(entry "a\/b" makes it a folder, an earlier entry a file\)/,
+        ],
+        [[folder('a/'), file('a/b'), file('a')], /"a" is both a file and a folder \(entry "a" makes it a file/],
+        [[file('m/a'), folder('m/a/')], /"m\/a" is both a file and a folder/],
+      ]
+      for (const [entries, message] of cases) {
+        await refused(await archiveFile(rawTar([file('ok.json'), ...entries])), 'CORRUPT_ARCHIVE', message)
+        assert.ok(!existsSync(dest), 'destination not created')
+      }
+
+      // the same file twice is a tar's append: the last one wins, as before
+      const twice = await archiveFile(rawTar([file('a'), {data: Buffer.from('y'), name: 'a'}]))
+      assert.deepEqual((await extractArchive(twice, dest)).files, ['a'])
+      assert.equal(await readFile(join(dest, 'a'), 'utf8'), 'y')
+    })
+
     it('reports a missing archive', async () => {
       await assert.rejects(extractArchive(join(work, 'nope.tar.gz'), dest), {code: 'ARCHIVE_NOT_FOUND'})
     })

@@ -3,10 +3,10 @@
  * --keep / --older-than, and a running `icc serve` whose entry survives `prune --all` while it keeps answering.
  */
 import assert from 'node:assert/strict'
-import {readdir, rm, stat} from 'node:fs/promises'
+import {readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {loadModel} from '../../src/model/index.js'
+import {holdEntries, loadModel} from '../../src/model/index.js'
 import {iccJson} from '../helpers/cli.js'
 import {packTarGz, tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 import {http, noiseImage, parseConnectorBody, startServe} from '../helpers/serve-host.js'
@@ -122,5 +122,42 @@ describe('icc cache list / prune', function () {
     const again = await iccJson(['cache', 'prune', '--cache-dir', cache, '--all'])
     assert.equal(again.json.removed.length, 1)
     assert.equal(sum(await files(cache)), 0)
+  })
+
+  it('a load removes the older conversions of its source and stale optimised files, never a held entry', async () => {
+    const keysOf = async (kind: string) => [...(await files(cache)).keys()].filter((k) => k.startsWith(kind))
+    const first = await loadModel(folder, {cacheDir: cache, optimize: true})
+    const archiveFiles = (await keysOf('archives/')).length
+    assert.ok(archiveFiles > 0)
+    // an optimised copy from an older ONNX Runtime or CPU, named by the entry's use record
+    const stale = 'f'.repeat(64)
+    await writeFile(join(cache, 'onnx-cpu', `${stale}.onnx`), 'old')
+    const usePath = join(cache, 'onnx', `${first.cacheKey}.use.json`)
+    await writeFile(usePath, JSON.stringify({...JSON.parse(await readFile(usePath, 'utf8')), optimized: stale}))
+    await loadModel(folder, {cacheDir: cache, optimize: true})
+    assert.ok(!(await keysOf('onnx-cpu/')).some((k) => k.includes(stale)), 'the stale optimised file went')
+    assert.ok((await keysOf('onnx-cpu/')).length > 1, 'the current optimised model stayed')
+
+    // the model at the same path replaced: its old conversion (model, optimised parts) goes, other sources stay
+    await writeModelDir(folder, {numClasses: 4, seed: 11})
+    const second = await loadModel(folder, {cacheDir: cache, optimize: true})
+    assert.notEqual(second.cacheKey, first.cacheKey)
+    let now = await keysOf('')
+    assert.ok(!now.some((k) => k.includes(first.cacheKey!)), `old entry removed: ${now.join(', ')}`)
+    assert.ok(now.some((k) => k.includes(second.cacheKey!)))
+    assert.equal((await keysOf('archives/')).length, archiveFiles, "the archive's entry is untouched")
+    const listed = await iccJson(['cache', 'list', '--cache-dir', cache])
+    assert.deepEqual(listed.json.entries.map((e: {source: string}) => e.source).sort(), [archive, folder].sort())
+
+    // held by a running process (a serve's runner): kept when the model is replaced again
+    await holdEntries(cache, [second.cacheKey!], process.pid)
+    await writeModelDir(folder, {numClasses: 4, seed: 12})
+    const third = await loadModel(folder, {cacheDir: cache, optimize: true})
+    now = await keysOf('')
+    assert.ok(
+      now.some((k) => k.includes(second.cacheKey!)),
+      'the held entry stayed',
+    )
+    assert.ok(now.some((k) => k.includes(third.cacheKey!)))
   })
 })

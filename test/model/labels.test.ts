@@ -8,7 +8,7 @@ import {join} from 'node:path'
 
 import {icc, iccJson, unwrap} from '../helpers/cli.js'
 import {tempDir, writeModelDir} from '../helpers/model-fixtures.js'
-import {noiseImage, startServe} from '../helpers/serve-host.js'
+import {connector, http, noiseImage, startServe} from '../helpers/serve-host.js'
 
 const NAMES = ['ant', 'bee', 'cat', 'dog']
 
@@ -56,6 +56,43 @@ describe('--labels FILE', function () {
     const bad = await icc(['predict', '--model', model, image, '--labels', three], {env: env()})
     assert.equal(bad.exitCode, 2)
     assert.match(unwrap(bad.stderr), /has 3 labels, but the model has 4 classes/)
+  })
+
+  it('--definition gives each service its own IccLabels; a count mismatch names both numbers', async () => {
+    const def = join(dir, 'definition.json')
+    await writeFile(
+      def,
+      JSON.stringify({
+        Connectors: [
+          {...connector('A', 'named', model), IccLabels: array},
+          connector('B', 'plain', model),
+          {...connector('C', 'wrong', model), IccLabels: three},
+        ],
+      }),
+    )
+    const socket = join(dir, 'd.sock')
+    const host = await startServe(['--definition', def], {env: env(), socket})
+    try {
+      const named = await iccJson(['invoke', '--socket', socket, image, '--service-name', 'named', '--top-k', '2'])
+      assert.equal(named.exitCode, 0, named.stderr)
+      for (const t of named.json.top) assert.equal(t.label, NAMES[t.index])
+      const plain = await iccJson(['invoke', '--socket', socket, image, '--service-name', 'plain', '--top-k', '2'])
+      assert.equal(plain.exitCode, 0, plain.stderr)
+      for (const t of plain.json.top) assert.notEqual(t.label, NAMES[t.index])
+      const ready = (await http({socket}, 'GET', '/v2/health/ready')).json().services
+      assert.equal(ready.wrong.ready, false)
+      assert.match(ready.wrong.reason, /three\.txt has 3 labels, but the model has 4 classes/)
+    } finally {
+      await host.stop()
+    }
+
+    // Greengrass does not know the field: validate-connector says so, where
+    const checked = await icc(['validate-connector', def])
+    assert.equal(checked.exitCode, 2, checked.stderr)
+    assert.match(
+      unwrap(checked.stderr + checked.stdout),
+      /\/Connectors\/0\/IccLabels: IccLabels is read by `icc serve` only/,
+    )
   })
 
   it('serve --labels answers with them; invoke --labels maps them client-side; a mismatch stops serve (exit 2)', async () => {
