@@ -225,7 +225,8 @@ function scanConnector(scan: DefinitionScan, entry: Partial<ConnectorEntry>, ind
     problems.push({
       message: 'IccLabels is read by `icc serve` only; Greengrass refuses a connector with fields it does not know.',
       path: `${at}/IccLabels`,
-      suggestion: 'Remove IccLabels from the definition you deploy (keep it in the one given to icc serve --definition).',
+      suggestion:
+        'Remove IccLabels from the definition you deploy (keep it in the one given to icc serve --definition).',
     })
   }
 
