@@ -11,9 +11,18 @@ import {join} from 'node:path'
 import sharp from 'sharp'
 
 import {runTinyModel, writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
-import {http, type HttpResult, noiseImage, parseConnectorBody, startServe, withFault} from '../helpers/serve-host.js'
+import {
+  http,
+  type HttpResult,
+  noiseImage,
+  parseConnectorBody,
+  startServe,
+  waitFor,
+  withFault,
+} from '../helpers/serve-host.js'
 
 const SIDE = 7000
+const NAME = 'imageClassification'
 
 /** Restarts by reason, from /metrics. */
 async function restarts(socket: string): Promise<number> {
@@ -92,11 +101,11 @@ describe('icc serve runner memory: decode admission and the guilty request', fun
     try {
       const post = async (body: Buffer, type: string) =>
         http({socket}, 'POST', '/invocations', body, {'content-type': type})
-      // the tall PNG is still in the runner (its decode held 1.5 s) when the next request allocates 600 MB
+      // the tall PNG is in the runner first (its decode held 1.5 s) when the next request allocates 600 MB
       const innocent = post(withFault(tall, 'sleep:1500'), 'image/png')
-      await new Promise((r) => {
-        setTimeout(r, 5)
-      })
+      await waitFor(
+        async () => (await http({socket}, 'GET', '/v2/health/ready')).json().services[NAME].queueDepth === 1,
+      )
       const guilty = await post(withFault(jpeg, 'alloc:600'), 'image/jpeg')
       assert.equal(guilty.status, 500, guilty.body)
       assert.equal(guilty.json().error.code, 'MEMORY_LIMIT')
