@@ -103,14 +103,35 @@ const UNCAPPED_KB = 1024 ** 3
 
 type KillReason = 'memory' | 'stop' | 'timeout'
 
-/** How a runner ended, for {@link Service.onExit}. */
-interface ExitEvent {
-  code: null | number
+/** One runner process's start: the first start's promise, its fatal frame, whether it became ready. */
+interface RunnerRun {
   fatal?: Extract<RunnerMessage, {t: 'fatal'}>
-  first?: {reject: (e: Error) => void}
-  oom: boolean
+  first?: {reject: (e: Error) => void; resolve: (i: RunnerReadyInfo) => void}
   ready: boolean
+}
+
+/** How a runner ended, for {@link Service.onExit}. */
+interface ExitEvent extends RunnerRun {
+  code: null | number
+  oom: boolean
   signal: NodeJS.Signals | null
+}
+
+/** The runner's configuration (its ICC_RUNNER_CONFIG) from the service's options. */
+function runnerConfig(o: ServiceOptions): RunnerConfig {
+  return {
+    allowCpuFallback: o.allowCpuFallback,
+    cacheDir: o.cacheDir,
+    inputShape: o.inputShape,
+    labelsFile: o.labelsFile,
+    gpu: o.gpu,
+    intraOpThreads: o.intraOpThreads,
+    maxBatch: o.maxBatch,
+    memoryLimitKb: o.memoryLimitKb,
+    modelPath: o.modelPath,
+    resize: o.resize,
+    serviceName: o.name,
+  }
 }
 
 export class Service {
@@ -245,69 +266,21 @@ export class Service {
 
   private launch(first?: {reject: (e: Error) => void; resolve: (i: RunnerReadyInfo) => void}): void {
     const o = this.options
-    const config: RunnerConfig = {
-      allowCpuFallback: o.allowCpuFallback,
-      cacheDir: o.cacheDir,
-      inputShape: o.inputShape,
-      labelsFile: o.labelsFile,
-      gpu: o.gpu,
-      intraOpThreads: o.intraOpThreads,
-      maxBatch: o.maxBatch,
-      memoryLimitKb: o.memoryLimitKb,
-      modelPath: o.modelPath,
-      resize: o.resize,
-      serviceName: o.name,
-    }
     this.killReason = undefined
     this.state = first ? 'starting' : 'restarting'
     const log = o.logger
     // --expose-gc: the runner collects the garbage of model loading (see runner-main.ts) once it is ready
     const child = spawn(process.execPath, ['--expose-gc', o.runnerEntry ?? RUNNER_MAIN], {
-      env: {...runnerMallocEnv(), ...o.runnerEnv, ICC_RUNNER_CONFIG: JSON.stringify(config)},
+      env: {...runnerMallocEnv(), ...o.runnerEnv, ICC_RUNNER_CONFIG: JSON.stringify(runnerConfig(o))},
       extraPipes: 1,
       killGraceMs: 1000,
       onStderrLine: (line) => line.trim() && log.warn({runner: child.pid}, `runner: ${line}`),
       onStdoutLine: (line) => line.trim() && log.info({runner: child.pid}, `runner: ${line}`),
     })
     this.child = child
-    let fatal: Extract<RunnerMessage, {t: 'fatal'}> | undefined
-    let ready = false
+    const run: RunnerRun = {first, ready: false}
     const channel = child.stdio[3] as NodeJS.ReadWriteStream & {destroy(): void}
-    const decoder = new FrameDecoder<RunnerMessage>(({header, payload}) => {
-      switch (header.t) {
-        case 'decoding': {
-          const p = this.inflight.find((r) => r.id === header.id)
-          if (p) p.decodeSeq = ++this.decodeSeq
-          break
-        }
-
-        case 'error': {
-          this.onRunnerError(header.id, header.code, header.message)
-          break
-        }
-
-        case 'fatal': {
-          fatal = header
-          break
-        }
-
-        case 'ready': {
-          ready = true
-          this.info = header.info
-          this.state = 'ready'
-          this.reason = undefined
-          for (const w of header.info.warnings) log.warn(w)
-          first?.resolve(header.info)
-          this.pump()
-          break
-        }
-
-        case 'result': {
-          this.onResult(header, payload)
-          break
-        }
-      }
-    })
+    const decoder = new FrameDecoder<RunnerMessage>(({header, payload}) => this.onFrame(run, header, payload))
     channel.on('data', (chunk: Buffer) => {
       try {
         decoder.push(chunk)
@@ -326,10 +299,47 @@ export class Service {
       if (this.child === child) this.child = undefined
       const oomCheck = this.cap?.oomKilled() ?? Promise.resolve(false)
       oomCheck.then(
-        (oom) => this.onExit({code, fatal, first, oom, ready, signal}),
-        () => this.onExit({code, fatal, first, oom: false, ready, signal}),
+        (oom) => this.onExit({...run, code, oom, signal}),
+        () => this.onExit({...run, code, oom: false, signal}),
       )
     })
+  }
+
+  /** One frame from the runner. */
+  private onFrame(run: RunnerRun, header: RunnerMessage, payload: Buffer): void {
+    switch (header.t) {
+      case 'decoding': {
+        const p = this.inflight.find((r) => r.id === header.id)
+        if (p) p.decodeSeq = ++this.decodeSeq
+        break
+      }
+
+      case 'error': {
+        this.onRunnerError(header.id, header.code, header.message)
+        break
+      }
+
+      case 'fatal': {
+        run.fatal = header
+        break
+      }
+
+      case 'ready': {
+        run.ready = true
+        this.info = header.info
+        this.state = 'ready'
+        this.reason = undefined
+        for (const w of header.info.warnings) this.options.logger.warn(w)
+        run.first?.resolve(header.info)
+        this.pump()
+        break
+      }
+
+      case 'result': {
+        this.onResult(header, payload)
+        break
+      }
+    }
   }
 
   private onExit(e: ExitEvent): void {
