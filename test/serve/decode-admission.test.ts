@@ -27,7 +27,7 @@ describe('decode admission (the runner memory budget)', () => {
       return release
     })
     // a small one behind the big one waits too (arrival order: the big one is not starved)
-    const small = admission.reserve(1 * MB, size).then((release) => {
+    const small = admission.reserve(MB, size).then((release) => {
       order.push('small')
       return release
     })
