@@ -25,6 +25,10 @@
  *   the cap ({@link Service.measureLoad}, which `icc doctor --model` uses too).
  *
  * Every request is settled exactly once (`settle` is idempotent and all paths go through it).
+ *
+ * Over ~500 lines on purpose: one class holds the queue, the requests in the runner and the runner's life cycle,
+ * whose transitions all touch the same private state; the pure parts live beside it (./decode-admission.ts,
+ * ./memory.ts, ./protocol.ts).
  */
 import type {Logger} from 'pino'
 
