@@ -157,6 +157,12 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       min: 1,
     }),
     resize: resizeFlag,
+    'runner-entry': Flags.file({
+      description:
+        'The runner program each service starts (default: the shipped runner). For tests: a runner that wraps it.',
+      exists: true,
+      hidden: true,
+    }),
     region: Flags.string({
       description: 'AWS_REGION of the Lambda functions calling the IPC endpoint (default: $AWS_REGION; unset: any).',
       dependsOn: ['ipc-port'],
@@ -253,6 +259,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       progress: Boolean(process.stderr.isTTY) && !json,
       port: flags.port,
       queueLimit: flags['queue-limit'],
+      runnerEntry: flags['runner-entry'],
       serviceName: flags['service-name'],
       socket: flags.socket,
       strict: flags.strict,

@@ -76,16 +76,14 @@ export interface ModelCheckOptions {
   memoryLimitKb?: number
 }
 
-/** No cap while measuring: the figure is what a complete load needs (1 TiB in KB). */
-const UNCAPPED_KB = 1024 ** 3
-
 /**
- * Load the model in a real runner of `icc serve` (loadModel with optimisation, the CPU session, the warm-up of one
- * image and of `maxBatch`), read the runner's measured peak and stop it.
+ * Load the model in a real runner of `icc serve` without the memory cap (loadModel with optimisation, the CPU
+ * session, the warm-up of one image and of `maxBatch`), read its measured peak and stop it: `Service.measureLoad`,
+ * the same measurement as serve's start-up advice.
  */
 export async function checkModel(path: string, options: ModelCheckOptions = {}): Promise<DoctorCheck> {
   const title = 'model loads in an icc serve runner'
-  const service = new Service({
+  const service = {
     // the model's tensors are bounded by the limit asked for (else the default), not by the uncapped measurement's
     activationLimitKb: options.memoryLimitKb ?? Math.floor(activationBound({}) / 1024),
     allowCpuFallback: false,
@@ -94,36 +92,37 @@ export async function checkModel(path: string, options: ModelCheckOptions = {}):
     inputShape: options.inputShape,
     logger: pino({level: 'silent'}),
     maxBatch: options.maxBatch,
-    memoryLimitKb: UNCAPPED_KB,
+    memoryLimitKb: options.memoryLimitKb ?? 0,
     metrics: new Metrics(),
     modelPath: path,
     name: 'doctor',
     queueLimit: 1,
     timeoutSeconds: 60,
-  })
+  }
   try {
-    const info = await service.start()
+    const {info, memoryMode, peakKb} = await Service.measureLoad(service)
     const limit = options.memoryLimitKb
-    const over = limit !== undefined && info.peakRssKb > limit
+    const over = limit !== undefined && peakKb > limit
     return {
       evidence: {
         inputShape: info.inputShape,
         loadMs: info.loadMs,
         memoryLimitKb: limit,
-        memoryMode: service.memoryMode,
+        memoryMode,
         modelHash: info.modelHash,
         numClasses: info.numClasses,
+        peakKb,
         peakRssKb: info.peakRssKb,
         rssKb: info.rssKb,
         warmupMs: info.warmupMs,
         warnings: info.warnings,
       },
-      fix: over ? memoryLimitSuggestions(info.peakRssKb).join(' ') : undefined,
+      fix: over ? memoryLimitSuggestions(peakKb).join(' ') : undefined,
       for: 'icc',
       id: 'model',
       message: over
-        ? `${path}: a complete load peaked at ${info.peakRssKb} KB, over --memory-limit-kb ${limit}`
-        : `${path}: input ${info.inputShape.join('x')}, ${info.numClasses} classes, loaded in ${info.loadMs} ms, peak ${info.peakRssKb} KB`,
+        ? `${path}: a complete load peaked at ${peakKb} KB, over --memory-limit-kb ${limit}`
+        : `${path}: input ${info.inputShape.join('x')}, ${info.numClasses} classes, loaded in ${info.loadMs} ms, peak ${peakKb} KB`,
       status: over ? 'fail' : 'pass',
       title,
     }
@@ -140,7 +139,5 @@ export async function checkModel(path: string, options: ModelCheckOptions = {}):
       status: 'fail',
       title,
     }
-  } finally {
-    await service.stop(0).catch(() => {})
   }
 }

@@ -22,6 +22,13 @@ export interface ImageHeader {
   hasAdobeMarker: boolean
   /** EXIF orientation 1..8 (1 when absent or invalid). */
   orientation: number
+  /**
+   * What decoding costs in memory (./decode-memory.ts): `progressive` for a progressive JPEG or an interlaced PNG
+   * (the decoder holds the whole image before the first row comes out), `samples` per pixel as the decoder
+   * delivers them, `bytesPerSample` (PNG 16-bit: 2) and, for a JPEG, `planes`: the components' sizes relative to
+   * the image (3 for 4:4:4, 1.5 for 4:2:0).
+   */
+  decoding: {bytesPerSample: number; planes: number; progressive: boolean; samples: number}
   width: number
 }
 
@@ -55,7 +62,27 @@ function readPng(bytes: Uint8Array): ImageHeader {
     pos = end
   }
 
-  return {bytes: without(bytes, drop), components: 0, hasAdobeMarker: false, height, orientation, width}
+  return {
+    bytes: without(bytes, drop),
+    components: 0,
+    decoding: pngDecoding(bytes),
+    hasAdobeMarker: false,
+    height,
+    orientation,
+    width,
+  }
+}
+
+/** Samples per pixel of each PNG colour type (a palette expands to RGB, or RGBA with transparency: counted as 4). */
+const PNG_SAMPLES: Record<number, number> = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}
+
+function pngDecoding(bytes: Uint8Array): ImageHeader['decoding'] {
+  return {
+    bytesPerSample: bytes[24] === 16 ? 2 : 1,
+    planes: 0,
+    progressive: bytes[28] === 1,
+    samples: PNG_SAMPLES[bytes[25]] ?? 4,
+  }
 }
 
 function readJpeg(bytes: Uint8Array): ImageHeader {
@@ -63,7 +90,7 @@ function readJpeg(bytes: Uint8Array): ImageHeader {
   let orientation = 1
   let exifSeen = false
   let hasAdobeMarker = false
-  let frame: undefined | {components: number; height: number; width: number}
+  let frame: undefined | {components: number; decoding: ImageHeader['decoding']; height: number; width: number}
   const drop: Array<[number, number]> = []
   // every segment up to the start of scan (EXIF may also follow the frame header)
   let pos = 2
@@ -105,6 +132,7 @@ function readJpeg(bytes: Uint8Array): ImageHeader {
     if (isFrame && !frame && pos + 10 <= bytes.length) {
       frame = {
         components: bytes[pos + 9],
+        decoding: jpegDecoding(bytes.subarray(pos + 9, Math.min(end, bytes.length)), marker),
         ...checkedDimensions(view.getUint16(pos + 7), view.getUint16(pos + 5), 'JPEG'),
       }
     }
@@ -114,6 +142,20 @@ function readJpeg(bytes: Uint8Array): ImageHeader {
 
   if (!frame) throw new ModelError('BAD_IMAGE', 'The JPEG image is truncated or corrupt: it has no frame header (SOF).')
   return {bytes: without(bytes, drop), hasAdobeMarker, orientation, ...frame}
+}
+
+/**
+ * A JPEG frame header's decoding costs, from its component list (`sof`: the count, then id, sampling factors
+ * HHHHVVVV and table per component) and its marker (SOF2, SOF6, SOF10, SOF14 are progressive).
+ */
+function jpegDecoding(sof: Uint8Array, marker: number): ImageHeader['decoding'] {
+  const count = sof[0] ?? 0
+  const factors: number[] = []
+  for (let i = 0; i < count && 3 + 3 * i < sof.length; i++) factors.push(sof[2 + 3 * i])
+  const area = (f: number) => (f >> 4) * (f & 0x0f)
+  const largest = Math.max(1, ...factors.map((f) => area(f)))
+  const planes = factors.reduce((sum, f) => sum + area(f) / largest, 0) || count
+  return {bytesPerSample: 1, planes, progressive: (marker & 0x03) === 0x02, samples: count}
 }
 
 /** The orientation tag of IFD0 in a TIFF structure; 1 when absent, invalid or out of bounds. */

@@ -38,6 +38,7 @@ import type {PreprocessingSpec, PreprocessOptions} from './types.js'
 
 import {ModelError} from '../errors.js'
 import {isSupportedContentType, normaliseContentType, SUPPORTED_CONTENT_TYPES} from './content-type.js'
+import {decodeMemoryBytes} from './decode-memory.js'
 import {decodeLikeOpenCv, strictly} from './decode.js'
 import {type ImageHeader, readImageHeader, type SupportedImageType} from './image-header.js'
 import {resizeLinear} from './resize-linear.js'
@@ -148,6 +149,10 @@ export async function preprocessInto(
   const {channels, height, width} = options
   const mode = options.resize ?? DEFAULT_RESIZE_MODE
   if (mode === 'fast') checkShrink(header, width, height)
+  const release = await options.reserve?.(decodeMemoryBytes(header, {height, mode, width}), {
+    height: sourceHeight,
+    width: sourceWidth,
+  })
   const started = performance.now()
   let raw: Uint8Array
   try {
@@ -160,6 +165,8 @@ export async function preprocessInto(
       cause: error,
       suggestions: ['Check that the file is complete (not truncated) and is a valid JPEG or PNG image.'],
     })
+  } finally {
+    release?.()
   }
 
   const decoded = performance.now()

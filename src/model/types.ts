@@ -36,6 +36,12 @@ export interface PreprocessOptions {
   /** Decompression-bomb guard: refuse images with more pixels than this (default 50 megapixels). */
   maxPixels?: number
   preprocessing?: PreprocessingSpec
+  /**
+   * Called before the decode with the memory it will take (./decode-memory.ts) and the image's size; the decode
+   * starts when the returned promise resolves and calls the function it resolves to when done (the runner of
+   * `icc serve` admits decodes against its memory limit this way). A rejection is the preprocessing's error.
+   */
+  reserve?: (bytes: number, image: {height: number; width: number}) => Promise<() => void>
   /** Decode/resize mode (default `exact`). */
   resize?: ResizeMode
   width: number

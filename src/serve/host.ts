@@ -104,6 +104,8 @@ export interface HostOptions {
   resize?: ResizeMode
   /** Bounded queue per service (default 64). */
   queueLimit?: number
+  /** The runners' program (default runner-main.js; the tests' fault runner wraps it). */
+  runnerEntry?: string
   /** Extra environment for the runners (tests). */
   runnerEnv?: Record<string, string>
   services: HostServices
@@ -165,6 +167,7 @@ function serviceFactory(options: HostOptions, logger: (name: string) => Logger, 
       pipelineDepth: options.pipelineDepth,
       queueLimit: options.queueLimit ?? 64,
       resize: options.resize,
+      runnerEntry: options.runnerEntry,
       runnerEnv: options.runnerEnv,
       timeoutSeconds: s.timeoutSeconds,
     })

@@ -171,14 +171,12 @@ export function invocationRoute(
       if (!res.writableFinished) gone.abort()
     })
     probeHalfClosed(req, res)
-    const hook = req.headers['x-icc-test-hook']
     try {
       const result = await dispatcher.infer(name, {
         accept,
         body,
         contentType: declared,
         signal: gone,
-        testHook: process.env.ICC_TEST_HOOKS === '1' && typeof hook === 'string' ? hook : undefined,
         topK,
       })
       const t = result.timings

@@ -11,7 +11,7 @@
 import type {Writable} from 'node:stream'
 
 /** Header of a frame sent by the host. */
-export type HostMessage = {contentType?: string; hook?: string; id: number; t: 'infer'}
+export type HostMessage = {contentType?: string; id: number; t: 'infer'}
 
 /** What the runner reports once the model is loaded and warmed up. */
 export interface RunnerReadyInfo {
@@ -36,6 +36,8 @@ export interface RunnerReadyInfo {
 /** Header of a frame sent by the runner. */
 export type RunnerMessage =
   | {code: string; id: number; message: string; t: 'error'}
+  /** The runner started decoding this request (its memory was admitted): what the host blames a memory kill on. */
+  | {id: number; t: 'decoding'}
   | {code: string; details?: Record<string, unknown>; kind: string; message: string; suggestions?: string[]; t: 'fatal'}
   | {batch?: number; decodeMs: number; id: number; inferenceMs: number; t: 'result'}
   | {info: RunnerReadyInfo; t: 'ready'}

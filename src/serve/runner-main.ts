@@ -8,21 +8,25 @@
  * memory, then serve `infer` frames: each image is decoded as soon as it arrives, and ONNX Runtime runs one batch
  * at a time, in arrival order, of up to `maxBatch` images already decoded (dynamic batching). A failure before
  * `ready` is reported as a `fatal` frame (typed, so the host can fail start-up with the right exit code) and the
- * runner exits. The runner exits when the pipe closes, so it
- * never outlives its host.
+ * runner exits. The runner exits when the pipe closes, so it never outlives its host.
  *
- * Test hooks (`ICC_TEST_HOOKS=1` only; ignored otherwise): a request may carry `hang` (busy-loop, blocking the
- * event loop as a stuck native call would), `sleep:MS`, `crash` (exit 70 at once) or `alloc:MB` (touch that
- * much memory and hold it for a while); the env `ICC_TEST_LOAD_ALLOC_MB` allocates memory while loading.
+ * Memory: each decode is admitted against the memory the limit leaves beside the loaded model
+ * (./decode-admission.ts) and tells the host when it starts (a `decoding` frame), so that the host can tell which
+ * request pushed a runner over its limit (./service.ts).
+ *
+ * This module runs the runner when it is the program; {@link runRunner} is exported for a runner that wraps it
+ * (the tests' fault runner, test/helpers/fault-runner.ts, started with `icc serve --runner-entry`).
  */
-import {readFileSync, rmSync} from 'node:fs'
+import {readFileSync, realpathSync, rmSync} from 'node:fs'
 import {Socket} from 'node:net'
 import {availableParallelism} from 'node:os'
+import {pathToFileURL} from 'node:url'
 import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
 
 import {DependencyError, IccError, isIccError, ModelError} from '../errors.js'
 import * as modelCore from '../model/index.js'
+import {DecodeAdmission} from './decode-admission.js'
 import {InferenceLine} from './inference-line.js'
 import {FrameDecoder, type HostMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {handleServeSignals} from './signals.js'
@@ -45,28 +49,32 @@ export interface RunnerConfig {
   maxBatch?: number
   /** Refuse a model whose tensors need more bytes per image (the memory limit; ../model/onnx-export/activations.ts). */
   maxActivationBytes?: number
+  /** The runner's memory limit (LocalInferenceServiceMemoryLimitKB): decodes are admitted against it. */
+  memoryLimitKb?: number
   modelPath: string
   /** Image preprocessing (default `exact`: the connector's OpenCV arithmetic). */
   resize?: modelCore.ResizeMode
   serviceName: string
 }
 
-const hooksEnabled = process.env.ICC_TEST_HOOKS === '1'
-const held: Buffer[] = []
+/** What a wrapping runner may add (the tests' faults); the shipped runner passes none. */
+export interface RunnerHooks {
+  /** Runs before the model loads. */
+  beforeLoad?(): Promise<void> | void
+  /**
+   * Sees each request's payload before its decode: returns the image to decode and, optionally, what to run once
+   * its decode is admitted (after the host has been told it started).
+   */
+  beforeDecode?(payload: Buffer): {admitted?: () => Promise<void> | void; image: Buffer}
+}
 
-function procStatusKb(field: 'VmHWM' | 'VmRSS'): number {
+function procStatusKb(field: 'RssAnon' | 'VmHWM' | 'VmRSS'): number {
   try {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))
     return m ? Number(m[1]) : Math.round(process.memoryUsage().rss / 1024)
   } catch {
     return Math.round(process.memoryUsage().rss / 1024)
   }
-}
-
-function touchMemory(mb: number): void {
-  const b = Buffer.allocUnsafe(mb * 1024 * 1024)
-  for (let i = 0; i < b.length; i += 4096) b[i] = 1
-  held.push(b)
 }
 
 async function openSession(
@@ -125,212 +133,245 @@ async function holdCacheEntry(cacheDir: string | undefined, model: modelCore.Loa
   process.once('exit', () => rmSync(held, {force: true}))
 }
 
-async function main(): Promise<void> {
+/** What the runner serves with, once loaded and warmed up. */
+interface Loaded {
+  info: RunnerReadyInfo
+  maxBatch: number
+  model: modelCore.LoadedModel
+  session: ort.InferenceSession
+}
+
+type Channel = Socket
+
+/** Run the runner: load, report `ready` (or `fatal`), then serve `infer` frames until the host goes away. */
+export async function runRunner(hooks: RunnerHooks = {}): Promise<void> {
   // never Node's inspector on SIGUSR1; SIGUSR2 and SIGHUP do not end the runner (./signals.ts). The line on stdout
   // goes to the host's log
   handleServeSignals((_signal, what) => console.log(what))
   // libvips' operation cache (up to 50 MB) never hits here: every request is a new image
   sharp.cache(false)
   const config = JSON.parse(process.env.ICC_RUNNER_CONFIG ?? '{}') as RunnerConfig
+  const channel = openChannel()
+  let loaded: Loaded
+  try {
+    await hooks.beforeLoad?.()
+    loaded = await load(config)
+  } catch (error) {
+    sendFatal(channel, error)
+    return
+  }
+
+  serveRequests(channel, config, loaded, hooks)
+  writeFrame(channel, {info: loaded.info, t: 'ready'})
+  // the request path from here on reaches TurboFan within seconds at a low request rate (./tuning.ts)
+  tierUpServingCode()
+}
+
+/** The host's pipe (fd 3); the runner exits when it closes, so it never outlives its host. */
+function openChannel(): Channel {
   const channel = new Socket({allowHalfOpen: false, fd: 3, readable: true, writable: true})
   channel.on('error', () => process.exit(0))
   channel.on('end', () => process.exit(0))
   channel.on('close', () => process.exit(0))
+  return channel
+}
 
-  const fatal = (error: unknown): void => {
-    const e = isIccError(error)
-      ? error
-      : new ModelError('MODEL_LOAD_FAILED', `The model could not be loaded: ${(error as Error)?.message ?? error}`)
-    writeFrame(channel, {
-      code: e.code,
-      details: e.details,
-      kind: e.name,
-      message: e.message,
-      suggestions: e.suggestions,
-      t: 'fatal',
-    })
-    channel.end(() => process.exit(3))
-    setTimeout(() => process.exit(3), 1000).unref()
+/** A failure before `ready`, typed for the host (which fails start-up with its exit code); then exit. */
+function sendFatal(channel: Channel, error: unknown): void {
+  const e = isIccError(error)
+    ? error
+    : new ModelError('MODEL_LOAD_FAILED', `The model could not be loaded: ${(error as Error)?.message ?? error}`)
+  writeFrame(channel, {
+    code: e.code,
+    details: e.details,
+    kind: e.name,
+    message: e.message,
+    suggestions: e.suggestions,
+    t: 'fatal',
+  })
+  channel.end(() => process.exit(3))
+  setTimeout(() => process.exit(3), 1000).unref()
+}
+
+/** Load the model, open its session and warm it up; the ready report with the measured times and memory. */
+async function load(config: RunnerConfig): Promise<Loaded> {
+  const started = performance.now()
+  // on the CPU, the model optimised ahead of time (../model/optimize.ts): about one copy of the weights to load
+  const model = await modelCore.loadModel(config.modelPath, {
+    cacheDir: config.cacheDir,
+    optimize: !config.gpu,
+    labelsFile: config.labelsFile,
+    maxActivationBytes: config.maxActivationBytes,
+    shape: config.inputShape,
+  })
+  await holdCacheEntry(config.cacheDir, model)
+  collectGarbage()
+  const warnings = [...model.warnings]
+  const {provider, session} = await openSession(model, config, warnings)
+  const loadMs = performance.now() - started
+  const warm = performance.now()
+  const maxBatch = await warmUp(session, model.inputShape, config.maxBatch, warnings)
+  collectGarbage()
+  const info: RunnerReadyInfo = {
+    inputName: session.inputNames[0],
+    inputShape: model.inputShape,
+    labels: model.labels,
+    loadMs: Math.round(loadMs),
+    modelHash: model.hash,
+    numClasses: model.numClasses,
+    onnxPath: model.onnxPath,
+    outputName: session.outputNames[0],
+    peakRssKb: procStatusKb('VmHWM'),
+    provider,
+    rssKb: procStatusKb('VmRSS'),
+    summary: model.summary,
+    warmupMs: Math.round(performance.now() - warm),
+    warnings,
   }
+  return {info, maxBatch, model, session}
+}
 
-  let session: ort.InferenceSession
-  let maxBatch = Math.max(1, config.maxBatch ?? DEFAULT_MAX_BATCH)
-  let model: modelCore.LoadedModel
-  let info: RunnerReadyInfo
+/**
+ * Warm up every batch size the runner will use, so no request pays for a first run (and the peak memory reported
+ * includes the largest batch); a model whose batch dimension is fixed runs one image at a time. Returns the
+ * batch size served.
+ */
+async function warmUp(
+  session: ort.InferenceSession,
+  [c, h, w]: [number, number, number],
+  asked: number | undefined,
+  warnings: string[],
+): Promise<number> {
+  const maxBatch = Math.max(1, asked ?? DEFAULT_MAX_BATCH)
+  const zeros = (n: number) => new ort.Tensor('float32', new Float32Array(n * c * h * w), [n, c, h, w])
+  await session.run({[session.inputNames[0]]: zeros(1)})
+  if (maxBatch === 1) return 1
   try {
-    const started = performance.now()
-    if (hooksEnabled && process.env.ICC_TEST_LOAD_ALLOC_MB) touchMemory(Number(process.env.ICC_TEST_LOAD_ALLOC_MB))
-    // on the CPU, the model optimised ahead of time (../model/optimize.ts): about one copy of the weights to load
-    model = await modelCore.loadModel(config.modelPath, {
-      cacheDir: config.cacheDir,
-      optimize: !config.gpu,
-      labelsFile: config.labelsFile,
-      maxActivationBytes: config.maxActivationBytes,
-      shape: config.inputShape,
-    })
-    await holdCacheEntry(config.cacheDir, model)
-    collectGarbage()
-    const warnings = [...model.warnings]
-    const opened = await openSession(model, config, warnings)
-    session = opened.session
-    const loadMs = performance.now() - started
-    const [c, h, w] = model.inputShape
-    const warm = performance.now()
-    // warm up every batch size the runner will use, so no request pays for a first run (and the peak memory
-    // reported below includes the largest batch); a model whose batch dimension is fixed runs one image at a time
-    const zeros = (n: number) => new ort.Tensor('float32', new Float32Array(n * c * h * w), [n, c, h, w])
-    await session.run({[session.inputNames[0]]: zeros(1)})
-    if (maxBatch > 1) {
-      try {
-        await session.run({[session.inputNames[0]]: zeros(maxBatch)})
-      } catch (error) {
-        if (config.maxBatch !== undefined) {
-          warnings.push(
-            `--max-batch ${maxBatch} is ignored: the model does not run a batch of ${maxBatch} (${firstLine(error)}); it serves one image at a time.`,
-          )
-        }
-
-        maxBatch = 1
-      }
-    }
-
-    collectGarbage()
-    info = {
-      inputName: session.inputNames[0],
-      inputShape: model.inputShape,
-      labels: model.labels,
-      loadMs: Math.round(loadMs),
-      modelHash: model.hash,
-      numClasses: model.numClasses,
-      onnxPath: model.onnxPath,
-      outputName: session.outputNames[0],
-      peakRssKb: procStatusKb('VmHWM'),
-      provider: opened.provider,
-      rssKb: procStatusKb('VmRSS'),
-      summary: model.summary,
-      warmupMs: Math.round(performance.now() - warm),
-      warnings,
-    }
+    await session.run({[session.inputNames[0]]: zeros(maxBatch)})
+    return maxBatch
   } catch (error) {
-    fatal(error)
-    return
-  }
-
-  const [c, h, w] = model.inputShape
-  const chw = c * h * w
-  type Decoded = {decodeMs: number; tensor: Float32Array}
-  // input tensors are reused (./tensor-pool.ts): as many as the host keeps in flight (2 x maxBatch), and one more
-  const tensors = new TensorPool(chw, 2 * maxBatch + 1)
-
-  // stage 1, started as soon as a frame arrives: hooks + decode/resize (sharp works on its own threads, so the next
-  // images are decoded while ONNX Runtime runs the current batch)
-  const decode = async (header: HostMessage, payload: Buffer): Promise<Decoded> => {
-    if (hooksEnabled && header.hook) await runHook(header.hook)
-    const t0 = performance.now()
-    const options = {
-      channels: c,
-      contentType: header.contentType,
-      height: h,
-      preprocessing: model.preprocessing,
-      resize: config.resize,
-      width: w,
+    if (asked !== undefined) {
+      warnings.push(
+        `--max-batch ${maxBatch} is ignored: the model does not run a batch of ${maxBatch} (${firstLine(error)}); it serves one image at a time.`,
+      )
     }
-    const tensor = await tensors.fill((t) => modelCore.preprocessInto(payload, options, t, 0))
-    return {decodeMs: performance.now() - t0, tensor}
-  }
 
-  const sendError = (id: number, error: unknown): void => {
-    const code = error instanceof IccError ? error.code : 'INTERNAL'
-    writeFrame(channel, {code, id, message: (error as Error).message, t: 'error'})
+    return 1
+  }
+}
+
+/**
+ * Memory the decodes may use together: the limit less what the loaded model holds (RSS) and a margin for
+ * inference; one decode alone may use the limit less the runner's anonymous memory (./decode-admission.ts).
+ */
+function decodeBudget(config: RunnerConfig, info: RunnerReadyInfo): DecodeAdmission {
+  const limitKb = config.memoryLimitKb ?? Number.MAX_SAFE_INTEGER / 1024
+  const marginKb = Math.max(16 * 1024, limitKb * 0.05)
+  const together = Math.max(0, (limitKb - info.rssKb - marginKb) * 1024)
+  const alone = Math.max(0, (limitKb - procStatusKb('RssAnon')) * 1024)
+  return new DecodeAdmission(together, alone, limitKb, collectGarbage)
+}
+
+type Decoded = {decodeMs: number; tensor: Float32Array}
+
+/** Serve `infer` frames: decode each at once (admitted against the budget), infer in batches, in order. */
+function serveRequests(channel: Channel, config: RunnerConfig, loaded: Loaded, hooks: RunnerHooks): void {
+  const {maxBatch, model} = loaded
+  const [c, h, w] = model.inputShape
+  // input tensors are reused (./tensor-pool.ts): as many as the host keeps in flight (2 x maxBatch), and one more
+  const tensors = new TensorPool(c * h * w, 2 * maxBatch + 1)
+  const admission = decodeBudget(config, loaded.info)
+  const options = {channels: c, height: h, preprocessing: model.preprocessing, resize: config.resize, width: w}
+
+  // stage 1, started as soon as a frame arrives: decode/resize (sharp works on its own threads, so the next images
+  // are decoded while ONNX Runtime runs the current batch)
+  const decode = async (header: HostMessage, payload: Buffer): Promise<Decoded> => {
+    const {admitted, image} = hooks.beforeDecode?.(payload) ?? {image: payload}
+    const reserve = async (bytes: number, size: {height: number; width: number}) => {
+      const release = await admission.reserve(bytes, size)
+      writeFrame(channel, {id: header.id, t: 'decoding'})
+      await admitted?.()
+      return release
+    }
+
+    const t0 = performance.now()
+    const tensor = await tensors.fill((t) =>
+      modelCore.preprocessInto(image, {...options, contentType: header.contentType, reserve}, t, 0),
+    )
+    return {decodeMs: performance.now() - t0, tensor}
   }
 
   // stage 2, in arrival order: inference, in batches of the images already decoded (./inference-line.ts)
   const line = new InferenceLine<HostMessage, Decoded>({
-    fail: (header, error) => sendError(header.id, error),
+    fail: (header, error) => sendError(channel, header.id, error),
     maxBatch,
-    async run(batch) {
-      try {
-        let input = batch[0].value.tensor
-        if (batch.length > 1) {
-          input = tensors.batch(batch.length)
-          for (const [i, job] of batch.entries()) input.set(job.value.tensor, i * chw)
-        }
-
-        const t1 = performance.now()
-        const out = await session.run({[info.inputName]: new ort.Tensor('float32', input, [batch.length, c, h, w])})
-        const inferenceMs = performance.now() - t1
-        const data = out[info.outputName].data as Float32Array
-        const classes = data.length / batch.length
-        // the answers of one run leave together (one writev, one wake-up of the host)
-        channel.cork()
-        try {
-          for (const [i, job] of batch.entries()) {
-            const start = data.byteOffset + i * classes * 4
-            writeFrame(
-              channel,
-              {batch: batch.length, decodeMs: job.value.decodeMs, id: job.header.id, inferenceMs, t: 'result'},
-              new Uint8Array(data.buffer, start, classes * 4),
-            )
-          }
-        } finally {
-          channel.uncork()
-        }
-      } catch (error) {
-        for (const job of batch) sendError(job.header.id, error)
-      } finally {
-        // ONNX Runtime is done with the inputs (the answers are views of its output, not of these)
-        for (const job of batch) tensors.give(job.value.tensor)
-      }
-    },
+    run: async (batch) => runBatch(channel, loaded, tensors, batch),
   })
 
   const decoder = new FrameDecoder<HostMessage>(({header, payload}) => {
     if (header.t === 'infer') line.add(header, decode(header, payload))
   })
   channel.on('data', (chunk: Buffer) => decoder.push(chunk))
-  writeFrame(channel, {info, t: 'ready'})
-  // the request path from here on reaches TurboFan within seconds at a low request rate (./tuning.ts)
-  tierUpServingCode()
 }
 
-async function runHook(hook: string): Promise<void> {
-  const [name, arg] = hook.split(':')
-  switch (name) {
-    case 'alloc': {
-      touchMemory(Number(arg || 256))
-      await new Promise((r) => {
-        setTimeout(r, 3000)
-      })
-      break
+function sendError(channel: Channel, id: number, error: unknown): void {
+  const code = error instanceof IccError ? error.code : 'INTERNAL'
+  writeFrame(channel, {code, id, message: (error as Error).message, t: 'error'})
+}
+
+/** One ONNX Runtime run of a batch; its answers leave together (one writev, one wake-up of the host). */
+async function runBatch(
+  channel: Channel,
+  {info, model, session}: Loaded,
+  tensors: TensorPool,
+  batch: {header: HostMessage; value: Decoded}[],
+): Promise<void> {
+  const [c, h, w] = model.inputShape
+  const chw = c * h * w
+  try {
+    let input = batch[0].value.tensor
+    if (batch.length > 1) {
+      input = tensors.batch(batch.length)
+      for (const [i, job] of batch.entries()) input.set(job.value.tensor, i * chw)
     }
 
-    case 'crash': {
-      process.exit(70)
-      break
-    }
-
-    case 'hang': {
-      const until = Date.now() + 10 * 60_000
-      while (Date.now() < until) {
-        // a stuck computation: the event loop never comes back
+    const t1 = performance.now()
+    const out = await session.run({[info.inputName]: new ort.Tensor('float32', input, [batch.length, c, h, w])})
+    const inferenceMs = performance.now() - t1
+    const data = out[info.outputName].data as Float32Array
+    const classes = data.length / batch.length
+    channel.cork()
+    try {
+      for (const [i, job] of batch.entries()) {
+        const start = data.byteOffset + i * classes * 4
+        writeFrame(
+          channel,
+          {batch: batch.length, decodeMs: job.value.decodeMs, id: job.header.id, inferenceMs, t: 'result'},
+          new Uint8Array(data.buffer, start, classes * 4),
+        )
       }
-
-      break
+    } finally {
+      channel.uncork()
     }
-
-    case 'sleep': {
-      await new Promise((r) => {
-        setTimeout(r, Number(arg || 1000))
-      })
-      break
-    }
-
-    default:
+  } catch (error) {
+    for (const job of batch) sendError(channel, job.header.id, error)
+  } finally {
+    // ONNX Runtime is done with the inputs (the answers are views of its output, not of these)
+    for (const job of batch) tensors.give(job.value.tensor)
   }
 }
-
-await main()
 
 function firstLine(error: unknown): string {
   return String((error as Error)?.message ?? error).split('\n')[0]
 }
+
+/** Whether this module is the program (`node runner-main.js`), not imported by a wrapping runner. */
+function isEntry(): boolean {
+  try {
+    return Boolean(process.argv[1]) && pathToFileURL(realpathSync(process.argv[1])).href === import.meta.url
+  } catch {
+    return false
+  }
+}
+
+if (isEntry()) await runRunner()

@@ -9,19 +9,31 @@
  * - Timeout: a queued request past its deadline gets TIMEOUT; a request still running in the runner at its
  *   deadline gets TIMEOUT and the runner is killed (SIGKILL) and restarted, so the work really stops. Queued
  *   requests wait for the new runner (within their own deadlines).
- * - Memory: the runner is capped (cgroup v2 or RSS watchdog, see ./memory.ts); over the cap it is killed and the
- *   request it was running gets MEMORY_LIMIT.
- * - Requests sent behind the one running when a runner dies (pipelining) had not started their inference: they
- *   go back to the front of the queue for the next runner.
+ * - Memory: the runner is capped (a cgroup or the RSS watchdog, see ./memory.ts) and admits its decodes against
+ *   the limit (./decode-admission.ts); over the cap it is killed and only the guilty request gets MEMORY_LIMIT:
+ *   the one whose decode the runner started last (it tells the host with a `decoding` frame), that is the most
+ *   recent request to ask for memory, being decoded or, decoded, being inferred; when none has started, the
+ *   oldest in the runner. The others it held are retried once on the new runner (a second kill while holding
+ *   them answers them MEMORY_LIMIT too).
+ * - Requests sent behind the one running when a runner dies of anything else (pipelining) go back to the front
+ *   of the queue for the next runner.
  * - Crashes: the request in the runner gets RUNNER_RESTARTING (it is not retried: it may be what crashed it);
- *   the runner is restarted with exponential backoff; `crashLoopLimit` crashes within `crashLoopWindowMs` make
- *   the service not ready (queued requests get SERVICE_NOT_READY), and a new attempt is made after a cool-down.
+ *   the runner is restarted with exponential backoff; `crashLoopLimit` crashes or memory kills within
+ *   `crashLoopWindowMs` make the service not ready (queued requests get SERVICE_NOT_READY), and a new attempt is
+ *   made after a cool-down.
+ * - Start-up: a runner killed for memory while loading gets the advice of a complete load measured again without
+ *   the cap ({@link Service.measureLoad}, which `icc doctor --model` uses too).
  *
  * Every request is settled exactly once (`settle` is idempotent and all paths go through it).
+ *
+ * Over ~500 lines on purpose: one class holds the queue, the requests in the runner and the runner's life cycle,
+ * whose transitions all touch the same private state; the pure parts live beside it (./decode-admission.ts,
+ * ./memory.ts, ./protocol.ts).
  */
 import type {Logger} from 'pino'
 
 import {fileURLToPath} from 'node:url'
+import pino from 'pino'
 
 import type {ResizeMode} from '../model/types.js'
 import type {Metrics} from './metrics.js'
@@ -62,6 +74,8 @@ export interface ServiceOptions {
   queueLimit: number
   /** Image preprocessing (default `exact`). */
   resize?: ResizeMode
+  /** The runner's program (default ./runner-main.js; the tests' fault runner wraps it). */
+  runnerEntry?: string
   /** Extra environment for the runner (tests). */
   runnerEnv?: Record<string, string>
   timeoutSeconds: number
@@ -71,17 +85,18 @@ export interface ServiceOptions {
 
 export type ServiceState = 'failed' | 'ready' | 'restarting' | 'starting' | 'stopped'
 
-export interface ServiceRequest extends InferenceRequest {
-  /** Test hook forwarded to the runner (only when ICC_TEST_HOOKS=1). */
-  testHook?: string
-}
+export type ServiceRequest = InferenceRequest
 
 interface Pending {
+  /** When the runner started decoding it (the order of `decoding` frames), undefined until then. */
+  decodeSeq?: number
   enqueuedAt: number
   id: number
   reject: (error: ServeError) => void
   request: ServiceRequest
   resolve: (result: InferenceResult) => void
+  /** Retried on a new runner after a memory kill it was not guilty of (once only). */
+  retried?: boolean
   sentAt?: number
   settled: boolean
   timer?: NodeJS.Timeout
@@ -89,7 +104,42 @@ interface Pending {
 
 const RUNNER_MAIN = fileURLToPath(new URL('runner-main.js', import.meta.url))
 
+/** No cap while measuring a load for advice: the figure is what a complete load needs (1 TiB in KB). */
+const UNCAPPED_KB = 1024 ** 3
+
 type KillReason = 'memory' | 'stop' | 'timeout'
+
+/** One runner process's start: the first start's promise, its fatal frame, whether it became ready. */
+interface RunnerRun {
+  fatal?: Extract<RunnerMessage, {t: 'fatal'}>
+  first?: {reject: (e: Error) => void; resolve: (i: RunnerReadyInfo) => void}
+  ready: boolean
+}
+
+/** How a runner ended, for {@link Service.onExit}. */
+interface ExitEvent extends RunnerRun {
+  code: null | number
+  oom: boolean
+  signal: NodeJS.Signals | null
+}
+
+/** The runner's configuration (its ICC_RUNNER_CONFIG) from the service's options. */
+function runnerConfig(o: ServiceOptions): RunnerConfig {
+  return {
+    allowCpuFallback: o.allowCpuFallback,
+    cacheDir: o.cacheDir,
+    inputShape: o.inputShape,
+    labelsFile: o.labelsFile,
+    gpu: o.gpu,
+    intraOpThreads: o.intraOpThreads,
+    maxActivationBytes: (o.activationLimitKb ?? o.memoryLimitKb) * 1024,
+    maxBatch: o.maxBatch,
+    memoryLimitKb: o.memoryLimitKb,
+    modelPath: o.modelPath,
+    resize: o.resize,
+    serviceName: o.name,
+  }
+}
 
 export class Service {
   readonly name: string
@@ -101,6 +151,7 @@ export class Service {
   private cap?: MemoryCap
   private child?: ChildProcess
   private crashTimes: number[] = []
+  private decodeSeq = 0
   /** Requests sent to the runner, oldest first (it answers in order); at most `pipelineDepth`. */
   private inflight: Pending[] = []
   private killReason?: KillReason
@@ -222,63 +273,21 @@ export class Service {
 
   private launch(first?: {reject: (e: Error) => void; resolve: (i: RunnerReadyInfo) => void}): void {
     const o = this.options
-    const config: RunnerConfig = {
-      allowCpuFallback: o.allowCpuFallback,
-      cacheDir: o.cacheDir,
-      inputShape: o.inputShape,
-      labelsFile: o.labelsFile,
-      gpu: o.gpu,
-      intraOpThreads: o.intraOpThreads,
-      maxActivationBytes: (o.activationLimitKb ?? o.memoryLimitKb) * 1024,
-      maxBatch: o.maxBatch,
-      modelPath: o.modelPath,
-      resize: o.resize,
-      serviceName: o.name,
-    }
     this.killReason = undefined
     this.state = first ? 'starting' : 'restarting'
     const log = o.logger
     // --expose-gc: the runner collects the garbage of model loading (see runner-main.ts) once it is ready
-    const child = spawn(process.execPath, ['--expose-gc', RUNNER_MAIN], {
-      env: {...runnerMallocEnv(), ...o.runnerEnv, ICC_RUNNER_CONFIG: JSON.stringify(config)},
+    const child = spawn(process.execPath, ['--expose-gc', o.runnerEntry ?? RUNNER_MAIN], {
+      env: {...runnerMallocEnv(), ...o.runnerEnv, ICC_RUNNER_CONFIG: JSON.stringify(runnerConfig(o))},
       extraPipes: 1,
       killGraceMs: 1000,
       onStderrLine: (line) => line.trim() && log.warn({runner: child.pid}, `runner: ${line}`),
       onStdoutLine: (line) => line.trim() && log.info({runner: child.pid}, `runner: ${line}`),
     })
     this.child = child
-    let fatal: Extract<RunnerMessage, {t: 'fatal'}> | undefined
-    let ready = false
+    const run: RunnerRun = {first, ready: false}
     const channel = child.stdio[3] as NodeJS.ReadWriteStream & {destroy(): void}
-    const decoder = new FrameDecoder<RunnerMessage>(({header, payload}) => {
-      switch (header.t) {
-        case 'error': {
-          this.onRunnerError(header.id, header.code, header.message)
-          break
-        }
-
-        case 'fatal': {
-          fatal = header
-          break
-        }
-
-        case 'ready': {
-          ready = true
-          this.info = header.info
-          this.state = 'ready'
-          this.reason = undefined
-          for (const w of header.info.warnings) log.warn(w)
-          first?.resolve(header.info)
-          this.pump()
-          break
-        }
-
-        case 'result': {
-          this.onResult(header, payload)
-          break
-        }
-      }
-    })
+    const decoder = new FrameDecoder<RunnerMessage>(({header, payload}) => this.onFrame(run, header, payload))
     channel.on('data', (chunk: Buffer) => {
       try {
         decoder.push(chunk)
@@ -289,7 +298,7 @@ export class Service {
     })
     channel.on('error', () => {})
 
-    this.startMemoryGuard(child, first ? (need) => first.reject(this.memoryStartError(need)) : undefined)
+    this.startMemoryGuard(child)
 
     child.once('exit', (code, signal) => {
       channel.destroy()
@@ -297,74 +306,139 @@ export class Service {
       if (this.child === child) this.child = undefined
       const oomCheck = this.cap?.oomKilled() ?? Promise.resolve(false)
       oomCheck.then(
-        (oom) => this.onExit({code, fatal, first, oom, ready, signal}),
-        () => this.onExit({code, fatal, first, oom: false, ready, signal}),
+        (oom) => this.onExit({...run, code, oom, signal}),
+        () => this.onExit({...run, code, oom: false, signal}),
       )
     })
   }
 
-  private onExit(e: {
-    code: null | number
-    fatal?: Extract<RunnerMessage, {t: 'fatal'}>
-    first?: {reject: (e: Error) => void}
-    oom: boolean
-    ready: boolean
-    signal: NodeJS.Signals | null
-  }): void {
+  /** One frame from the runner. */
+  private onFrame(run: RunnerRun, header: RunnerMessage, payload: Buffer): void {
+    switch (header.t) {
+      case 'decoding': {
+        const p = this.inflight.find((r) => r.id === header.id)
+        if (p) p.decodeSeq = ++this.decodeSeq
+        break
+      }
+
+      case 'error': {
+        this.onRunnerError(header.id, header.code, header.message)
+        break
+      }
+
+      case 'fatal': {
+        run.fatal = header
+        break
+      }
+
+      case 'ready': {
+        run.ready = true
+        this.info = header.info
+        this.state = 'ready'
+        this.reason = undefined
+        for (const w of header.info.warnings) this.options.logger.warn(w)
+        run.first?.resolve(header.info)
+        this.pump()
+        break
+      }
+
+      case 'result': {
+        this.onResult(header, payload)
+        break
+      }
+    }
+  }
+
+  private onExit(e: ExitEvent): void {
     const log = this.options.logger
     const reason: KillReason | 'crash' = e.oom ? 'memory' : (this.killReason ?? 'crash')
     const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`
-    const peakKb = this.cap?.peakKb() ?? 0
+    const peakKb = Math.max(this.cap?.peakKb() ?? 0, this.lastRssKb)
     this.cap?.release().catch(() => {})
     this.cap = undefined
     if (reason === 'stop' || this.state === 'stopped') return
 
-    // the request the runner was working on gets exactly one answer; the ones sent behind it (pipelining) had
-    // not started their inference: they go back to the front of the queue for the next runner
-    const [p, ...behind] = this.inflight
-    this.requeue(behind)
-    if (p) {
-      if (reason === 'memory') {
-        this.settle(
-          p,
-          new ServeError(
-            'MEMORY_LIMIT',
-            `The runner of "${this.name}" went over its memory limit of ${this.options.memoryLimitKb} KB (LocalInferenceServiceMemoryLimitKB) while running this request (${Math.max(peakKb, this.lastRssKb)} KB); it was killed and is being restarted.`,
-          ),
-        )
-      } else {
-        this.settle(
-          p,
-          new ServeError(
-            'RUNNER_RESTARTING',
-            `The runner of "${this.name}" ${how} while running this request; it is being restarted.`,
-            1,
-          ),
-        )
-      }
-    }
-
+    this.answerHeld(reason, how, peakKb)
     if (e.first && !e.ready) {
       this.state = 'failed'
-      if (e.fatal) {
-        e.first.reject(this.typedFatal(e.fatal))
-      } else if (reason === 'memory') {
-        e.first.reject(this.memoryStartError(Math.max(peakKb, this.lastRssKb)))
-      } else {
-        e.first.reject(new ModelError('RUNNER_FAILED', `The runner of "${this.name}" ${how} while loading the model.`))
-      }
-
+      this.failStart(e, reason, how, peakKb).then(e.first.reject, e.first.reject)
       return
     }
 
     this.restarts++
     this.options.metrics.restart(this.name, reason)
     log.warn({reason, restarts: this.restarts}, `runner ${how} (${reason}); restarting`)
-    if (reason !== 'crash') {
+    if (reason === 'timeout') {
       this.launch()
       return
     }
 
+    this.restartAfterFailure(e.fatal ? e.fatal.message : how)
+  }
+
+  /**
+   * The requests a dead runner held. After a memory kill, the guilty one (see the module comment) gets
+   * MEMORY_LIMIT and the others are retried once; otherwise the one it was running gets RUNNER_RESTARTING and the
+   * ones sent behind it (pipelining, their inference not started) go back to the front of the queue.
+   */
+  private answerHeld(reason: KillReason | 'crash', how: string, peakKb: number): void {
+    const held = this.inflight.filter((r) => !r.settled)
+    if (reason !== 'memory') {
+      const [p, ...behind] = this.inflight
+      this.requeue(behind)
+      if (p) {
+        const text = `The runner of "${this.name}" ${how} while running this request; it is being restarted.`
+        this.settle(p, new ServeError('RUNNER_RESTARTING', text, 1))
+      }
+
+      return
+    }
+
+    const started = held.filter((r) => r.decodeSeq !== undefined)
+    const guilty = started.length > 0 ? started.reduce((a, b) => (b.decodeSeq! > a.decodeSeq! ? b : a)) : held[0]
+    const over = `The runner of "${this.name}" went over its memory limit of ${this.options.memoryLimitKb} KB (LocalInferenceServiceMemoryLimitKB)`
+    const retry = held.filter((r) => r !== guilty && !r.retried)
+    for (const r of held) {
+      if (r === guilty) {
+        this.settle(
+          r,
+          new ServeError(
+            'MEMORY_LIMIT',
+            `${over} while running this request (${peakKb} KB); it was killed and is being restarted.`,
+          ),
+        )
+      } else if (r.retried) {
+        this.settle(
+          r,
+          new ServeError(
+            'MEMORY_LIMIT',
+            `${over} twice while holding this request (once on a retry); it was killed and is being restarted.`,
+          ),
+        )
+      }
+    }
+
+    for (const r of retry) r.retried = true
+    this.requeue(retry)
+  }
+
+  /** Why the first runner did not start; a memory kill measures a complete load without the cap for the advice. */
+  private async failStart(e: ExitEvent, reason: KillReason | 'crash', how: string, peakKb: number): Promise<Error> {
+    if (e.fatal) return this.typedFatal(e.fatal)
+    if (reason !== 'memory') {
+      return new ModelError('RUNNER_FAILED', `The runner of "${this.name}" ${how} while loading the model.`)
+    }
+
+    this.options.logger.info(
+      {stoppedAtKb: peakKb},
+      'the runner went over its memory limit while loading; measuring a complete load without the limit',
+    )
+    const measured = await Service.measureLoad(this.options).catch(() => undefined)
+    return this.memoryStartError(peakKb, measured?.peakKb)
+  }
+
+  /** Restart after a crash or a memory kill: exponential backoff; a crash loop makes the service not ready. */
+  private restartAfterFailure(last: string): void {
     const now = Date.now()
     const windowMs = this.options.crashLoopWindowMs ?? 60_000
     this.crashTimes = [...this.crashTimes.filter((t) => now - t < windowMs), now]
@@ -374,8 +448,8 @@ export class Service {
       this.state = 'failed'
       this.reason =
         `the runner crashed ${this.crashTimes.length} times within ${Math.round(windowMs / 1000)} s ` +
-        `(last: ${e.fatal ? e.fatal.message : how}); next attempt in ${Math.round(cooldown / 1000)} s`
-      log.error({reason: this.reason}, 'crash loop: service not ready')
+        `(last: ${last}); next attempt in ${Math.round(cooldown / 1000)} s`
+      this.options.logger.error({reason: this.reason}, 'crash loop: service not ready')
       for (const q of this.queue) {
         this.settle(
           q,
@@ -404,19 +478,44 @@ export class Service {
     return new IccError(f.code, f.message, opts)
   }
 
-  private memoryStartError(needKb: number): ModelError {
+  /**
+   * The advice when the model does not load within the limit: the peak of a complete load measured without the
+   * cap (`measuredKb`), or, where that measurement failed, a lower bound: where the runner was stopped.
+   */
+  private memoryStartError(stoppedAtKb: number, measuredKb?: number): ModelError {
+    const limit = `LocalInferenceServiceMemoryLimitKB=${this.options.memoryLimitKb}`
+    const need =
+      measuredKb === undefined
+        ? `the runner needed at least ${stoppedAtKb} KB (measured) while loading it.`
+        : `the runner was stopped at ${stoppedAtKb} KB while loading it, and a complete load and warm-up measured without the limit needed ${measuredKb} KB.`
     return new ModelError(
       'MEMORY_LIMIT_TOO_SMALL',
-      `The model of service "${this.name}" cannot be loaded within LocalInferenceServiceMemoryLimitKB=${this.options.memoryLimitKb}: ` +
-        `the runner needed at least ${needKb} KB (measured) while loading it.`,
+      `The model of service "${this.name}" cannot be loaded within ${limit}: ${need}`,
       {
-        details: {limitKb: this.options.memoryLimitKb, measuredKb: needKb},
-        suggestions: memoryLimitSuggestions(needKb, true),
+        details: {limitKb: this.options.memoryLimitKb, measuredKb: measuredKb ?? stoppedAtKb, stoppedAtKb},
+        suggestions: memoryLimitSuggestions(measuredKb ?? stoppedAtKb, measuredKb === undefined),
       },
     )
   }
 
-  private startMemoryGuard(child: ChildProcess, onStartupOver?: (needKb: number) => void): void {
+  /**
+   * Load the model in a runner without the memory cap (the same load, session and warm-up as serving), read its
+   * peak (the larger of its RSS high-water mark and, in a memory cgroup, the group's peak) and stop it: what a
+   * limit must hold. The start-up advice of `icc serve` and `icc doctor --model` both come from here.
+   */
+  static async measureLoad(
+    options: ServiceOptions,
+  ): Promise<{info: RunnerReadyInfo; memoryMode?: MemoryMode; peakKb: number}> {
+    const probe = new Service({...options, logger: pino({level: 'silent'}), memoryLimitKb: UNCAPPED_KB, queueLimit: 1})
+    try {
+      const info = await probe.start()
+      return {info, memoryMode: probe.memoryMode, peakKb: Math.max(info.peakRssKb, probe.cap?.peakKb() ?? 0)}
+    } finally {
+      await probe.stop(0).catch(() => {})
+    }
+  }
+
+  private startMemoryGuard(child: ChildProcess): void {
     const o = this.options
     const {pid} = child
     if (!pid) return
@@ -447,7 +546,6 @@ export class Service {
         this.lastRssKb = rssKb
         child.kill('SIGKILL')
         this.stopWatchdog()
-        if (onStartupOver && this.state === 'starting') onStartupOver(rssKb)
       }
     }, o.watchdogIntervalMs ?? 100)
     this.watchdog.unref()
@@ -469,8 +567,8 @@ export class Service {
       if (p.settled) continue
       p.sentAt = performance.now()
       this.inflight.push(p)
-      const hook = process.env.ICC_TEST_HOOKS === '1' ? p.request.testHook : undefined
-      writeFrame(channel as never, {contentType: p.request.contentType, hook, id: p.id, t: 'infer'}, p.request.body)
+      p.decodeSeq = undefined
+      writeFrame(channel as never, {contentType: p.request.contentType, id: p.id, t: 'infer'}, p.request.body)
     }
   }
 

@@ -5,9 +5,15 @@
 import {execa, type ResultPromise} from 'execa'
 import {type Agent, request} from 'node:http'
 import {connect} from 'node:net'
+import {fileURLToPath} from 'node:url'
 import sharp from 'sharp'
 
 import {BIN} from './cli.js'
+
+export {withFault} from './fault-runner.js'
+
+/** The tests' runner with faults (./fault-runner.ts), for `icc serve --runner-entry`. */
+export const FAULT_RUNNER = fileURLToPath(new URL('fault-runner.js', import.meta.url))
 
 export interface RunningHost {
   exited: Promise<{exitCode?: number; signal?: string}>
@@ -23,17 +29,26 @@ export interface RunningHost {
 /** Start `icc serve ARGS`; resolves once it prints its ready line (rejects with its output if it exits first). */
 export async function startServe(
   args: string[],
-  /** `socket`: the --socket given (undefined: none, the default socket). */
-  options: {env?: Record<string, string>; socket?: string; timeoutMs?: number},
+  /**
+   * `socket`: the --socket given (undefined: none, the default socket); `faults`: run the fault runner
+   * (requests may then carry a fault, see withFault).
+   */
+  options: {env?: Record<string, string>; faults?: boolean; socket?: string; timeoutMs?: number},
 ): Promise<RunningHost> {
   let out = ''
   let err = ''
   const proc = execa(
     process.execPath,
-    [BIN, 'serve', ...(options.socket === undefined ? [] : ['--socket', options.socket]), ...args],
+    [
+      BIN,
+      'serve',
+      ...(options.socket === undefined ? [] : ['--socket', options.socket]),
+      ...(options.faults ? ['--runner-entry', FAULT_RUNNER] : []),
+      ...args,
+    ],
     {
       buffer: false,
-      env: {ICC_TEST_HOOKS: '1', NO_COLOR: '1', ...options.env},
+      env: {NO_COLOR: '1', ...options.env},
       reject: false,
     },
   )

@@ -19,6 +19,7 @@ import {
   type RunningHost,
   startServe,
   waitFor,
+  withFault,
 } from '../helpers/serve-host.js'
 
 const NAME = 'imageClassification'
@@ -60,7 +61,7 @@ describe('icc serve: one answer per request, every answer counted', function () 
         '--max-body-bytes',
         '100000',
       ],
-      {socket: join(dir, 'icc.sock')},
+      {faults: true, socket: join(dir, 'icc.sock')},
     )
   })
 
@@ -70,13 +71,14 @@ describe('icc serve: one answer per request, every answer counted', function () 
   })
 
   it('answers a client that half-closed its connection after sending the request (unix socket and TCP)', async () => {
-    const request = (extra = '') =>
-      `POST /services/${NAME}/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n${extra}` +
-      `Content-Length: ${jpeg.length}\r\n\r\n${jpeg.toString('latin1')}`
+    // the fault keeps the request running for a while after the client's end arrived
+    const body = withFault(jpeg, 'sleep:300')
+    const request = () =>
+      `POST /services/${NAME}/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n` +
+      `Content-Length: ${body.length}\r\n\r\n${body.toString('latin1')}`
     const port = Number(new URL(host.tcpUrl!).port)
     for (const to of [host.socket, port]) {
-      // the test hook keeps the request running for a while after the client's end arrived
-      const r = await closedWithin(to, request('X-Icc-Test-Hook: sleep:300\r\n'), 30_000, {halfClose: true})
+      const r = await closedWithin(to, request(), 30_000, {halfClose: true})
       assert.match(r.reply, /^(HTTP\/1\.1 102 Processing\r\n\r\n)*HTTP\/1\.1 200 OK\r\n/, `${to}: ${r.reply}`)
       parseConnectorBody(r.reply.slice(r.reply.lastIndexOf('\r\n\r\n') + 4))
     }
@@ -89,7 +91,7 @@ describe('icc serve: one answer per request, every answer counted', function () 
       http(sock, 'POST', path, body, {'content-type': 'image/jpeg', ...headers})
     const answers: HttpResult[] = []
     // one request running (pipeline depth 1), one queued (queue limit 1): the third is OVERLOADED
-    const running = post(`/services/${NAME}/invocations`, jpeg, {'x-icc-test-hook': 'sleep:1500'})
+    const running = post(`/services/${NAME}/invocations`, withFault(jpeg, 'sleep:1500'))
     await waitFor(async () => /icc_queue_depth\{[^}]*\} 1$/m.test((await http(sock, 'GET', '/metrics')).body))
     const queued = post(`/services/${NAME}/invocations`, jpeg)
     await waitFor(async () => /icc_queue_depth\{[^}]*\} 2$/m.test((await http(sock, 'GET', '/metrics')).body))

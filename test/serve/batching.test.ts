@@ -1,6 +1,6 @@
 /**
  * Dynamic batching (`icc serve --max-batch N`, 2 by default) end to end: the real binary and runner, ONNX Runtime, real images.
- * A test hook holds the first request in its decode stage, so the requests behind it are decoded and waiting
+ * A fault (the tests' fault runner) holds the first request in its decode stage, so the requests behind it are decoded and waiting
  * when ONNX Runtime becomes free: which requests share a run is then known, and the Server-Timing header and the
  * metrics must show it. Every answer must equal the model run in-process on that image alone.
  */
@@ -10,7 +10,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {runTinyModel, writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
-import {http, noiseImage, parseConnectorBody, type RunningHost, startServe} from '../helpers/serve-host.js'
+import {http, noiseImage, parseConnectorBody, type RunningHost, startServe, withFault} from '../helpers/serve-host.js'
 
 const NAME = 'batched'
 
@@ -35,7 +35,7 @@ describe('icc serve --max-batch (dynamic batching, real runner)', function () {
 
   /** Send `bodies` in order, the first one held in its decode stage for `holdMs`. */
   async function burst(bodies: Buffer[], target = sock, holdMs = 700) {
-    const first = invoke(bodies[0], {'x-icc-test-hook': `sleep:${holdMs}`}, target)
+    const first = invoke(withFault(bodies[0], `sleep:${holdMs}`), {}, target)
     // the held request reaches the runner first; the others queue behind it in arrival order
     await new Promise((r) => {
       setTimeout(r, 100)
@@ -49,7 +49,10 @@ describe('icc serve --max-batch (dynamic batching, real runner)', function () {
     model = await writeTinyOnnxModel(join(dir, 'tiny.onnx'))
     images = await Promise.all(Array.from({length: 5}, async (_, i) => noiseImage('jpeg', 40 + i * 8, 30, i + 3)))
     sock = {socket: join(dir, 'icc.sock')}
-    host = await startServe(['--model', model, '--service-name', NAME, '--max-batch', '3'], {socket: sock.socket})
+    host = await startServe(['--model', model, '--service-name', NAME, '--max-batch', '3'], {
+      faults: true,
+      socket: sock.socket,
+    })
   })
 
   after(async () => {
@@ -88,7 +91,10 @@ describe('icc serve --max-batch (dynamic batching, real runner)', function () {
   it('serves a model whose batch dimension is fixed one image at a time, and says so at start-up', async () => {
     const fixed = await writeTinyOnnxModel(join(dir, 'fixed.onnx'), {batch: 1})
     const socket = join(dir, 'fixed.sock')
-    const other = await startServe(['--model', fixed, '--service-name', 'fixed', '--max-batch', '4'], {socket})
+    const other = await startServe(['--model', fixed, '--service-name', 'fixed', '--max-batch', '4'], {
+      faults: true,
+      socket,
+    })
     try {
       assert.match(other.stderr() + other.stdout(), /--max-batch 4 is ignored: the model does not run a batch of 4/)
       const answers = await Promise.all(
@@ -111,7 +117,7 @@ describe('icc serve --max-batch (dynamic batching, real runner)', function () {
     const socket = join(dir, 'default.sock')
     /** Batch sizes of a held burst of 3 at a host started with default settings (no --max-batch). */
     const defaultBatches = async (modelPath: string, check?: (output: string) => void) => {
-      const other = await startServe(['--model', modelPath, '--service-name', 'plain'], {socket})
+      const other = await startServe(['--model', modelPath, '--service-name', 'plain'], {faults: true, socket})
       try {
         check?.(other.stderr() + other.stdout())
         const answers = await burst(images.slice(0, 3), {socket})

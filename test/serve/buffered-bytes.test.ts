@@ -12,7 +12,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
-import {http, noiseImage, type RunningHost, startServe, waitFor} from '../helpers/serve-host.js'
+import {http, noiseImage, type RunningHost, startServe, waitFor, withFault} from '../helpers/serve-host.js'
 
 /**
  * Send a request head with `Expect: 100-continue` on a raw connection and read what comes back until `until` matches
@@ -82,7 +82,7 @@ describe('icc serve: --max-buffered-bytes', function () {
         'us-east-1',
         '--json',
       ],
-      {socket: join(dir, 'icc.sock')},
+      {faults: true, socket: join(dir, 'icc.sock')},
     )
   })
 
@@ -94,10 +94,7 @@ describe('icc serve: --max-buffered-bytes', function () {
   it('refuses a body beyond the bytes held with 503 OVERLOADED + Retry-After (native and IPC); serves again once they are given back', async () => {
     const sock = {socket: host.socket}
     const post = async (hook?: string) =>
-      http(sock, 'POST', '/invocations', jpeg, {
-        'content-type': 'image/jpeg',
-        ...(hook ? {'x-icc-test-hook': hook} : {}),
-      })
+      http(sock, 'POST', '/invocations', hook ? withFault(jpeg, hook) : jpeg, {'content-type': 'image/jpeg'})
     const depth = async (n: number) =>
       waitFor(async () =>
         new RegExp(`icc_queue_depth\\{[^}]*\\} ${n}$`, 'm').test((await http(sock, 'GET', '/metrics')).body),

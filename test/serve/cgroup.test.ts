@@ -14,7 +14,7 @@ import {join} from 'node:path'
 import {CGROUP_V1_MEMORY} from '../../src/serve/cgroup.js'
 import {memoryMode} from '../../src/serve/memory-mode.js'
 import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
-import {http, noiseImage, runnerPid, startServe, waitFor} from '../helpers/serve-host.js'
+import {http, noiseImage, runnerPid, startServe, waitFor, withFault} from '../helpers/serve-host.js'
 
 const CAP_KB = 100_000
 
@@ -42,7 +42,7 @@ describe('icc serve hard memory cap (kernel memory cgroup)', function () {
     const model = await writeTinyOnnxModel(join(dir, 'm.onnx'))
     const jpeg = await noiseImage('jpeg')
     const socket = join(dir, 'icc.sock')
-    const host = await startServe(['--model', model, '--memory-limit-kb', String(CAP_KB)], {socket})
+    const host = await startServe(['--model', model, '--memory-limit-kb', String(CAP_KB)], {faults: true, socket})
     try {
       const sock = {socket}
       const info = (await http(sock, 'GET', '/v2/models/imageClassification')).json()
@@ -67,10 +67,7 @@ describe('icc serve hard memory cap (kernel memory cgroup)', function () {
           })
         }
       })()
-      const res = await http(sock, 'POST', '/invocations', jpeg, {
-        'content-type': 'image/jpeg',
-        'x-icc-test-hook': 'alloc:200',
-      })
+      const res = await http(sock, 'POST', '/invocations', withFault(jpeg, 'alloc:200'), {'content-type': 'image/jpeg'})
       sampling.on = false
       await sampler
       assert.equal(res.status, 500, res.body)

@@ -11,7 +11,15 @@ import {join} from 'node:path'
 
 import {icc} from '../helpers/cli.js'
 import {runTinyModel, writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
-import {http, noiseImage, parseConnectorBody, type RunningHost, startServe, waitFor} from '../helpers/serve-host.js'
+import {
+  http,
+  noiseImage,
+  parseConnectorBody,
+  type RunningHost,
+  startServe,
+  waitFor,
+  withFault,
+} from '../helpers/serve-host.js'
 
 const NAME = 'imageClassification'
 
@@ -60,7 +68,7 @@ describe('icc serve (one service, real runner)', function () {
         '--log-dir',
         join(dir, 'logs'),
       ],
-      {socket: sock.socket},
+      {faults: true, socket: sock.socket},
     )
   })
 
@@ -252,7 +260,7 @@ describe('icc serve (one service, real runner)', function () {
   })
 
   it('answers 503 OVERLOADED with Retry-After beyond the queue limit, and serves the admitted requests', async () => {
-    const slow = invoke(jpeg, {'x-icc-test-hook': 'sleep:1200'})
+    const slow = invoke(withFault(jpeg, 'sleep:1200'))
     await waitFor(async () => (await ready()).queueDepth === 1, 5000, 'the slow request to reach the runner')
     const burst = await Promise.all(Array.from({length: 5}, async () => invoke(jpeg)))
     const first = await slow
@@ -269,7 +277,7 @@ describe('icc serve (one service, real runner)', function () {
   })
 
   it('drops a queued request whose client went away (never run, counted as CLIENT_CLOSED), and serves on', async () => {
-    const slow = invoke(jpeg, {'x-icc-test-hook': 'sleep:1500'})
+    const slow = invoke(withFault(jpeg, 'sleep:1500'))
     await waitFor(async () => (await ready()).queueDepth === 1, 5000, 'the slow request to reach the runner')
     // a raw request that waits behind it in the host's queue (--pipeline-depth 1), then its client goes away
     const gone = request({
@@ -296,7 +304,7 @@ describe('icc serve (one service, real runner)', function () {
   it('times out a hung runner with 504 TIMEOUT, kills and restarts it; queued requests run on the new runner', async () => {
     const before = await ready()
     const started = Date.now()
-    const hung = invoke(jpeg, {'x-icc-test-hook': 'hang'})
+    const hung = invoke(withFault(jpeg, 'hang'))
     // a request queued behind the hung one is not lost: it runs on the new runner within its own deadline. It is
     // sent late in the hung one's 3 s, so that its own deadline leaves the restart (~1.5 s on a loaded 2-core
     // machine) more than 2 s
@@ -334,7 +342,7 @@ describe('icc serve (one service, real runner)', function () {
 
   it('answers 503 RUNNER_RESTARTING when the runner is SIGKILLed mid-request, then recovers', async () => {
     const before = await ready()
-    const pending = invoke(jpeg, {'x-icc-test-hook': 'sleep:2000'})
+    const pending = invoke(withFault(jpeg, 'sleep:2000'))
     await waitFor(async () => (await ready()).queueDepth === 1, 5000, 'the request to reach the runner')
     process.kill(before.runnerPid, 'SIGKILL')
     const res = await pending
@@ -346,7 +354,7 @@ describe('icc serve (one service, real runner)', function () {
   })
 
   it('kills a runner that goes over --memory-limit-kb: the request gets MEMORY_LIMIT, the service recovers', async () => {
-    const res = await invoke(jpeg, {'x-icc-test-hook': 'alloc:300'})
+    const res = await invoke(withFault(jpeg, 'alloc:300'))
     assert.equal(res.status, 500)
     assert.equal(res.json().error.code, 'MEMORY_LIMIT')
     assert.match(res.json().error.message, /250000 KB/)

@@ -9,7 +9,17 @@ import {join} from 'node:path'
 
 import {icc, unwrap} from '../helpers/cli.js'
 import {runTinyModel, writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
-import {alive, connector, http, noiseImage, parseConnectorBody, startServe, waitFor} from '../helpers/serve-host.js'
+import {
+  alive,
+  connector,
+  FAULT_RUNNER,
+  http,
+  noiseImage,
+  parseConnectorBody,
+  startServe,
+  waitFor,
+  withFault,
+} from '../helpers/serve-host.js'
 
 describe('icc serve life cycle', function () {
   this.timeout(60_000)
@@ -46,7 +56,7 @@ describe('icc serve life cycle', function () {
       }),
     )
     const socket = join(dir, 'def', 'icc.sock')
-    const host = await startServe(['--definition', def, '--pipeline-depth', '2'], {socket})
+    const host = await startServe(['--definition', def, '--pipeline-depth', '2'], {faults: true, socket})
     try {
       const sock = {socket}
       const a = await http(sock, 'POST', '/services/serviceA/invocations', jpeg, {'content-type': 'image/jpeg'})
@@ -68,9 +78,8 @@ describe('icc serve life cycle', function () {
       }
 
       // A busy (sleeping) does not hold B up
-      const slowA = http(sock, 'POST', '/services/serviceA/invocations', jpeg, {
+      const slowA = http(sock, 'POST', '/services/serviceA/invocations', withFault(jpeg, 'sleep:1500'), {
         'content-type': 'image/jpeg',
-        'x-icc-test-hook': 'sleep:1500',
       })
       let aDone = false
       slowA.then(() => {
@@ -83,9 +92,8 @@ describe('icc serve life cycle', function () {
 
       // pipelining: a request sent behind the one that was running when the runner died is not lost
       const pidA = (await http(sock, 'GET', '/v2/health/ready')).json().services.serviceA.runnerPid
-      const running = http(sock, 'POST', '/services/serviceA/invocations', jpeg, {
+      const running = http(sock, 'POST', '/services/serviceA/invocations', withFault(jpeg, 'sleep:1500'), {
         'content-type': 'image/jpeg',
-        'x-icc-test-hook': 'sleep:1500',
       })
       await waitFor(
         async () => (await http(sock, 'GET', '/v2/health/ready')).json().services.serviceA.queueDepth === 1,
@@ -116,9 +124,8 @@ describe('icc serve life cycle', function () {
           'serviceA to restart',
         )
 
-        const r = await http(sock, 'POST', '/services/serviceA/invocations', jpeg, {
+        const r = await http(sock, 'POST', '/services/serviceA/invocations', withFault(jpeg, 'crash'), {
           'content-type': 'image/jpeg',
-          'x-icc-test-hook': 'crash',
         })
         assert.equal(r.status, 503)
         assert.equal(r.json().error.code, 'RUNNER_RESTARTING')
@@ -151,7 +158,7 @@ describe('icc serve life cycle', function () {
       params,
       JSON.stringify(connector('T', 'fromParams', modelA, {LocalInferenceServiceTimeoutSeconds: '10'}).Parameters),
     )
-    const host = await startServe(['--parameters', params, '--json'], {socket})
+    const host = await startServe(['--parameters', params, '--json'], {faults: true, socket})
     const readyLine = JSON.parse(host.stdout().split('\n')[0])
     assert.equal(readyLine.event, 'ready')
     assert.equal(readyLine.addresses.socket, socket)
@@ -159,7 +166,7 @@ describe('icc serve life cycle', function () {
     const sock = {socket}
     const {runnerPid} = (await http(sock, 'GET', '/v2/health/ready')).json().services.fromParams
     const inflight = [1, 2].map(async () =>
-      http(sock, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg', 'x-icc-test-hook': 'sleep:700'}),
+      http(sock, 'POST', '/invocations', withFault(jpeg, 'sleep:700'), {'content-type': 'image/jpeg'}),
     )
     await waitFor(
       async () => (await http(sock, 'GET', '/v2/health/ready')).json().services.fromParams.queueDepth === 2,
@@ -189,10 +196,20 @@ describe('icc serve life cycle', function () {
 
   it('fails start-up with the measured need when the model cannot load within --memory-limit-kb (exit 4)', async () => {
     const r = await icc(
-      ['serve', '--model', modelA, '--memory-limit-kb', '60000', '--socket', join(dir, 'mem', 'icc.sock')],
+      [
+        'serve',
+        '--model',
+        modelA,
+        '--memory-limit-kb',
+        '60000',
+        '--socket',
+        join(dir, 'mem', 'icc.sock'),
+        '--runner-entry',
+        FAULT_RUNNER,
+      ],
       {
         // 150 MB touched while loading: over the cap in RSS (watchdog) and in a memory cgroup's own count alike
-        env: {ICC_TEST_HOOKS: '1', ICC_TEST_LOAD_ALLOC_MB: '150'},
+        env: {ICC_TEST_LOAD_ALLOC_MB: '150'},
       },
     )
     assert.equal(r.exitCode, 4, r.stderr)
