@@ -24,13 +24,19 @@ export interface RunningHost {
 export async function startServe(
   args: string[],
   /** `socket`: the --socket given (undefined: none, the default socket). */
-  options: {env?: Record<string, string>; socket?: string; timeoutMs?: number},
+  options: {
+    /** How to run `icc ARGS` (default this Node and bin/run.js): e.g. under emulation (./emulation.ts). */
+    command?: (args: string[]) => [string, string[]]
+    env?: Record<string, string>
+    socket?: string
+    timeoutMs?: number
+  },
 ): Promise<RunningHost> {
   let out = ''
   let err = ''
+  const command = options.command ?? ((a: string[]): [string, string[]] => [process.execPath, [BIN, ...a]])
   const proc = execa(
-    process.execPath,
-    [BIN, 'serve', ...(options.socket === undefined ? [] : ['--socket', options.socket]), ...args],
+    ...command(['serve', ...(options.socket === undefined ? [] : ['--socket', options.socket]), ...args]),
     {
       buffer: false,
       env: {ICC_TEST_HOOKS: '1', NO_COLOR: '1', ...options.env},
