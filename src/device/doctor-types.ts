@@ -31,11 +31,15 @@ export interface DoctorCheck {
 }
 
 export interface DoctorOptions {
+  /** Node.js architecture whose platform-table row and onnxruntime-node binary are checked (default process.arch). */
+  arch?: string
   connectorVersion?: ConnectorVersion
   /** Extra library directories searched first. */
   libDirs?: string[]
   /** Skip the ldconfig cache and the standard directories (only libDirs and LD_LIBRARY_PATH): tests. */
   libDirsOnly?: boolean
+  /** The glibc version to check instead of the running one (tests). */
+  glibcVersion?: string
   /** Greengrass root (default /greengrass). */
   greengrassRoot?: string
   /** Machine override (default: `$ICC_MACHINE` or os.machine()). */

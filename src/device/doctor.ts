@@ -9,8 +9,8 @@
  *   numpy, scipy and cv2 (./doctor-python.ts); AWS IoT Greengrass core 1.7+ and the memory cgroup
  *   (./doctor-system.ts);
  * - "icc serve is ready" (`icc`): Node.js, the memory-limit mode serve will use, the CUDA provider where
- *   onnxruntime-node has one, and with `model` a real runner's load (./doctor-icc.ts); the ONNX Runtime binding and
- *   sharp (./doctor-runtime.ts).
+ *   onnxruntime-node has one, and with `model` a real runner's load (./doctor-icc.ts); glibc against the platform
+ *   table, the ONNX Runtime backend serve will use, the ONNX Runtime binding and sharp (./doctor-runtime.ts).
  *
  * Each check is `pass`, `fail`, `warn` (fails only with `strict`) or `skip`; `verdict` (default `icc`) picks
  * which verdicts decide `ok`.
@@ -20,9 +20,9 @@ import type {CheckStatus, DoctorCheck, DoctorOptions, DoctorResult} from './doct
 import {checkCudaProvider, checkMemoryMode, checkModel, checkNode} from './doctor-icc.js'
 import {checkLibraryTable, checkPlatform} from './doctor-libraries.js'
 import {checkModules, checkPython} from './doctor-python.js'
-import {checkOnnxRuntime} from './doctor-runtime.js'
+import {checkBackend, checkGlibc, checkOnnxRuntime, checkSharp, findOnnxBinding} from './doctor-runtime.js'
 import {checkCgroups, checkGreengrass} from './doctor-system.js'
-import {defaultRoot} from './platform.js'
+import {defaultRoot, glibcVersion, iccSupportFor} from './platform.js'
 
 export {systemPython} from './doctor-python.js'
 export {renderDoctor} from './doctor-render.js'
@@ -61,7 +61,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
     await checkGreengrass(options.greengrassRoot ?? '/greengrass'),
     await checkCgroups(root),
     checkNode(),
-    ...(await checkOnnxRuntime()),
+    ...(await runtimeChecks(options)),
     await checkMemoryMode(),
   )
   const cuda = checkCudaProvider()
@@ -77,6 +77,16 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
   }
 
   return decide(checks, options, {connectorVersion, detected, platform})
+}
+
+/** The C library, the ONNX Runtime backend and binding, sharp: what `icc serve` loads here. */
+async function runtimeChecks(options: DoctorOptions): Promise<DoctorCheck[]> {
+  const facts = {
+    glibc: options.glibcVersion ?? glibcVersion(),
+    support: iccSupportFor(options.arch),
+  }
+  const binding = await findOnnxBinding(options.arch)
+  return [checkGlibc(facts), checkBackend(binding, facts), await checkOnnxRuntime(binding), await checkSharp(facts)]
 }
 
 /** The verdicts of the checks: each tool's own, and `ok` for the ones `verdict` picks. */
