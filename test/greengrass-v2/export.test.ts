@@ -296,7 +296,7 @@ describe('icc export-component', function () {
       laid.workPath,
     )
     assert.equal(tooOld.exitCode, 1)
-    assert.match(String(tooOld.stderr), /icc: Node\.js v18\.20\.4 is too old: icc needs 20\.19 or later/)
+    assert.match(String(tooOld.stderr), /icc: Node\.js v18\.20\.4 is too old: icc needs 20\.11 or later/)
   })
 
   it('rejects a parameters file create-connector rejects, with the same message', async () => {

