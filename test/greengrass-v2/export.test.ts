@@ -276,7 +276,7 @@ describe('icc export-component', function () {
     assert.equal(missing.exitCode, 1)
     assert.match(
       String(missing.stderr),
-      /icc: Node\.js is not installed on this device .* needs Node\.js 20\.19 or later/,
+      /icc: Node\.js is not installed on this device .* needs Node\.js 20\.11 or later/,
     )
 
     const old = join(dir, 'old-node-bin')
