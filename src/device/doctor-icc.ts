@@ -8,13 +8,12 @@ import pino from 'pino'
 
 import type {DoctorCheck} from './doctor-types.js'
 
+import {MIN_NODE} from '../connector/catalog.js'
 import {activationBound, CUDA_PROVIDER_FIX, hasCudaProviderBuild, missingCudaProviderFiles} from '../model/index.js'
 import {memoryMode} from '../serve/memory-mode.js'
 import {memoryLimitSuggestions} from '../serve/memory.js'
 import {Metrics} from '../serve/metrics.js'
 import {Service} from '../serve/service.js'
-
-const MIN_NODE = [20, 19]
 
 export function checkNode(version = process.versions.node): DoctorCheck {
   const [major, minor] = version.split('.').map(Number)

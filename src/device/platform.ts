@@ -6,13 +6,15 @@
  * (`/proc/device-tree/model`) refines it: a Jetson TX2 reports `aarch64` like any 64-bit ARM board, and a
  * Raspberry Pi may run a 64-bit kernel under a 32-bit (armhf) system. Every path is read under a root directory
  * (`root`, default `$ICC_ROOT` or `/`) so tests can use fixture files; the architecture can be overridden
- * likewise (`machine`, default `$ICC_MACHINE` or `os.machine()`).
+ * likewise (`machine`, default `$ICC_MACHINE` or `os.machine()`). Also the running glibc version and what icc
+ * needs on the running Node's architecture (the catalog's platform table).
  */
 import {readFile} from 'node:fs/promises'
 import {machine as osMachine} from 'node:os'
 import {join} from 'node:path'
 
-import {platformForArchitecture, type PlatformId} from '../connector/catalog.js'
+import {CONNECTORS, type IccSupport, platformForArchitecture, type PlatformId} from '../connector/catalog.js'
+import {compareNumbers} from './versions.js'
 
 export interface DetectPlatformOptions {
   /** Architecture as `uname -m` prints it (default: `$ICC_MACHINE`, else `os.machine()`). */
@@ -86,4 +88,20 @@ export function parseOsRelease(text: string): Record<string, string> {
   }
 
   return out
+}
+
+/** The running C library's version (glibc's gnu_get_libc_version, as Node's diagnostic report records it). */
+export function glibcVersion(): string | undefined {
+  const header = (process.report?.getReport() as {header?: {glibcVersionRuntime?: string}} | undefined)?.header
+  return header?.glibcVersionRuntime
+}
+
+/** What icc needs on the platform whose Node.js this is (`process.arch`), from the connector catalog. */
+export function iccSupportFor(arch: string = process.arch): IccSupport | undefined {
+  return CONNECTORS.find((c) => c.icc.nodeArch === arch)?.icc
+}
+
+/** Is glibc `found` at least `needed` (both like "2.28")? */
+export function glibcAtLeast(found: string, needed: string): boolean {
+  return compareNumbers(found.split('.').map(Number), needed.split('.').map(Number)) >= 0
 }

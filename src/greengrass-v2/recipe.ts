@@ -15,14 +15,13 @@ import {readFileSync} from 'node:fs'
 import {posix} from 'node:path'
 import {stringify as toYaml} from 'yaml'
 
+import {MIN_NODE} from '../connector/catalog.js'
 import {orderParameters} from '../connector/definition.js'
 import {type ConnectorParameters, SCHEMA_DIR} from '../connector/parameters.js'
 import {UsageError, ValidationError} from '../errors.js'
 import {type Architecture, ARCHITECTURES} from './bundle.js'
 
 export const RECIPE_SCHEMA_FILE = 'greengrass-v2/recipe-2020-01-25.schema.json'
-/** The oldest Node.js the bundle runs on (package.json engines). */
-export const MIN_NODE = [20, 19] as const
 /** Where artifact URIs point until `icc publish-component --artifact-bucket` rewrites them. */
 export const PLACEHOLDER_BUCKET = 'replace-with-your-artifact-bucket'
 

@@ -143,12 +143,28 @@ describe('device: icc doctor', function () {
       'cgroups',
       'onnxruntime',
       'sharp',
+      'glibc',
+      'backend',
     ]) {
       assert.ok(ids.has(id), id)
     }
 
     const ort = json.checks.find((c: {id: string}) => c.id === 'onnxruntime')
     assert.equal(ort.status, 'pass')
+    const backend = json.checks.find((c: {id: string}) => c.id === 'backend')
+    assert.equal(backend.evidence.backend, 'native')
+  })
+
+  it('an injected old glibc (2.27 on arm64, a Jetson TX2 on JetPack 4): icc serve is NOT READY, saying why', async () => {
+    const r = await runDoctor({arch: 'arm64', glibcVersion: '2.27', libDirs: [], libDirsOnly: true, pythons: []})
+    const glibc = r.checks.find((c) => c.id === 'glibc')!
+    assert.equal(glibc.status, 'fail')
+    assert.match(glibc.message, /glibc 2\.27 is too old: Node\.js's official build needs 2\.28/)
+    assert.equal(r.checks.find((c) => c.id === 'backend')!.evidence.backend, 'native')
+    assert.equal(r.verdicts.icc.ok, false)
+    assert.equal(r.ok, false)
+    const ok = await runDoctor({arch: 'arm64', glibcVersion: '2.28', libDirs: [], libDirsOnly: true, pythons: []})
+    assert.equal(ok.checks.find((c) => c.id === 'glibc')!.status, 'pass')
   })
 
   it('with a fixture library directory: a new-enough libgfortran.so.3 passes, an old libm.so.6 fails with its fix (exit 5)', async function () {

@@ -276,7 +276,7 @@ describe('icc export-component', function () {
     assert.equal(missing.exitCode, 1)
     assert.match(
       String(missing.stderr),
-      /icc: Node\.js is not installed on this device .* needs Node\.js 20\.19 or later/,
+      /icc: Node\.js is not installed on this device .* needs Node\.js 20\.11 or later/,
     )
 
     const old = join(dir, 'old-node-bin')
@@ -296,7 +296,7 @@ describe('icc export-component', function () {
       laid.workPath,
     )
     assert.equal(tooOld.exitCode, 1)
-    assert.match(String(tooOld.stderr), /icc: Node\.js v18\.20\.4 is too old: icc needs 20\.19 or later/)
+    assert.match(String(tooOld.stderr), /icc: Node\.js v18\.20\.4 is too old: icc needs 20\.11 or later/)
   })
 
   it('rejects a parameters file create-connector rejects, with the same message', async () => {

@@ -33,19 +33,25 @@ export async function startServe(
    * `socket`: the --socket given (undefined: none, the default socket); `faults`: run the fault runner
    * (requests may then carry a fault, see withFault).
    */
-  options: {env?: Record<string, string>; faults?: boolean; socket?: string; timeoutMs?: number},
+  options: {
+    /** How to run `icc ARGS` (default this Node and bin/run.js): e.g. under emulation (./emulation.ts). */
+    command?: (args: string[]) => [string, string[]]
+    env?: Record<string, string>
+    faults?: boolean
+    socket?: string
+    timeoutMs?: number
+  },
 ): Promise<RunningHost> {
   let out = ''
   let err = ''
+  const command = options.command ?? ((a: string[]): [string, string[]] => [process.execPath, [BIN, ...a]])
   const proc = execa(
-    process.execPath,
-    [
-      BIN,
+    ...command([
       'serve',
       ...(options.socket === undefined ? [] : ['--socket', options.socket]),
       ...(options.faults ? ['--runner-entry', FAULT_RUNNER] : []),
       ...args,
-    ],
+    ]),
     {
       buffer: false,
       env: {NO_COLOR: '1', ...options.env},
