@@ -136,6 +136,7 @@ export interface StartedService {
   numClasses: number
   provider: string
   rssKb: number
+  runtime: string
   warmupMs: number
 }
 
@@ -354,6 +355,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       numClasses: info.numClasses,
       provider: info.provider,
       rssKb: info.rssKb,
+      runtime: info.runtime,
       warmupMs: info.warmupMs,
     })
   }
@@ -537,6 +539,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       platform: 'onnxruntime',
       preprocessing: {mode: options.resize ?? DEFAULT_RESIZE_MODE},
       provider: i.provider,
+      runtime: i.runtime,
       ready: s.state === 'ready',
       ...(s.state === 'ready' ? {} : {reason: s.reason ?? `runner ${s.state}`}),
       // no filesystem paths here: this route needs no token on a loopback TCP listener
@@ -570,6 +573,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
         model: {hash: s.info?.modelHash ?? '', ...reloader.describe(s.name)},
         name: s.name,
         provider: s.info?.provider,
+        runtime: s.info?.runtime,
         queueDepth: s.queued,
         ready: s.state === 'ready',
         reason: s.state === 'ready' ? undefined : (s.reason ?? `runner ${s.state}`),
@@ -633,6 +637,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
         },
         provider: s.provider,
         runnerRssKb: s.rssKb,
+        runtime: s.runtime,
         warmupMs: s.warmupMs,
       },
       `service ready on ${[addresses.socket && `unix:${addresses.socket}`, addresses.tcp?.url].filter(Boolean).join(' and ')}`,

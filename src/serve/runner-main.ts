@@ -18,7 +18,6 @@
 import {readFileSync, rmSync} from 'node:fs'
 import {Socket} from 'node:net'
 import {availableParallelism} from 'node:os'
-import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
 
 import {DependencyError, IccError, isIccError, ModelError} from '../errors.js'
@@ -27,7 +26,7 @@ import {InferenceLine} from './inference-line.js'
 import {FrameDecoder, type HostMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {handleServeSignals} from './signals.js'
 import {TensorPool} from './tensor-pool.js'
-import {cpuSessionOptions, tierUpServingCode} from './tuning.js'
+import {tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BATCH} from './types.js'
 
 export interface RunnerConfig {
@@ -46,6 +45,8 @@ export interface RunnerConfig {
   modelPath: string
   /** Image preprocessing (default `exact`: the connector's OpenCV arithmetic). */
   resize?: modelCore.ResizeMode
+  /** Which ONNX Runtime (../model/session.ts; default: $ICC_RUNTIME, else auto). */
+  runtime?: modelCore.Runtime
   serviceName: string
 }
 
@@ -71,7 +72,7 @@ async function openSession(
   model: modelCore.LoadedModel,
   config: RunnerConfig,
   warnings: string[],
-): Promise<{provider: 'cpu' | 'cuda'; session: ort.InferenceSession}> {
+): Promise<{provider: 'cpu' | 'cuda'; session: modelCore.ModelSession}> {
   if (config.gpu) {
     try {
       return {
@@ -79,6 +80,7 @@ async function openSession(
         session: await modelCore.createSession(model, {
           gpu: true,
           intraOpThreads: config.intraOpThreads ?? availableParallelism(),
+          runtime: config.runtime,
         }),
       }
     } catch (error) {
@@ -95,11 +97,12 @@ async function openSession(
     }
   }
 
-  // CPU: the runner's tuned options (./tuning.ts), shared with the benchmark's in-process baseline
+  // CPU: the serving options (../model/session.ts), shared with the benchmark's in-process baseline
   const intraOpThreads = config.intraOpThreads ?? availableParallelism()
+  const onWarning = (w: string) => warnings.push(w)
   return {
     provider: 'cpu',
-    session: await modelCore.createCpuSession(model, cpuSessionOptions(intraOpThreads), (w) => warnings.push(w)),
+    session: await modelCore.createSession(model, {intraOpThreads, onWarning, runtime: config.runtime}),
   }
 }
 
@@ -151,7 +154,7 @@ async function main(): Promise<void> {
     setTimeout(() => process.exit(3), 1000).unref()
   }
 
-  let session: ort.InferenceSession
+  let session: modelCore.ModelSession
   let maxBatch = Math.max(1, config.maxBatch ?? DEFAULT_MAX_BATCH)
   let model: modelCore.LoadedModel
   let info: RunnerReadyInfo
@@ -163,6 +166,7 @@ async function main(): Promise<void> {
       cacheDir: config.cacheDir,
       optimize: !config.gpu,
       labelsFile: config.labelsFile,
+      runtime: config.runtime,
       shape: config.inputShape,
     })
     await holdCacheEntry(config.cacheDir, model)
@@ -175,8 +179,9 @@ async function main(): Promise<void> {
     const warm = performance.now()
     // warm up every batch size the runner will use, so no request pays for a first run (and the peak memory
     // reported below includes the largest batch); a model whose batch dimension is fixed runs one image at a time
-    const zeros = (n: number) => new ort.Tensor('float32', new Float32Array(n * c * h * w), [n, c, h, w])
-    await session.run({[session.inputNames[0]]: zeros(1)})
+    const zeros = (n: number) => ({data: new Float32Array(n * c * h * w), dims: [n, c, h, w]})
+    // on wasm, runs until V8's optimising tier has taken over (../model/session.ts)
+    await modelCore.warmUp(session, {[session.inputNames[0]]: zeros(1)})
     if (maxBatch > 1) {
       try {
         await session.run({[session.inputNames[0]]: zeros(maxBatch)})
@@ -204,6 +209,7 @@ async function main(): Promise<void> {
       peakRssKb: procStatusKb('VmHWM'),
       provider: opened.provider,
       rssKb: procStatusKb('VmRSS'),
+      runtime: session.backend,
       summary: model.summary,
       warmupMs: Math.round(performance.now() - warm),
       warnings,
@@ -254,9 +260,9 @@ async function main(): Promise<void> {
         }
 
         const t1 = performance.now()
-        const out = await session.run({[info.inputName]: new ort.Tensor('float32', input, [batch.length, c, h, w])})
+        const out = await session.run({[info.inputName]: {data: input, dims: [batch.length, c, h, w]}})
         const inferenceMs = performance.now() - t1
-        const data = out[info.outputName].data as Float32Array
+        const data = out[info.outputName]
         const classes = data.length / batch.length
         // the answers of one run leave together (one writev, one wake-up of the host)
         channel.cork()

@@ -1,9 +1,9 @@
 /**
  * Performance settings of `icc serve`, chosen with `npm run bench` on a 2-core machine (README, section
- * "Performance", has the figures). The runner's are kept in one place so the benchmark's in-process baseline uses
- * exactly what the runner uses.
+ * "Performance", has the figures). The runner's are kept in one place each so the benchmark's in-process baseline
+ * uses exactly what the runner uses.
  *
- * - ONNX Runtime CPU session: graph optimisation 'all' (the NCHWc layout transform alone is worth ~40% on
+ * - ONNX Runtime CPU session (cpuSessionOptions in src/model/session.ts, the one session factory): graph optimisation 'all' (the NCHWc layout transform alone is worth ~40% on
  *   ResNets vs 'extended'), sequential execution with one inter-op thread (the parallel executor halved the
  *   throughput), intra-op threads = the cores, and no spin-waiting of the intra-op threads after each operator:
  *   spinning burnt the CPU that the host and the next image's JPEG decode need (+6% throughput at concurrency 4,
@@ -15,20 +15,7 @@
  *   and a lower interrupt budget in both (tierUpServingCode), so the request path is compiled by TurboFan within
  *   seconds instead of a minute or more at a low request rate.
  */
-import type {InferenceSession} from 'onnxruntime-node'
-
 import {setFlagsFromString} from 'node:v8'
-
-export function cpuSessionOptions(intraOpThreads: number): InferenceSession.SessionOptions {
-  return {
-    executionMode: 'sequential',
-    executionProviders: ['cpu'],
-    extra: {session: {intra_op: {allow_spinning: '0'}}},
-    graphOptimizationLevel: 'all',
-    interOpNumThreads: 1,
-    intraOpNumThreads: intraOpThreads,
-  }
-}
 
 /** Environment for a runner process (see above); values already set in `env` are kept. */
 export function runnerMallocEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {

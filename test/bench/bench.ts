@@ -34,6 +34,7 @@ import sharp from 'sharp'
 
 import {invokeInferenceService, parsePredictions} from '../../src/client/ipc.js'
 import * as modelCore from '../../src/model/index.js'
+import {cpuSessionOptions} from '../../src/model/session.js'
 import {
   functionArn,
   HEADER_CLIENT_CONTEXT,
@@ -44,7 +45,7 @@ import {
 } from '../../src/serve/ipc.js'
 import {readRssKb} from '../../src/serve/memory.js'
 import {TensorPool} from '../../src/serve/tensor-pool.js'
-import {cpuSessionOptions, tierUpServingCode} from '../../src/serve/tuning.js'
+import {tierUpServingCode} from '../../src/serve/tuning.js'
 import {BIN} from '../helpers/cli.js'
 import {http, runnerPid} from '../helpers/serve-host.js'
 import {type BenchModel, buildModel, CLASSES, type Depth, photoJpeg} from './inputs.js'
