@@ -8,7 +8,13 @@ import pino from 'pino'
 
 import type {DoctorCheck} from './doctor-types.js'
 
-import {CUDA_PROVIDER_FIX, hasCudaProviderBuild, missingCudaProviderFiles} from '../model/index.js'
+import {
+  CUDA_PROVIDER_FIX,
+  hasCudaProviderBuild,
+  missingCudaProviderFiles,
+  resolveRuntime,
+  type Runtime,
+} from '../model/index.js'
 import {memoryMode} from '../serve/memory-mode.js'
 import {memoryLimitSuggestions} from '../serve/memory.js'
 import {Metrics} from '../serve/metrics.js'
@@ -69,11 +75,42 @@ export function checkCudaProvider(): DoctorCheck | undefined {
   }
 }
 
+/** Which ONNX Runtime `icc serve` will run models on here (../model/session.ts resolveRuntime, as the runner). */
+export async function checkRuntime(runtime?: Runtime): Promise<DoctorCheck> {
+  const title = 'ONNX Runtime backend (icc serve --runtime)'
+  try {
+    const {backend, note} = await resolveRuntime(runtime)
+    return {
+      evidence: {backend, note, runtime: runtime ?? process.env.ICC_RUNTIME ?? 'auto'},
+      for: 'icc',
+      id: 'runtime',
+      message:
+        backend === 'native'
+          ? 'icc serve will use onnxruntime-node (native)'
+          : `icc serve will use the WebAssembly runtime (onnxruntime-web)${note ? `: ${note}` : ''}`,
+      status: 'pass',
+      title,
+    }
+  } catch (error) {
+    const e = error as Error & {suggestions?: string[]}
+    return {
+      evidence: {error: e.message},
+      fix: e.suggestions?.join(' '),
+      for: 'icc',
+      id: 'runtime',
+      message: e.message,
+      status: 'fail',
+      title,
+    }
+  }
+}
+
 export interface ModelCheckOptions {
   cacheDir?: string
   inputShape?: number[]
   maxBatch?: number
   memoryLimitKb?: number
+  runtime?: Runtime
 }
 
 /** No cap while measuring: the figure is what a complete load needs (1 TiB in KB). */
@@ -97,6 +134,7 @@ export async function checkModel(path: string, options: ModelCheckOptions = {}):
     modelPath: path,
     name: 'doctor',
     queueLimit: 1,
+    runtime: options.runtime,
     timeoutSeconds: 60,
   })
   try {
@@ -113,6 +151,7 @@ export async function checkModel(path: string, options: ModelCheckOptions = {}):
         numClasses: info.numClasses,
         peakRssKb: info.peakRssKb,
         rssKb: info.rssKb,
+        runtime: info.runtime,
         warmupMs: info.warmupMs,
         warnings: info.warnings,
       },

@@ -18,12 +18,13 @@ import {access, constants, readdir, stat} from 'node:fs/promises'
 import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 
+import type {Runtime} from '../model/session.js'
 import type {CheckFor, CheckStatus, DoctorCheck, DoctorVerdictChoice, Verdict} from './doctor-types.js'
 
 import {connectorForPlatform, type ConnectorVersion, type PlatformId} from '../connector/catalog.js'
 import {IccError} from '../errors.js'
 import {run} from '../system.js'
-import {checkCudaProvider, checkMemoryMode, checkModel, checkNode} from './doctor-icc.js'
+import {checkCudaProvider, checkMemoryMode, checkModel, checkNode, checkRuntime} from './doctor-icc.js'
 import {checkBinary, checkLibrary, type LibraryCheck, type LibrarySearchOptions} from './libraries.js'
 import {defaultRoot, type DetectedPlatform, detectPlatform, readUnderRoot} from './platform.js'
 import {compareNumbers, parseVersionName} from './versions.js'
@@ -52,6 +53,8 @@ export interface DoctorOptions {
   pythons?: string[]
   /** Root override for /proc, /sys and /etc (default `$ICC_ROOT` or `/`). */
   root?: string
+  /** The ONNX Runtime `icc serve` would use (default: $ICC_RUNTIME, else auto; ../model/session.ts). */
+  runtime?: Runtime
   /** Warnings count as failures. */
   strict?: boolean
   /** Which verdicts decide `ok` (default `icc`). */
@@ -542,6 +545,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
     checkNode(),
     ...(await checkOnnxRuntime()),
     await checkMemoryMode(),
+    await checkRuntime(options.runtime),
   )
   const cuda = checkCudaProvider()
   if (cuda) checks.push(cuda)
@@ -551,6 +555,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
         inputShape: options.inputShape,
         maxBatch: options.maxBatch,
         memoryLimitKb: options.memoryLimitKb,
+        runtime: options.runtime,
       }),
     )
   }

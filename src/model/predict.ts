@@ -5,7 +5,7 @@ import {UsageError} from '../errors.js'
 import {formatFloat32, formatProbabilities, topK} from './format.js'
 import {loadModel, type LoadModelOptions} from './load.js'
 import {expandImageArgs, imagesError, loadImage} from './predict-images.js'
-import {createSession, type SessionOptions} from './session.js'
+import {type Backend, createSession, type SessionOptions} from './session.js'
 
 export interface PredictOptions extends LoadModelOptions, SessionOptions {
   /** Image file paths. */
@@ -28,6 +28,8 @@ export interface PredictResult {
   /** The connector's exact output per image (`[p0,p1,...]`), after `<image>: ` when there are several. */
   lines: string[]
   results: Prediction[]
+  /** The ONNX Runtime that ran the model (./session.ts). */
+  runtime: Backend
   warnings: string[]
 }
 
@@ -41,7 +43,12 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
   if (!Number.isInteger(k) || k < 1) throw new UsageError('BAD_TOP_K', `--top-k must be a positive integer, got ${k}`)
   const {failures, images} = await expandImageArgs(options.images)
   const model = await loadModel(options.model, options)
-  const session = await createSession(model, options)
+  const onWarning = (w: string) => {
+    model.warnings.push(w)
+    options.onWarning?.(w)
+  }
+
+  const session = await createSession(model, {...options, onWarning})
   const [c, h, w] = model.inputShape
   const shape = {channels: c, height: h, preprocessing: model.preprocessing, resize: options.resize, width: w}
   const plane = c * h * w
@@ -82,6 +89,7 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
     error: failures.length > 0 ? imagesError(failures, results.length + failures.length, results) : undefined,
     lines,
     results,
+    runtime: session.backend,
     warnings: model.warnings,
   }
 }

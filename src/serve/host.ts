@@ -21,6 +21,7 @@ import {createServer} from 'node:net'
 import {basename, join} from 'node:path'
 import pino, {type Logger} from 'pino'
 
+import type {Runtime} from '../model/session.js'
 import type {ServiceConfig} from './config.js'
 
 import {asIccError, IccError, UsageError} from '../errors.js'
@@ -76,6 +77,8 @@ export interface HostOptions {
   /** TCP host; default 127.0.0.1. */
   host?: string
   intraOpThreads?: number
+  /** Which ONNX Runtime the runners use (../model/session.ts; default: $ICC_RUNTIME, else auto). */
+  runtime?: Runtime
   /** pino level (default info). */
   logLevel?: string
   /** Write `<dir>/<ServiceName>.log` per service (as well as the main log stream). */
@@ -286,6 +289,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
       gpu: s.gpu,
       intraOpThreads: options.intraOpThreads,
       logger: loggers.get(name)!,
+      runtime: options.runtime,
       memoryLimitKb: s.memoryLimitKb,
       metrics,
       modelPath: s.modelPath,

@@ -23,6 +23,7 @@ import type {Logger} from 'pino'
 
 import {fileURLToPath} from 'node:url'
 
+import type {Runtime} from '../model/session.js'
 import type {ResizeMode} from '../model/types.js'
 import type {Metrics} from './metrics.js'
 import type {RunnerConfig} from './runner-main.js'
@@ -46,6 +47,8 @@ export interface ServiceOptions {
   gpu: boolean
   intraOpThreads?: number
   logger: Logger
+  /** Which ONNX Runtime the runner uses (../model/session.ts; default: $ICC_RUNTIME, else auto). */
+  runtime?: Runtime
   memoryLimitKb: number
   metrics: Metrics
   modelPath: string
@@ -230,6 +233,7 @@ export class Service {
       maxBatch: o.maxBatch,
       modelPath: o.modelPath,
       resize: o.resize,
+      runtime: o.runtime,
       serviceName: o.name,
     }
     this.killReason = undefined
