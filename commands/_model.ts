@@ -4,6 +4,8 @@
  */
 import {Args, Flags} from '@oclif/core'
 
+import {RUNTIMES} from '../src/model/session.js'
+
 export const modelPathArg = Args.string({description: 'Model folder, model.tar.gz or .onnx file.', required: true})
 
 export const cacheDirFlag = Flags.string({
@@ -35,6 +37,13 @@ export const resizeFlag = Flags.string({
   description:
     "Image preprocessing. exact: decode and resize as the connector's OpenCV did, bit for bit (no ICC colour management, full-resolution decode, cv2.resize INTER_LINEAR). fast: libvips decodes (ICC to sRGB, shrink-on-load) and resizes; faster on large photos, MAY CHANGE ANSWERS. See docs/preprocessing.md.",
   options: ['exact', 'fast'],
+})
+
+/** `--runtime` (serve, predict, convert-model, doctor): which ONNX Runtime (src/model/session.ts, docs/runtimes.md). */
+export const runtimeFlag = Flags.string({
+  description:
+    'ONNX Runtime: native (onnxruntime-node), wasm (onnxruntime-web, WebAssembly: slower, runs where no native binary does) or auto: native where its binary loads, else wasm. Default: $ICC_RUNTIME, else auto.',
+  options: [...RUNTIMES],
 })
 
 export const modelFlags = {

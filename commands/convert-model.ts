@@ -1,8 +1,8 @@
 import {Flags} from '@oclif/core'
 
-import {convertModel, type ConvertResult} from '../src/model/index.js'
+import {convertModel, type ConvertResult, type Runtime} from '../src/model/index.js'
 import {BaseCommand} from './_base.js'
-import {modelFlags, modelPathArg} from './_model.js'
+import {modelFlags, modelPathArg, runtimeFlag} from './_model.js'
 
 export default class ConvertModel extends BaseCommand {
   static override args = {
@@ -42,6 +42,7 @@ export default class ConvertModel extends BaseCommand {
         'Write a quantized model: int8 (static, calibrated; QDQ form that ONNX Runtime runs with integer kernels).',
       options: ['int8'],
     }),
+    runtime: runtimeFlag,
   }
 
   async run(): Promise<ConvertResult> {
@@ -54,6 +55,7 @@ export default class ConvertModel extends BaseCommand {
       epoch: flags.epoch,
       shape: flags['input-shape'],
       quantize: flags.quantize as 'int8' | undefined,
+      runtime: flags.runtime as Runtime | undefined,
     })
     if (!this.jsonEnabled()) {
       for (const w of result.warnings) this.warn(w)

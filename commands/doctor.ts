@@ -1,9 +1,11 @@
 import {Flags} from '@oclif/core'
 
+import type {Runtime} from '../src/model/session.js'
+
 import {type DoctorResult, type DoctorVerdictChoice, renderDoctor, runDoctor} from '../src/device/doctor.js'
 import {ExitCode} from '../src/errors.js'
 import {BaseCommand} from './_base.js'
-import {inputShapeFlag} from './_model.js'
+import {inputShapeFlag, runtimeFlag} from './_model.js'
 import {devicePlatformFlag} from './_platform.js'
 
 export default class Doctor extends BaseCommand {
@@ -57,6 +59,7 @@ export default class Doctor extends BaseCommand {
       max: 8,
       min: 1,
     }),
+    runtime: runtimeFlag,
     strict: Flags.boolean({description: 'Warnings (e.g. no Greengrass core, no memory cgroup) fail too.'}),
   }
 
@@ -71,6 +74,7 @@ export default class Doctor extends BaseCommand {
       memoryLimitKb: flags['memory-limit-kb'],
       model: flags.model,
       platform: flags.platform,
+      runtime: flags.runtime as Runtime | undefined,
       strict: flags.strict,
       verdict: flags.for as DoctorVerdictChoice,
     })

@@ -1,8 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 
-import {predict, type Prediction, type ResizeMode} from '../src/model/index.js'
+import {predict, type Prediction, type ResizeMode, type Runtime} from '../src/model/index.js'
 import {BaseCommand} from './_base.js'
-import {labelsFlag, modelFlags, resizeFlag} from './_model.js'
+import {labelsFlag, modelFlags, resizeFlag, runtimeFlag} from './_model.js'
 
 export default class Predict extends BaseCommand {
   static override args = {
@@ -24,11 +24,12 @@ export default class Predict extends BaseCommand {
     labels: labelsFlag,
     model: Flags.string({char: 'm', description: 'Model folder, model.tar.gz or .onnx file.', required: true}),
     resize: resizeFlag,
+    runtime: runtimeFlag,
     'top-k': Flags.integer({default: 5, description: 'Classes listed per image in --json output.', min: 1}),
   }
   static override strict = false
 
-  async run(): Promise<{results: Prediction[]}> {
+  async run(): Promise<{results: Prediction[]; runtime: Runtime}> {
     const {argv, flags} = await this.parse(Predict)
     const result = await predict({
       cacheDir: flags['cache-dir'],
@@ -40,12 +41,13 @@ export default class Predict extends BaseCommand {
       progress: Boolean(process.stderr.isTTY) && !this.jsonEnabled(),
       model: flags.model,
       resize: flags.resize as ResizeMode,
+      runtime: flags.runtime as Runtime | undefined,
       topK: flags['top-k'],
     })
     for (const w of result.warnings) this.logToStderr(`Warning: ${w}`)
     if (!this.jsonEnabled()) for (const line of result.lines) this.log(line)
     // the good images' answers are out (with --json, in the error's details.results); then the input error
     if (result.error) throw result.error
-    return {results: result.results}
+    return {results: result.results, runtime: result.runtime}
   }
 }

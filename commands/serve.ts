@@ -1,10 +1,11 @@
 import {Flags} from '@oclif/core'
 
+import type {Runtime} from '../src/model/session.js'
 import type {ResizeMode} from '../src/model/types.js'
 
 import {DEFAULT_MAX_BODY_BYTES, serve, type ServeResult} from '../src/serve/index.js'
 import {BaseCommand} from './_base.js'
-import {cacheDirFlag, inputShapeFlag, labelsFlag, resizeFlag} from './_model.js'
+import {cacheDirFlag, inputShapeFlag, labelsFlag, resizeFlag, runtimeFlag} from './_model.js'
 
 export default class Serve extends BaseCommand {
   static override description = `Run the local inference service(s) of the Image Classification connector.
@@ -163,6 +164,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       exists: true,
       hidden: true,
     }),
+    runtime: runtimeFlag,
     region: Flags.string({
       description: 'AWS_REGION of the Lambda functions calling the IPC endpoint (default: $AWS_REGION; unset: any).',
       dependsOn: ['ipc-port'],
@@ -214,6 +216,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       memoryLimitKb: flags['memory-limit-kb'],
       model: flags.model,
       resize: flags.resize as ResizeMode,
+      runtime: flags.runtime as Runtime | undefined,
       ipc:
         flags['ipc-port'] === undefined
           ? undefined
@@ -248,7 +251,7 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
           process.stdout.write(JSON.stringify({event: 'ready', ...ready}) + '\n')
         } else {
           this.log(
-            `icc serve: ready on ${where.join(' and ')} (services: ${info.services.map((s) => s.name).join(', ')})` +
+            `icc serve: ready on ${where.join(' and ')} (services: ${info.services.map((s) => `${s.name} on ${s.runtime}`).join(', ')})` +
               (info.ipc ? `; Greengrass IPC on ${info.ipc.url}` : ''),
           )
           for (const [k, v] of Object.entries(printEnv ?? {})) this.log(`export ${k}='${v}'`)

@@ -9,7 +9,14 @@ import pino from 'pino'
 import type {DoctorCheck} from './doctor-types.js'
 
 import {MIN_NODE} from '../connector/catalog.js'
-import {activationBound, CUDA_PROVIDER_FIX, hasCudaProviderBuild, missingCudaProviderFiles} from '../model/index.js'
+import {
+  activationBound,
+  CUDA_PROVIDER_FIX,
+  hasCudaProviderBuild,
+  missingCudaProviderFiles,
+  resolveRuntime,
+  type Runtime,
+} from '../model/index.js'
 import {memoryMode} from '../serve/memory-mode.js'
 import {memoryLimitSuggestions} from '../serve/memory.js'
 import {Metrics} from '../serve/metrics.js'
@@ -68,11 +75,42 @@ export function checkCudaProvider(): DoctorCheck | undefined {
   }
 }
 
+/** Which ONNX Runtime `icc serve` will run models on here (../model/session.ts resolveRuntime, as the runner). */
+export async function checkRuntime(runtime?: Runtime): Promise<DoctorCheck> {
+  const title = 'ONNX Runtime backend (icc serve --runtime)'
+  try {
+    const {backend, note} = await resolveRuntime(runtime)
+    return {
+      evidence: {backend, note, runtime: runtime ?? process.env.ICC_RUNTIME ?? 'auto'},
+      for: 'icc',
+      id: 'backend',
+      message:
+        backend === 'native'
+          ? 'icc serve will use onnxruntime-node (native)'
+          : `icc serve will use the WebAssembly runtime (onnxruntime-web)${note ? `: ${note}` : ''}`,
+      status: 'pass',
+      title,
+    }
+  } catch (error) {
+    const e = error as Error & {suggestions?: string[]}
+    return {
+      evidence: {error: e.message},
+      fix: e.suggestions?.join(' '),
+      for: 'icc',
+      id: 'backend',
+      message: e.message,
+      status: 'fail',
+      title,
+    }
+  }
+}
+
 export interface ModelCheckOptions {
   cacheDir?: string
   inputShape?: number[]
   maxBatch?: number
   memoryLimitKb?: number
+  runtime?: Runtime
 }
 
 /**
@@ -96,6 +134,7 @@ export async function checkModel(path: string, options: ModelCheckOptions = {}):
     modelPath: path,
     name: 'doctor',
     queueLimit: 1,
+    runtime: options.runtime,
     timeoutSeconds: 60,
   }
   try {
@@ -113,6 +152,7 @@ export async function checkModel(path: string, options: ModelCheckOptions = {}):
         peakKb,
         peakRssKb: info.peakRssKb,
         rssKb: info.rssKb,
+        runtime: info.runtime,
         warmupMs: info.warmupMs,
         warnings: info.warnings,
       },

@@ -1,5 +1,6 @@
-/** The shapes of `icc doctor`: its options, checks and result, shared by ./doctor.ts, its checks and its rendering. */
 import type {ConnectorVersion, PlatformId} from '../connector/catalog.js'
+/** The shapes of `icc doctor`: its options, checks and result, shared by ./doctor.ts, its checks and its rendering. */
+import type {Runtime} from '../model/session.js'
 import type {DetectedPlatform} from './platform.js'
 
 export type CheckStatus = 'fail' | 'pass' | 'skip' | 'warn'
@@ -56,6 +57,8 @@ export interface DoctorOptions {
   pythons?: string[]
   /** Root override for /proc, /sys and /etc (default `$ICC_ROOT` or `/`). */
   root?: string
+  /** The ONNX Runtime `icc serve` would use (default: $ICC_RUNTIME, else auto; ../model/session.ts). */
+  runtime?: Runtime
   /** Warnings count as failures. */
   strict?: boolean
   /** Which verdicts decide `ok` (default `icc`). */

@@ -17,7 +17,7 @@
  */
 import type {CheckStatus, DoctorCheck, DoctorOptions, DoctorResult} from './doctor-types.js'
 
-import {checkCudaProvider, checkMemoryMode, checkModel, checkNode} from './doctor-icc.js'
+import {checkCudaProvider, checkMemoryMode, checkModel, checkNode, checkRuntime} from './doctor-icc.js'
 import {checkLibraryTable, checkPlatform} from './doctor-libraries.js'
 import {checkModules, checkPython} from './doctor-python.js'
 import {checkBackend, checkGlibc, checkOnnxRuntime, checkSharp, findOnnxBinding} from './doctor-runtime.js'
@@ -72,6 +72,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
         inputShape: options.inputShape,
         maxBatch: options.maxBatch,
         memoryLimitKb: options.memoryLimitKb,
+        runtime: options.runtime,
       }),
     )
   }
@@ -79,14 +80,18 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
   return decide(checks, options, {connectorVersion, detected, platform})
 }
 
-/** The C library, the ONNX Runtime backend and binding, sharp: what `icc serve` loads here. */
+/**
+ * The C library, the ONNX Runtime backend and binding, sharp: what `icc serve` loads here. The backend is the one
+ * the session factory resolves (`--runtime`), or for another machine (`arch`) the one the platform table names.
+ */
 async function runtimeChecks(options: DoctorOptions): Promise<DoctorCheck[]> {
   const facts = {
     glibc: options.glibcVersion ?? glibcVersion(),
     support: iccSupportFor(options.arch),
   }
   const binding = await findOnnxBinding(options.arch)
-  return [checkGlibc(facts), checkBackend(binding, facts), await checkOnnxRuntime(binding), await checkSharp(facts)]
+  const backend = options.arch ? checkBackend(binding, facts) : await checkRuntime(options.runtime)
+  return [checkGlibc(facts), backend, await checkOnnxRuntime(binding), await checkSharp(facts)]
 }
 
 /** The verdicts of the checks: each tool's own, and `ok` for the ones `verdict` picks. */

@@ -241,3 +241,25 @@ export function formatProbabilities(values: ArrayLike<number>): string {
   out[p++] = 0x5d // ]
   return out.toString('latin1', 0, p)
 }
+
+/** One of the top classes: its index, its label when there are labels, and its probability as written on the wire. */
+export interface TopClass {
+  index: number
+  label?: string
+  probability: number
+}
+
+/**
+ * The k most probable classes (index, label, probability), highest first; ties keep the lower index first. The
+ * probability is the float32 value as the connector's body writes it (formatFloat32): `icc serve`'s verbose
+ * answer and `icc predict` agree with the body to the digit.
+ */
+export function topK(probabilities: ArrayLike<number>, k: number, labels?: string[]): TopClass[] {
+  const p = Float32Array.from(probabilities)
+  const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b)
+  return order.slice(0, Math.max(0, Math.min(k, p.length))).map((index) => ({
+    index,
+    ...(labels?.[index] === undefined ? {} : {label: labels[index]}),
+    probability: Number(formatFloat32(p[index])),
+  }))
+}

@@ -17,13 +17,13 @@ import {readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {cpus} from 'node:os'
 import {basename, join} from 'node:path'
 import onnxProto from 'onnx-proto'
-import * as ort from 'onnxruntime-node'
 
 import type {Plan} from './onnx-export/index.js'
 
 import {atomicWrite, CACHE, sha256, sha256Files} from './cache.js'
 import {makeWritableDir} from './disk-errors.js'
 import {writePlan} from './onnx-export/index.js'
+import {nativeVersions, openSession} from './session.js'
 
 const {onnx} = onnxProto
 
@@ -55,19 +55,24 @@ export async function optimizeParts(inputs: string[], base: string): Promise<{fi
   for (const [k, input] of inputs.entries()) {
     const out = `${base}.${k}.onnx`
     const data = `${basename(base)}.${k}.data`
-    const session = await ort.InferenceSession.create(input, {
-      executionProviders: ['cpu'],
-      extra: {
-        session: {
-          optimized_model_external_initializers_file_name: data,
-          optimized_model_external_initializers_min_size_in_bytes: String(EXTERNAL_MIN_BYTES),
+    // writing an optimised model is onnxruntime-node's (the wasm runtime cannot): native, whatever --runtime says
+    const session = await openSession(
+      input,
+      {
+        executionProviders: ['cpu'],
+        extra: {
+          session: {
+            optimized_model_external_initializers_file_name: data,
+            optimized_model_external_initializers_min_size_in_bytes: String(EXTERNAL_MIN_BYTES),
+          },
         },
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: 1,
+        logSeverityLevel: 3,
+        optimizedModelFilePath: out,
       },
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: 1,
-      logSeverityLevel: 3,
-      optimizedModelFilePath: out,
-    })
+      'native',
+    )
     await session.release()
     await rm(input, {force: true})
     graphs.push(onnx.ModelProto.decode(await readFile(out)))
@@ -123,9 +128,10 @@ interface OptimizedSidecar {
 }
 
 /** The key of the optimised model for a converted one: this machine's CPU and ONNX Runtime version are part of it. */
-export function optimizedKey(key: string): string {
+export async function optimizedKey(key: string): Promise<string> {
   const cpu = cpus()[0]?.model ?? ''
-  return sha256(OPTIMIZER_VERSION, '\0', key, '\0', JSON.stringify(ort.env.versions), '\0', process.arch, '\0', cpu)
+  const versions = JSON.stringify(await nativeVersions())
+  return sha256(OPTIMIZER_VERSION, '\0', key, '\0', versions, '\0', process.arch, '\0', cpu)
 }
 
 const OPTIMIZER_VERSION = '1'
@@ -140,7 +146,7 @@ export async function cachedOptimized(
   build: (base: string) => Promise<{files: string[]; path: string}>,
 ): Promise<string> {
   const dir = join(cacheDir, 'onnx-cpu')
-  const base = join(dir, optimizedKey(key))
+  const base = join(dir, await optimizedKey(key))
   let side: OptimizedSidecar | undefined
   try {
     side = JSON.parse(await readFile(`${base}.json`, 'utf8')) as OptimizedSidecar

@@ -21,9 +21,9 @@
  * weights exist once besides the calibration session's copy.
  */
 import onnxProto from 'onnx-proto'
-import * as ort from 'onnxruntime-node'
 
 import {ModelError} from '../errors.js'
+import {type Backend, openSession} from './session.js'
 
 const {onnx} = onnxProto
 type NodeProto = onnxProto.onnx.INodeProto
@@ -35,6 +35,8 @@ export interface QuantizeOptions {
   calibration: Float32Array[]
   /** [C, H, W] of one image. */
   inputShape: [number, number, number]
+  /** The runtime the calibration runs on (default native). */
+  backend?: Backend
   /** The model bytes may be overwritten (the folded weights replace the originals there instead of a copy). */
   inPlace?: boolean
 }
@@ -268,17 +270,18 @@ async function calibrate(
     ...model,
     graph: onnx.GraphProto.create({...graph, initializer: usedInitializers(nodes, inits), node: nodes, output}),
   })
-  const session = await ort.InferenceSession.create(onnx.ModelProto.encode(probe).finish(), {
-    graphOptimizationLevel: 'basic',
-    logSeverityLevel: 3,
-  })
+  const session = await openSession(
+    onnx.ModelProto.encode(probe).finish(),
+    {graphOptimizationLevel: 'basic', logSeverityLevel: 3},
+    options.backend,
+  )
   const ranges = new Map(names.map((n) => [n, {max: -Infinity, min: Infinity}]))
   try {
     const [c, h, w] = options.inputShape
     for (const image of options.calibration) {
-      const out = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', image, [1, c, h, w])}, names)
+      const out = await session.run({[session.inputNames[0]]: {data: image, dims: [1, c, h, w]}}, names)
       for (const name of names) {
-        const data = out[name].data as Float32Array
+        const data = out[name]
         const r = ranges.get(name)!
         for (const value of data) {
           if (value < r.min) r.min = value

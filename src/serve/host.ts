@@ -16,6 +16,8 @@
 import Fastify, {type FastifyInstance} from 'fastify'
 import {type Logger} from 'pino'
 
+import type {Runtime} from '../model/session.js'
+
 import {UsageError} from '../errors.js'
 import {type ResizeMode} from '../model/types.js'
 import {type AccessLog, accessLog, type LogFormat} from './access-log.js'
@@ -74,6 +76,8 @@ export interface HostOptions {
   /** TCP host; default 127.0.0.1. */
   host?: string
   intraOpThreads?: number
+  /** Which ONNX Runtime the runners use (../model/session.ts; default: $ICC_RUNTIME, else auto). */
+  runtime?: Runtime
   /** pino level (default info). */
   logLevel?: string
   /** Write `<dir>/<ServiceName>.log` per service (as well as the main log stream). */
@@ -159,6 +163,7 @@ function serviceFactory(options: HostOptions, logger: (name: string) => Logger, 
       gpu: s.gpu,
       intraOpThreads: options.intraOpThreads,
       logger: logger(name),
+      runtime: options.runtime,
       memoryLimitKb: s.memoryLimitKb,
       metrics,
       modelPath: s.modelPath,

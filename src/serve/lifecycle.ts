@@ -32,6 +32,7 @@ export interface StartedService {
   numClasses: number
   provider: string
   rssKb: number
+  runtime: string
   warmupMs: number
 }
 
@@ -105,6 +106,7 @@ export function startedServices(services: Map<string, Service>, warnings: string
       numClasses: info.numClasses,
       provider: info.provider,
       rssKb: info.rssKb,
+      runtime: info.runtime,
       warmupMs: info.warmupMs,
     })
   }
@@ -152,6 +154,7 @@ export function logReady(
         model: {classes: s.numClasses, hash: s.modelHash.slice(0, 12), path: cfg.modelPath},
         provider: s.provider,
         runnerRssKb: s.rssKb,
+        runtime: s.runtime,
         warmupMs: s.warmupMs,
       },
       `service ready on ${where}`,

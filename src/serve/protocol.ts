@@ -28,6 +28,8 @@ export interface RunnerReadyInfo {
   peakRssKb: number
   provider: 'cpu' | 'cuda'
   rssKb: number
+  /** The ONNX Runtime that runs the model: onnxruntime-node (native) or onnxruntime-web (wasm). */
+  runtime: 'native' | 'wasm'
   summary: Record<string, unknown>
   warmupMs: number
   warnings: string[]

@@ -91,6 +91,7 @@ const modelMetadata: Handler = async (ctx, req, reply) => {
     platform: 'onnxruntime',
     preprocessing: {mode: ctx.resize ?? DEFAULT_RESIZE_MODE},
     provider: i.provider,
+    runtime: i.runtime,
     ready: s.state === 'ready',
     ...(s.state === 'ready' ? {} : {reason: notReadyReason(s)}),
     // no filesystem paths here: this route needs no token on a loopback TCP listener
@@ -134,6 +135,7 @@ function statusSnapshot(ctx: RouteContext) {
         model: {hash: s.info?.modelHash ?? '', ...ctx.reloader.describe(s.name)},
         name: s.name,
         provider: s.info?.provider,
+        runtime: s.info?.runtime,
         queueDepth: s.queued,
         ready: s.state === 'ready',
         reason: s.state === 'ready' ? undefined : notReadyReason(s),

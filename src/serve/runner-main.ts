@@ -21,7 +21,6 @@ import {readFileSync, realpathSync, rmSync} from 'node:fs'
 import {Socket} from 'node:net'
 import {availableParallelism} from 'node:os'
 import {pathToFileURL} from 'node:url'
-import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
 
 import {DependencyError, IccError, isIccError, ModelError} from '../errors.js'
@@ -31,7 +30,7 @@ import {InferenceLine} from './inference-line.js'
 import {FrameDecoder, type HostMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {handleServeSignals} from './signals.js'
 import {TensorPool} from './tensor-pool.js'
-import {cpuSessionOptions, tierUpServingCode} from './tuning.js'
+import {tierUpServingCode} from './tuning.js'
 import {DEFAULT_MAX_BATCH} from './types.js'
 
 export interface RunnerConfig {
@@ -54,6 +53,8 @@ export interface RunnerConfig {
   modelPath: string
   /** Image preprocessing (default `exact`: the connector's OpenCV arithmetic). */
   resize?: modelCore.ResizeMode
+  /** Which ONNX Runtime (../model/session.ts; default: $ICC_RUNTIME, else auto). */
+  runtime?: modelCore.Runtime
   serviceName: string
 }
 
@@ -81,7 +82,7 @@ async function openSession(
   model: modelCore.LoadedModel,
   config: RunnerConfig,
   warnings: string[],
-): Promise<{provider: 'cpu' | 'cuda'; session: ort.InferenceSession}> {
+): Promise<{provider: 'cpu' | 'cuda'; session: modelCore.ModelSession}> {
   if (config.gpu) {
     try {
       return {
@@ -89,6 +90,7 @@ async function openSession(
         session: await modelCore.createSession(model, {
           gpu: true,
           intraOpThreads: config.intraOpThreads ?? availableParallelism(),
+          runtime: config.runtime,
         }),
       }
     } catch (error) {
@@ -105,11 +107,12 @@ async function openSession(
     }
   }
 
-  // CPU: the runner's tuned options (./tuning.ts), shared with the benchmark's in-process baseline
+  // CPU: the serving options (../model/session.ts), shared with the benchmark's in-process baseline
   const intraOpThreads = config.intraOpThreads ?? availableParallelism()
+  const onWarning = (w: string) => warnings.push(w)
   return {
     provider: 'cpu',
-    session: await modelCore.createCpuSession(model, cpuSessionOptions(intraOpThreads), (w) => warnings.push(w)),
+    session: await modelCore.createSession(model, {intraOpThreads, onWarning, runtime: config.runtime}),
   }
 }
 
@@ -138,7 +141,7 @@ interface Loaded {
   info: RunnerReadyInfo
   maxBatch: number
   model: modelCore.LoadedModel
-  session: ort.InferenceSession
+  session: modelCore.ModelSession
 }
 
 type Channel = Socket
@@ -201,6 +204,7 @@ async function load(config: RunnerConfig): Promise<Loaded> {
     cacheDir: config.cacheDir,
     optimize: !config.gpu,
     labelsFile: config.labelsFile,
+    runtime: config.runtime,
     maxActivationBytes: config.maxActivationBytes,
     shape: config.inputShape,
   })
@@ -224,6 +228,7 @@ async function load(config: RunnerConfig): Promise<Loaded> {
     peakRssKb: procStatusKb('VmHWM'),
     provider,
     rssKb: procStatusKb('VmRSS'),
+    runtime: session.backend,
     summary: model.summary,
     warmupMs: Math.round(performance.now() - warm),
     warnings,
@@ -237,14 +242,15 @@ async function load(config: RunnerConfig): Promise<Loaded> {
  * batch size served.
  */
 async function warmUp(
-  session: ort.InferenceSession,
+  session: modelCore.ModelSession,
   [c, h, w]: [number, number, number],
   asked: number | undefined,
   warnings: string[],
 ): Promise<number> {
   const maxBatch = Math.max(1, asked ?? DEFAULT_MAX_BATCH)
-  const zeros = (n: number) => new ort.Tensor('float32', new Float32Array(n * c * h * w), [n, c, h, w])
-  await session.run({[session.inputNames[0]]: zeros(1)})
+  const zeros = (n: number) => ({data: new Float32Array(n * c * h * w), dims: [n, c, h, w]})
+  // on wasm, runs until V8's optimising tier has taken over (../model/session.ts)
+  await modelCore.warmUp(session, {[session.inputNames[0]]: zeros(1)})
   if (maxBatch === 1) return 1
   try {
     await session.run({[session.inputNames[0]]: zeros(maxBatch)})
@@ -336,9 +342,9 @@ async function runBatch(
     }
 
     const t1 = performance.now()
-    const out = await session.run({[info.inputName]: new ort.Tensor('float32', input, [batch.length, c, h, w])})
+    const out = await session.run({[info.inputName]: {data: input, dims: [batch.length, c, h, w]}})
     const inferenceMs = performance.now() - t1
-    const data = out[info.outputName].data as Float32Array
+    const data = out[info.outputName]
     const classes = data.length / batch.length
     channel.cork()
     try {

@@ -35,13 +35,14 @@ import type {Logger} from 'pino'
 import {fileURLToPath} from 'node:url'
 import pino from 'pino'
 
+import type {Runtime} from '../model/session.js'
 import type {ResizeMode} from '../model/types.js'
 import type {Metrics} from './metrics.js'
 import type {RunnerConfig} from './runner-main.js'
 
 import {DependencyError, IccError, ModelError, UsageError} from '../errors.js'
 import {type ChildProcess, spawn, terminate} from '../system.js'
-import {formatConnectorBody, topClasses} from './format.js'
+import {formatConnectorBody, topK} from './format.js'
 import {type MemoryCap, memoryLimitSuggestions, type MemoryMode, readRssKb, tryCgroupCap} from './memory.js'
 import {FrameDecoder, payloadToFloat32, type RunnerMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {runnerMallocEnv} from './tuning.js'
@@ -60,6 +61,8 @@ export interface ServiceOptions {
   gpu: boolean
   intraOpThreads?: number
   logger: Logger
+  /** Which ONNX Runtime the runner uses (../model/session.ts; default: $ICC_RUNTIME, else auto). */
+  runtime?: Runtime
   memoryLimitKb: number
   metrics: Metrics
   modelPath: string
@@ -137,6 +140,7 @@ function runnerConfig(o: ServiceOptions): RunnerConfig {
     memoryLimitKb: o.memoryLimitKb,
     modelPath: o.modelPath,
     resize: o.resize,
+    runtime: o.runtime,
     serviceName: o.name,
   }
 }
@@ -622,13 +626,13 @@ export class Service {
     const queueMs = (p.sentAt ?? now) - p.enqueuedAt
     const serviceMs = now - (p.sentAt ?? now)
     this.latencyEwmaMs = this.latencyEwmaMs === 0 ? serviceMs : this.latencyEwmaMs * 0.8 + serviceMs * 0.2
-    const {topK} = p.request
+    const k = p.request.topK
     this.settle(p, {
       batchSize: header.batch ?? 1,
       body: formatConnectorBody(probabilities),
       probabilities,
       timings: {decodeMs, inferenceMs, queueMs, totalMs},
-      ...(topK ? {top: topClasses(probabilities, topK, this.info?.labels)} : {}),
+      ...(k ? {top: topK(probabilities, k, this.info?.labels)} : {}),
     })
     this.pump()
   }

@@ -3,7 +3,8 @@
  * the figures, docs/performance-log.md each measurement). The runner's are kept in one place so the benchmark's
  * in-process baseline uses exactly what the runner uses.
  *
- * - ONNX Runtime CPU session: graph optimisation 'all' (the NCHWc layout transform alone is worth ~40% on
+ * - ONNX Runtime CPU session (cpuSessionOptions in ../model/session.ts, the one session factory): graph
+ *   optimisation 'all' (the NCHWc layout transform alone is worth ~40% on
  *   ResNets vs 'extended'), sequential execution with one inter-op thread (the parallel executor halved the
  *   throughput), intra-op threads = the cores, and no spin-waiting of the intra-op threads after each operator:
  *   spinning burnt the CPU that the host and the next image's JPEG decode need (+6% throughput at concurrency 4,
@@ -17,21 +18,8 @@
  * - A full garbage collection in the host when it goes idle after big uploads (fullGc, ./http-io.ts ByteBudget),
  *   so that the bodies' memory goes back to the system.
  */
-import type {InferenceSession} from 'onnxruntime-node'
-
 import {setFlagsFromString} from 'node:v8'
 import {runInNewContext} from 'node:vm'
-
-export function cpuSessionOptions(intraOpThreads: number): InferenceSession.SessionOptions {
-  return {
-    executionMode: 'sequential',
-    executionProviders: ['cpu'],
-    extra: {session: {intra_op: {allow_spinning: '0'}}},
-    graphOptimizationLevel: 'all',
-    interOpNumThreads: 1,
-    intraOpNumThreads: intraOpThreads,
-  }
-}
 
 /** Environment for a runner process (see above); values already set in `env` are kept. */
 export function runnerMallocEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {

@@ -19,7 +19,7 @@
  * node` uses node:http instead, and icc's own IPC client for the IPC path (what each costs is printed).
  *
  * Usage: node dist/test/bench/bench.js [--quick] [--out FILE] [--models 18,50] [--images 224,640]
- * (or --memory: the memory table by depth, ./memory.ts)
+ * (or --memory: the memory table by depth, ./memory.ts; or --runtime wasm [--quick]: wasm vs native, ./runtimes.ts)
  *        [--transports unix,tcp,ipc] [--client lean|node] [--serve-arg=--flag=value ...] [--raw-levers]
  */
 import {execa} from 'execa'
@@ -34,6 +34,7 @@ import sharp from 'sharp'
 
 import {invokeInferenceService, parsePredictions} from '../../src/client/ipc.js'
 import * as modelCore from '../../src/model/index.js'
+import {cpuSessionOptions} from '../../src/model/session.js'
 import {
   functionArn,
   HEADER_CLIENT_CONTEXT,
@@ -44,12 +45,13 @@ import {
 } from '../../src/serve/ipc.js'
 import {readRssKb} from '../../src/serve/memory.js'
 import {TensorPool} from '../../src/serve/tensor-pool.js'
-import {cpuSessionOptions, tierUpServingCode} from '../../src/serve/tuning.js'
+import {tierUpServingCode} from '../../src/serve/tuning.js'
 import {BIN} from '../helpers/cli.js'
 import {http, runnerPid} from '../helpers/serve-host.js'
 import {type BenchModel, buildModel, CLASSES, type Depth, photoJpeg} from './inputs.js'
 import {LeanHttp} from './lean-http.js'
 import {memoryBench} from './memory.js'
+import {runtimeBench} from './runtimes.js'
 import {median, percentile, throughput} from './stats.js'
 
 interface Args {
@@ -474,6 +476,8 @@ const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '-')
 async function main(): Promise<void> {
   // --memory: the memory table by depth instead (./memory.ts)
   if (process.argv.includes('--memory')) return memoryBench(process.argv.slice(2))
+  // --runtime wasm: the WebAssembly runtime against the native one (./runtimes.ts)
+  if (process.argv.includes('--runtime')) return runtimeBench(process.argv.slice(2))
   const args = parseArgs(process.argv.slice(2))
   // the raw pipeline's JavaScript (and the clients') tiers up as the runner's does, so the floor stays what the
   // runner does: at the runner's V8 setting, not V8's default

@@ -20,7 +20,7 @@ import sharp from 'sharp'
 
 import * as modelCore from '../../src/model/index.js'
 import {quantizeInt8} from '../../src/model/quantize.js'
-import {cpuSessionOptions} from '../../src/serve/tuning.js'
+import {cpuSessionOptions} from '../../src/model/session.js'
 import {SHARED} from '../helpers/cli.js'
 import {buildModel, type Depth, photoJpeg} from './inputs.js'
 import {median, throughput} from './stats.js'

@@ -10,7 +10,7 @@ import {availableParallelism} from 'node:os'
 import * as ort from 'onnxruntime-node'
 
 import * as modelCore from '../../src/model/index.js'
-import {cpuSessionOptions} from '../../src/serve/tuning.js'
+import {cpuSessionOptions} from '../../src/model/session.js'
 
 function statusKb(field: 'VmHWM' | 'VmRSS'): number {
   return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))![1])

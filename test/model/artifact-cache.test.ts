@@ -122,7 +122,8 @@ describe('model artifacts and the conversion cache', function () {
     const m = await loadModel(dir, {cacheDir: join(dir, 'cache')})
     let gpuError: unknown
     try {
-      await (await createSession(m, {gpu: true})).release()
+      // onnxruntime-node's CUDA provider, whatever ICC_RUNTIME says (wasm: ./runtimes.test.ts)
+      await (await createSession(m, {gpu: true, runtime: 'native'})).release()
     } catch (error) {
       gpuError = error
     }
@@ -133,7 +134,12 @@ describe('model artifacts and the conversion cache', function () {
       assert.equal(gpuError.code, 'CUDA_UNAVAILABLE')
       for (const f of missingCudaProviderFiles()) assert.ok(gpuError.message.includes(f), gpuError.message)
       const warnings: string[] = []
-      const s = await createSession(m, {fallbackToCpu: true, gpu: true, onWarning: (w) => warnings.push(w)})
+      const s = await createSession(m, {
+        fallbackToCpu: true,
+        gpu: true,
+        onWarning: (w) => warnings.push(w),
+        runtime: 'native',
+      })
       assert.deepEqual(s.inputNames, ['data'])
       await s.release()
       assert.match(warnings.join('\n'), /running on the CPU/)

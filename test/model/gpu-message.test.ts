@@ -19,7 +19,8 @@ describe('GPU errors', function () {
     const model = join(dir, 'model')
     await writeModelDir(model)
     const image = join(REPO_ROOT, 'assets', 'samples', 'sky.jpg')
-    const cache = ['--cache-dir', join(dir, 'cache')]
+    // onnxruntime-node's CUDA provider (the wasm runtime's GPU error is in ./runtimes.test.ts)
+    const cache = ['--cache-dir', join(dir, 'cache'), '--runtime', 'native']
     const predict = await iccJson(['predict', '--model', model, image, '--gpu', ...cache])
     const serve = await iccJson(
       ['serve', '--model', model, '--gpu-acceleration', 'GPU', '--socket', join(dir, 's.sock'), ...cache],

@@ -1,3 +1,5 @@
+import type * as ort from 'onnxruntime-node'
+
 /**
  * Conversion that holds one copy of the weights, and the model optimised ahead of time in parts
  * (src/model/onnx-export.ts writeOnnx/splitPlan, src/model/optimize.ts): the streamed file is the in-memory
@@ -9,9 +11,8 @@ import {existsSync} from 'node:fs'
 import {readdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import onnxProto from 'onnx-proto'
-import * as ort from 'onnxruntime-node'
 
-import {createCpuSession, loadModel} from '../../src/model/index.js'
+import {createCpuSession, loadModel, type ModelSession, openSession} from '../../src/model/index.js'
 import {readParams} from '../../src/model/mxnet-params.js'
 import {parseSymbol} from '../../src/model/mxnet-symbol.js'
 import {exportOnnx, plan, splitPlan, writeOnnx} from '../../src/model/onnx-export/index.js'
@@ -26,9 +27,9 @@ function resnet(numLayers: number, hw: number, dtype: 'float16' | 'float32' = 'f
   return {file, sym: parseSymbol(symbol)}
 }
 
-async function run(session: ort.InferenceSession, x: Float32Array, n: number, hw: number): Promise<Float32Array> {
-  const out = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', x, [n, 3, hw, hw])})
-  return out[session.outputNames[0]].data as Float32Array
+async function run(session: ModelSession, x: Float32Array, n: number, hw: number): Promise<Float32Array> {
+  const out = await session.run({[session.inputNames[0]]: {data: x, dims: [n, 3, hw, hw]}})
+  return out[session.outputNames[0]]
 }
 
 function input(n: number, hw: number): Float32Array {
@@ -85,13 +86,14 @@ describe('streamed conversion and the model optimised ahead of time', function (
     const cacheDir = join(dir, 'cache')
     // a CIFAR ResNet-20 (~1 MB of weights) in parts of 100 KB
     await writeModelDir(join(dir, 'm'), {numLayers: 20})
+    // optimising ahead of time is native only (whatever ICC_RUNTIME says)
     const optimize = {partBytes: 100_000}
-    const m = await loadModel(join(dir, 'm'), {cacheDir, optimize})
+    const m = await loadModel(join(dir, 'm'), {cacheDir, optimize, runtime: 'native'})
     assert.ok(m.optimizedPath, `an optimised model: ${m.warnings.join('; ')}`)
     const files = await readdir(join(cacheDir, 'onnx-cpu'))
     assert.ok(files.filter((f) => f.endsWith('.data')).length > 1, `parts: ${files.join(', ')}`)
     const options: ort.InferenceSession.SessionOptions = {executionProviders: ['cpu'], graphOptimizationLevel: 'all'}
-    const plain = await ort.InferenceSession.create(m.onnxPath, options)
+    const plain = await openSession(m.onnxPath, options)
     const optimized = await createCpuSession(m, options, (w) => assert.fail(w))
     for (const n of [1, 2]) {
       const x = input(n, 32)
@@ -104,7 +106,10 @@ describe('streamed conversion and the model optimised ahead of time', function (
     await plain.release()
     await optimized.release()
     // from the cache the second time; a damaged weights file is noticed and the model made again
-    assert.equal((await loadModel(join(dir, 'm'), {cacheDir, optimize})).optimizedPath, m.optimizedPath)
+    assert.equal(
+      (await loadModel(join(dir, 'm'), {cacheDir, optimize, runtime: 'native'})).optimizedPath,
+      m.optimizedPath,
+    )
     const data = join(
       cacheDir,
       'onnx-cpu',
@@ -113,7 +118,7 @@ describe('streamed conversion and the model optimised ahead of time', function (
     const bytes = await readFile(data)
     bytes[bytes.length - 1] ^= 0xff
     await writeFile(data, bytes)
-    const again = await loadModel(join(dir, 'm'), {cacheDir, optimize})
+    const again = await loadModel(join(dir, 'm'), {cacheDir, optimize, runtime: 'native'})
     assert.ok(again.optimizedPath, again.warnings.join('; '))
     assert.notEqual(again.optimizedPath, m.optimizedPath)
     assert.equal(existsSync(data), false, 'the damaged file is removed')

@@ -229,6 +229,9 @@ describe('icc serve life cycle', function () {
       'GPU',
       '--socket',
       join(dir, 'gpu', 'icc.sock'),
+      // onnxruntime-node's CUDA provider (the wasm runtime's GPU error: ../model/runtimes.test.ts)
+      '--runtime',
+      'native',
       '--json',
     ])
     assert.equal(r.exitCode, 5, r.stderr)

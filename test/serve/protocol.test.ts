@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import {PassThrough, Writable} from 'node:stream'
 
-import {formatConnectorBody, formatFloat32, topClasses} from '../../src/serve/format.js'
+import {formatConnectorBody, formatFloat32, topK} from '../../src/serve/format.js'
 import {type Frame, FrameDecoder, payloadToFloat32, writeFrame} from '../../src/serve/protocol.js'
 
 describe('serve protocol and format', () => {
@@ -90,7 +90,7 @@ describe('serve protocol and format', () => {
   })
 
   it('ranks the top classes with labels', () => {
-    const top = topClasses(new Float32Array([0.1, 0.6, 0.3]), 2, ['red', 'green', 'blue'])
+    const top = topK(new Float32Array([0.1, 0.6, 0.3]), 2, ['red', 'green', 'blue'])
     assert.deepEqual(top, [
       {index: 1, label: 'green', probability: 0.6},
       {index: 2, label: 'blue', probability: 0.3},
