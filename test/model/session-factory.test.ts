@@ -48,7 +48,7 @@ describe('the ONNX Runtime session factory', () => {
       .split('\n')
       .filter((line) => line.trim() !== '')
     assert.deepEqual(
-      code.filter((line) => !/^export (\*|\{[^}]*\}) from '\.\/[\w-]+\.js'$/.test(line)),
+      code.filter((line) => !/^export (\*|\{[^}]*\}) from '\.\/[\w-]+(\/index)?\.js'$/.test(line)),
       [],
     )
     for (const name of ['loadModel', 'predict', 'createSession', 'serve', 'startHost', 'validateParameters'])
