@@ -1,11 +1,13 @@
-import {Flags} from '@oclif/core'
+import {Flags, type Interfaces} from '@oclif/core'
 
 import type {Runtime} from '../src/model/session.js'
 import type {ResizeMode} from '../src/model/types.js'
 
-import {DEFAULT_MAX_BODY_BYTES, serve, type ServeResult} from '../src/serve/index.js'
+import {DEFAULT_MAX_BODY_BYTES, serve, type ServeOptions, type ServeResult} from '../src/serve/index.js'
 import {BaseCommand} from './_base.js'
 import {cacheDirFlag, inputShapeFlag, labelsFlag, resizeFlag, runtimeFlag} from './_model.js'
+
+type ServeFlags = Interfaces.InferredFlags<(typeof Serve)['flags']>
 
 export default class Serve extends BaseCommand {
   static override description = `Run the local inference service(s) of the Image Classification connector.
@@ -217,46 +219,8 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       model: flags.model,
       resize: flags.resize as ResizeMode,
       runtime: flags.runtime as Runtime | undefined,
-      ipc:
-        flags['ipc-port'] === undefined
-          ? undefined
-          : {
-              authToken: flags['ipc-auth-token'],
-              authTokenFile: flags['ipc-auth-token-file'],
-              port: flags['ipc-port'],
-              region: flags.region,
-            },
-      onReady: (info, {lambdaEnv}) => {
-        const where = [info.addresses.socket && `unix:${info.addresses.socket}`, info.addresses.tcp?.url].filter(
-          Boolean,
-        )
-        for (const w of info.warnings) this.warn(w)
-        for (const flag of ['ipc-auth-token', 'auth-token'] as const) {
-          if (flags[flag]) {
-            this.warn(`--${flag} puts the token where other local users can read it (ps); use --${flag}-file instead.`)
-          }
-        }
-
-        const printEnv = flags['print-env'] ? lambdaEnv : undefined
-        // the token is a secret: on stdout only when asked for (--print-env), else once on stderr if generated
-        if (info.ipc?.tokenGenerated && !printEnv) {
-          process.stderr.write(
-            `icc serve: generated IPC auth token (shown once): ${lambdaEnv?.AWS_CONTAINER_AUTHORIZATION_TOKEN}\n`,
-          )
-        }
-
-        // one line, so scripts can wait for it (oclif's log is silent with --json)
-        if (json) {
-          const ready = printEnv && info.ipc ? {...info, ipc: {...info.ipc, env: printEnv}} : info
-          process.stdout.write(JSON.stringify({event: 'ready', ...ready}) + '\n')
-        } else {
-          this.log(
-            `icc serve: ready on ${where.join(' and ')} (services: ${info.services.map((s) => `${s.name} on ${s.runtime}`).join(', ')})` +
-              (info.ipc ? `; Greengrass IPC on ${info.ipc.url}` : ''),
-          )
-          for (const [k, v] of Object.entries(printEnv ?? {})) this.log(`export ${k}='${v}'`)
-        }
-      },
+      ipc: ipcOptions(flags),
+      onReady: this.readyAnnouncer(flags, json),
       parameters: flags.parameters,
       pipelineDepth: flags['pipeline-depth'],
       progress: Boolean(process.stderr.isTTY) && !json,
@@ -270,4 +234,49 @@ Listens on a unix socket (default $XDG_RUNTIME_DIR/icc/icc.sock or /tmp/icc-$UID
       watch: flags.watch,
     })
   }
+
+  /** The ready callback: warnings, the generated token (once, on stderr), and the ready line or event. */
+  private readyAnnouncer(flags: ServeFlags, json: boolean): NonNullable<ServeOptions['onReady']> {
+    return (info, {lambdaEnv}) => {
+      const where = [info.addresses.socket && `unix:${info.addresses.socket}`, info.addresses.tcp?.url].filter(Boolean)
+      for (const w of info.warnings) this.warn(w)
+      for (const flag of ['ipc-auth-token', 'auth-token'] as const) {
+        if (flags[flag]) {
+          this.warn(`--${flag} puts the token where other local users can read it (ps); use --${flag}-file instead.`)
+        }
+      }
+
+      const printEnv = flags['print-env'] ? lambdaEnv : undefined
+      // the token is a secret: on stdout only when asked for (--print-env), else once on stderr if generated
+      if (info.ipc?.tokenGenerated && !printEnv) {
+        process.stderr.write(
+          `icc serve: generated IPC auth token (shown once): ${lambdaEnv?.AWS_CONTAINER_AUTHORIZATION_TOKEN}\n`,
+        )
+      }
+
+      // one line, so scripts can wait for it (oclif's log is silent with --json)
+      if (json) {
+        const ready = printEnv && info.ipc ? {...info, ipc: {...info.ipc, env: printEnv}} : info
+        process.stdout.write(JSON.stringify({event: 'ready', ...ready}) + '\n')
+      } else {
+        this.log(
+          `icc serve: ready on ${where.join(' and ')} (services: ${info.services.map((s) => `${s.name} on ${s.runtime}`).join(', ')})` +
+            (info.ipc ? `; Greengrass IPC on ${info.ipc.url}` : ''),
+        )
+        for (const [k, v] of Object.entries(printEnv ?? {})) this.log(`export ${k}='${v}'`)
+      }
+    }
+  }
+}
+
+/** The Greengrass IPC endpoint's options, when --ipc-port asks for one. */
+function ipcOptions(flags: ServeFlags): ServeOptions['ipc'] {
+  return flags['ipc-port'] === undefined
+    ? undefined
+    : {
+        authToken: flags['ipc-auth-token'],
+        authTokenFile: flags['ipc-auth-token-file'],
+        port: flags['ipc-port'],
+        region: flags.region,
+      }
 }
