@@ -9,8 +9,9 @@ import {readFile} from 'node:fs/promises'
 
 import {connectorForPlatform, CONNECTORS, iccMinimumGlibc, MIN_NODE} from '../../src/connector/catalog.js'
 import {listConnectors, renderConnectorTable} from '../../src/connector/list.js'
-import {checkBackend, checkGlibc, findOnnxBinding, sharpFix} from '../../src/device/doctor-runtime.js'
+import {checkBackend, checkGlibc, findOnnxBinding} from '../../src/device/doctor-runtime.js'
 import {glibcAtLeast, glibcVersion, iccSupportFor} from '../../src/device/platform.js'
+import {sharpFix} from '../../src/model/sharp.js'
 import {ARMV7} from '../helpers/emulation.js'
 
 const armv7 = connectorForPlatform('armv7').icc
