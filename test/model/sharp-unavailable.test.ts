@@ -5,36 +5,14 @@
  * with an injected old glibc.
  */
 import assert from 'node:assert/strict'
-import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {pathToFileURL} from 'node:url'
 
 import {connectorForPlatform} from '../../src/connector/catalog.js'
 import {glibcVersion, iccSupportFor} from '../../src/device/platform.js'
 import {sharpUnavailable} from '../../src/model/sharp.js'
 import {icc, iccJson, REPO_ROOT} from '../helpers/cli.js'
+import {failingImports, injectedFailure} from '../helpers/failing-import.js'
 import {tempDir, writeModelDir} from '../helpers/model-fixtures.js'
-
-/** What sharp throws where its prebuilt does not load (the first line of sharp's own message). */
-const SHARP_FAILS = 'Could not load the "sharp" module using the linux-x64 runtime (injected by the test)'
-
-/** A `--import` module that makes every `sharp` import fail as on an old glibc. */
-async function failingSharpHook(dir: string): Promise<string> {
-  const loader = join(dir, 'no-sharp-loader.mjs')
-  await writeFile(
-    loader,
-    `export async function resolve(specifier, context, next) {
-  if (specifier === 'sharp') throw new Error(${JSON.stringify(SHARP_FAILS)})
-  return next(specifier, context)
-}\n`,
-  )
-  const hook = join(dir, 'no-sharp.mjs')
-  await writeFile(
-    hook,
-    `import {register} from 'node:module'\nregister(${JSON.stringify(pathToFileURL(loader).href)})\n`,
-  )
-  return hook
-}
 
 describe('model: a sharp that does not load', function () {
   this.timeout(300_000)
@@ -47,7 +25,7 @@ describe('model: a sharp that does not load', function () {
   before(async () => {
     dir = await tempDir('icc-sharp-')
     model = (await writeModelDir(join(dir, 'model'), {numClasses: 10})).dir
-    env = {NODE_OPTIONS: `--import ${await failingSharpHook(dir)}`}
+    env = await failingImports(dir, ['sharp'])
   })
 
   it('the error names the glibc needed and found, and the WebAssembly build (armv7, glibc 2.31)', () => {
@@ -66,7 +44,7 @@ describe('model: a sharp that does not load', function () {
     assert.equal(r.exitCode, 5, r.stderr)
     assert.equal(r.json.error.code, 'SHARP_UNAVAILABLE')
     assert.ok(r.json.error.message.includes(`needs ${needs} for sharp on linux-${process.arch}, found ${glibc}`))
-    assert.ok(r.json.error.message.includes(SHARP_FAILS))
+    assert.ok(r.json.error.message.includes(injectedFailure('sharp')))
     assert.match(r.json.error.suggestions.join(' '), /@img\/sharp-wasm32/)
   })
 
