@@ -121,11 +121,17 @@ export function checkBackend(binding: string | undefined, facts: RuntimeFacts): 
   }
 }
 
-/** onnxruntime-node loads, and its binding finds the system libraries it needs. */
-export async function checkOnnxRuntime(binding: string | undefined): Promise<DoctorCheck> {
+/**
+ * onnxruntime-node loads, and its binding finds the system libraries it needs. Where it has no binary (armv7) it is
+ * a warning, not a failure: serve uses the WebAssembly runtime there. Tests inject `load`.
+ */
+export async function checkOnnxRuntime(
+  binding: string | undefined,
+  load: () => Promise<typeof import('onnxruntime-node')> = () => import('onnxruntime-node'),
+): Promise<DoctorCheck> {
   const title = 'ONNX Runtime binding (icc serve)'
   try {
-    const ort = await import('onnxruntime-node')
+    const ort = await load()
     const evidence: Record<string, unknown> = {
       binding,
       backends: ort.listSupportedBackends?.(),
