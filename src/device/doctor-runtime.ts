@@ -10,6 +10,7 @@ import {dirname, join} from 'node:path'
 import type {CheckStatus, DoctorCheck} from './doctor-types.js'
 
 import {iccMinimumGlibc, type IccSupport} from '../connector/catalog.js'
+import {loadSharp, sharpFix} from '../model/sharp.js'
 import {checkBinary} from './libraries.js'
 import {glibcAtLeast} from './platform.js'
 
@@ -120,11 +121,17 @@ export function checkBackend(binding: string | undefined, facts: RuntimeFacts): 
   }
 }
 
-/** onnxruntime-node loads, and its binding finds the system libraries it needs. */
-export async function checkOnnxRuntime(binding: string | undefined): Promise<DoctorCheck> {
+/**
+ * onnxruntime-node loads, and its binding finds the system libraries it needs. Where it has no binary (armv7) it is
+ * a warning, not a failure: serve uses the WebAssembly runtime there. Tests inject `load`.
+ */
+export async function checkOnnxRuntime(
+  binding: string | undefined,
+  load: () => Promise<typeof import('onnxruntime-node')> = () => import('onnxruntime-node'),
+): Promise<DoctorCheck> {
   const title = 'ONNX Runtime binding (icc serve)'
   try {
-    const ort = await import('onnxruntime-node')
+    const ort = await load()
     const evidence: Record<string, unknown> = {
       binding,
       backends: ort.listSupportedBackends?.(),
@@ -171,7 +178,7 @@ export async function checkOnnxRuntime(binding: string | undefined): Promise<Doc
 export async function checkSharp(facts: RuntimeFacts): Promise<DoctorCheck> {
   const title = 'sharp image decoder (icc serve)'
   try {
-    const sharp = (await import('sharp')).default
+    const sharp = await loadSharp()
     return {
       evidence: {versions: {sharp: sharp.versions.sharp, vips: sharp.versions.vips}},
       for: 'icc',
@@ -186,22 +193,9 @@ export async function checkSharp(facts: RuntimeFacts): Promise<DoctorCheck> {
       fix: sharpFix(facts),
       for: 'icc',
       id: 'sharp',
-      message: `cannot load sharp: ${(error as Error).message.split('\n')[0]}`,
+      message: (error as Error).message,
       status: 'fail',
       title,
     }
   }
-}
-
-/**
- * How to get a working sharp: with a glibc below its prebuilt's, the versions and the WebAssembly build (sharp
- * loads @img/sharp-wasm32 by itself when its native build does not load); otherwise a reinstall.
- */
-export function sharpFix(facts: RuntimeFacts): string {
-  const needs = facts.support?.minimumGlibc.sharp
-  if (facts.glibc && needs && !glibcAtLeast(facts.glibc, needs)) {
-    return `sharp's prebuilt for ${process.platform}-${process.arch} needs glibc ${needs}, this system has ${facts.glibc}: upgrade the OS, or install sharp's WebAssembly build (npm install --cpu=wasm32 @img/sharp-wasm32 in icc's folder), which sharp then loads instead.`
-  }
-
-  return 'Reinstall icc so that sharp installs its prebuilt libvips for this platform (npm install --include=optional).'
 }

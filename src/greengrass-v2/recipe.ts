@@ -101,6 +101,21 @@ export function checkComponentId(name: string, version: string): void {
   }
 }
 
+/**
+ * The Install step's check that the unpacked bundle runs here: the ONNX Runtime `icc serve` will use, resolved as
+ * serve resolves it (onnxruntime-node where its binary loads, else the WebAssembly runtime: armv7 has no
+ * onnxruntime-node binary), and sharp, through icc's own loaders so that a failure prints their error and fix.
+ */
+export const BUNDLE_LOAD_CHECK = [
+  `(cd "$ICC_HOME.new" && node --input-type=module -e "`,
+  "const {resolveRuntime} = await import('./dist/src/model/session.js');",
+  " const {loadSharp} = await import('./dist/src/model/sharp.js');",
+  " try { const {backend} = await resolveRuntime('auto'); await loadSharp();",
+  " console.log('icc: the bundle loads here: ONNX Runtime ' + backend + ', sharp') }",
+  " catch (e) { console.error('icc: ' + e.message + ' ' + (e.suggestions ?? []).join(' ')); process.exit(1) }",
+  `") || { echo "icc: the bundle's ONNX Runtime or sharp does not load on this device ($(uname -m)): see above." >&2; exit 1; }`,
+].join('')
+
 /** The Install step: Node.js present and recent enough, the bundle unpacked into the work folder and loadable. */
 function installScript(bundleFileName: string): string {
   const [major, minor] = MIN_NODE
@@ -115,7 +130,7 @@ function installScript(bundleFileName: string): string {
     'rm -rf "$ICC_HOME.new"',
     'mkdir -p "$ICC_HOME.new"',
     `tar -xzf "{artifacts:path}/${bundleFileName}" -C "$ICC_HOME.new"`,
-    `(cd "$ICC_HOME.new" && node --input-type=module -e "await import('onnxruntime-node'); await import('sharp')") || { echo "icc: the bundle's native modules (ONNX Runtime, sharp) do not load on this device ($(uname -m))." >&2; exit 1; }`,
+    BUNDLE_LOAD_CHECK,
     'rm -rf "$ICC_HOME"',
     'mv "$ICC_HOME.new" "$ICC_HOME"',
   ].join('\n')

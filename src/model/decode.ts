@@ -15,10 +15,10 @@
  * says data is missing (libjpeg's "premature end of data segment") fails too; any other warning is tolerated, as
  * OpenCV tolerates it.
  */
-import sharp from 'sharp'
-
 import type {ImageHeader} from './image-header.js'
 import type {Image8} from './resize-linear.js'
+
+import {loadSharp} from './sharp.js'
 
 /** sharp's options for a decode of untrusted bytes. */
 export interface DecodeLimits {
@@ -28,6 +28,7 @@ export interface DecodeLimits {
 /** Decode as OpenCV's IMREAD_COLOR does (see the module comment); RGB order, 3 channels. */
 export async function decodeLikeOpenCv(header: ImageHeader, limits: DecodeLimits): Promise<Image8> {
   const cmyk = header.components === 4
+  const sharp = await loadSharp()
   const {data, info} = await strictly(async (failOn) => {
     let pipeline = sharp(header.bytes, {autoOrient: false, failOn, ignoreIcc: true, ...limits})
     if (cmyk) pipeline = pipeline.pipelineColourspace('cmyk').toColourspace('cmyk')

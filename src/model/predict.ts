@@ -6,6 +6,7 @@ import {formatFloat32, formatProbabilities, topK} from './format.js'
 import {loadModel, type LoadModelOptions} from './load.js'
 import {expandImageArgs, imagesError, loadImage} from './predict-images.js'
 import {type Backend, createSession, type SessionOptions} from './session.js'
+import {loadSharp} from './sharp.js'
 
 export interface PredictOptions extends LoadModelOptions, SessionOptions {
   /** Image file paths. */
@@ -41,6 +42,8 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
 
   const k = options.topK ?? 5
   if (!Number.isInteger(k) || k < 1) throw new UsageError('BAD_TOP_K', `--top-k must be a positive integer, got ${k}`)
+  // the decoder before the model: a sharp that does not load (old glibc) is its own error (exit 5), not each image's
+  await loadSharp()
   const {failures, images} = await expandImageArgs(options.images)
   const model = await loadModel(options.model, options)
   const onWarning = (w: string) => {

@@ -32,8 +32,6 @@
  * Errors are `ModelError`s with codes `BAD_IMAGE` (empty, garbage, truncated, corrupt), `IMAGE_TOO_LARGE`,
  * `UNSUPPORTED_CONTENT_TYPE` and `BAD_PREPROCESS_OPTIONS` (a programming or model-shape error).
  */
-import sharp from 'sharp'
-
 import type {PreprocessingSpec, PreprocessOptions} from './types.js'
 
 import {ModelError} from '../errors.js'
@@ -42,6 +40,7 @@ import {decodeMemoryBytes} from './decode-memory.js'
 import {decodeLikeOpenCv, strictly} from './decode.js'
 import {type ImageHeader, readImageHeader, type SupportedImageType} from './image-header.js'
 import {resizeLinear} from './resize-linear.js'
+import {loadSharp} from './sharp.js'
 import {DEFAULT_RESIZE_MODE} from './types.js'
 
 export {SUPPORTED_CONTENT_TYPES} from './content-type.js'
@@ -289,6 +288,7 @@ function checkShrink(header: ImageHeader, width: number, height: number): void {
 
 /** The `fast` mode: sharp decodes (ICC to sRGB, shrink-on-load), orients and resizes. */
 async function decodeFast(header: ImageHeader, width: number, height: number, maxPixels: number): Promise<Buffer> {
+  const sharp = await loadSharp()
   return strictly((failOn) => {
     let pipeline = sharp(header.bytes, {autoOrient: false, failOn, limitInputPixels: maxPixels})
     // the orientation read by ./image-header.ts (EXIF was removed): rotate, then mirror, as libvips' autorot does

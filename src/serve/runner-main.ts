@@ -21,10 +21,10 @@ import {readFileSync, realpathSync, rmSync} from 'node:fs'
 import {Socket} from 'node:net'
 import {availableParallelism} from 'node:os'
 import {pathToFileURL} from 'node:url'
-import sharp from 'sharp'
 
 import {DependencyError, IccError, isIccError, ModelError} from '../errors.js'
 import * as modelCore from '../model/index.js'
+import {loadSharp} from '../model/sharp.js'
 import {DecodeAdmission} from './decode-admission.js'
 import {InferenceLine} from './inference-line.js'
 import {FrameDecoder, type HostMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
@@ -151,13 +151,13 @@ export async function runRunner(hooks: RunnerHooks = {}): Promise<void> {
   // never Node's inspector on SIGUSR1; SIGUSR2 and SIGHUP do not end the runner (./signals.ts). The line on stdout
   // goes to the host's log
   handleServeSignals((_signal, what) => console.log(what))
-  // libvips' operation cache (up to 50 MB) never hits here: every request is a new image
-  sharp.cache(false)
   const config = JSON.parse(process.env.ICC_RUNNER_CONFIG ?? '{}') as RunnerConfig
   const channel = openChannel()
   let loaded: Loaded
   try {
     await hooks.beforeLoad?.()
+    // the decoder first: a sharp that does not load here (old glibc) fails start-up with its own error (exit 5)
+    await loadSharp()
     loaded = await load(config)
   } catch (error) {
     sendFatal(channel, error)

@@ -74,7 +74,7 @@ function describeArch(target: ArchTarget, runtime: () => Promise<RuntimeChoice>)
       native = JSON.parse(x86.stdout.trim()) as number[]
 
       let t = performance.now()
-      emulated = await prepareEmulatedIcc(target)
+      emulated = await prepareEmulatedIcc(target, join(dir, 'app'))
       console.log(`      prepared ${target.nodePackage} and the ${target.cpu} dependencies in ${seconds(t)}`)
       t = performance.now()
       host = await startServe(

@@ -9,8 +9,9 @@ import {readFile} from 'node:fs/promises'
 
 import {connectorForPlatform, CONNECTORS, iccMinimumGlibc, MIN_NODE} from '../../src/connector/catalog.js'
 import {listConnectors, renderConnectorTable} from '../../src/connector/list.js'
-import {checkBackend, checkGlibc, findOnnxBinding, sharpFix} from '../../src/device/doctor-runtime.js'
+import {checkBackend, checkGlibc, checkOnnxRuntime, findOnnxBinding} from '../../src/device/doctor-runtime.js'
 import {glibcAtLeast, glibcVersion, iccSupportFor} from '../../src/device/platform.js'
+import {sharpFix} from '../../src/model/sharp.js'
 import {ARMV7} from '../helpers/emulation.js'
 
 const armv7 = connectorForPlatform('armv7').icc
@@ -85,6 +86,16 @@ describe('device: glibc and backend checks (platform table)', () => {
     const wasm = checkBackend(undefined, {support: armv7})
     assert.equal(wasm.evidence.backend, 'wasm')
     assert.match(wasm.message, /onnxruntime-node has no binary for linux-/)
+  })
+
+  it('onnxruntime-node that does not load: a warning where it has no binary (armv7), a failure where it has', async () => {
+    const fails = () => Promise.reject(new Error("Cannot find module 'bin/napi-v6/linux/arm/onnxruntime_binding.node'"))
+    const armv7Check = await checkOnnxRuntime(undefined, fails)
+    assert.equal(armv7Check.status, 'warn')
+    assert.match(armv7Check.fix!, /uses the WebAssembly backend instead/)
+    const broken = await checkOnnxRuntime('/opt/icc/onnxruntime_binding.node', fails)
+    assert.equal(broken.status, 'fail')
+    assert.match(broken.fix!, /Reinstall icc/)
   })
 
   it('reads the running glibc and compares versions numerically', () => {

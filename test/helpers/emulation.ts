@@ -7,7 +7,7 @@
  */
 import {execa} from 'execa'
 import {createHash} from 'node:crypto'
-import {access, cp, mkdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {access, cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 
@@ -114,16 +114,33 @@ export async function npmNode(spec: string): Promise<string> {
   return node
 }
 
-/** icc's production dependencies for the target CPU (from the npm registry, no install scripts), cached. */
+/**
+ * icc's production dependencies for the target CPU (from the npm registry, no install scripts), cached. Installed
+ * into a folder of this process's own, then renamed into place: runs in parallel (several checkouts share the
+ * cache) never install into one folder at once; the first rename wins and the others use its folder.
+ */
 async function dependencies(target: ArchTarget): Promise<string> {
   const dir = join(CACHE_ROOT, `deps-${target.cpu}-${await lockHash()}`)
   if (await exists(join(dir, '.complete'))) return dir
-  await rm(dir, {force: true, recursive: true})
-  await mkdir(dir, {recursive: true})
-  for (const file of ['package.json', 'package-lock.json', '.npmrc']) await cp(join(REPO_ROOT, file), join(dir, file))
-  const args = ['ci', '--os=linux', `--cpu=${target.cpu}`, '--libc=glibc', '--omit=dev', '--ignore-scripts']
-  await execa('npm', [...args, '--no-audit', '--no-fund'], {cwd: dir, env: {ONNXRUNTIME_NODE_INSTALL: 'skip'}})
-  await writeFile(join(dir, '.complete'), '')
+  await mkdir(CACHE_ROOT, {recursive: true})
+  const staging = await mkdtemp(`${dir}.partial-`)
+  try {
+    for (const file of ['package.json', 'package-lock.json', '.npmrc']) {
+      await cp(join(REPO_ROOT, file), join(staging, file))
+    }
+
+    const args = ['ci', '--os=linux', `--cpu=${target.cpu}`, '--libc=glibc', '--omit=dev', '--ignore-scripts']
+    await execa('npm', [...args, '--no-audit', '--no-fund'], {cwd: staging, env: {ONNXRUNTIME_NODE_INSTALL: 'skip'}})
+    await writeFile(join(staging, '.complete'), '')
+    // a folder left by an interrupted run of the old layout (no .complete) goes first
+    if (!(await exists(join(dir, '.complete')))) await rm(dir, {force: true, recursive: true})
+    await rename(staging, dir).catch(async (error: NodeJS.ErrnoException) => {
+      if (!(await exists(join(dir, '.complete')))) throw error
+    })
+  } finally {
+    await rm(staging, {force: true, recursive: true})
+  }
+
   return dir
 }
 
@@ -137,16 +154,16 @@ export interface EmulatedIcc {
 }
 
 /**
- * The emulated icc: the Node binary and dependencies (cached), and this checkout's compiled icc copied beside
- * them (what package.json's `files` publishes), so every run tests the current build.
+ * The emulated icc in `app` (a folder of this run's): this checkout's compiled icc (what package.json's `files`
+ * publishes), so every run tests the current build, with the cached dependencies linked beside it; and the
+ * cached Node binary.
  */
-export async function prepareEmulatedIcc(target: ArchTarget): Promise<EmulatedIcc> {
-  const [node, app] = await Promise.all([npmNode(target.nodePackage), dependencies(target)])
+export async function prepareEmulatedIcc(target: ArchTarget, app: string): Promise<EmulatedIcc> {
+  const [node, deps] = await Promise.all([npmNode(target.nodePackage), dependencies(target)])
   const {files} = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as {files: string[]}
-  for (const part of files) {
-    await rm(join(app, part), {force: true, recursive: true})
-    await cp(join(REPO_ROOT, part), join(app, part), {recursive: true})
-  }
+  await mkdir(app, {recursive: true})
+  for (const part of ['package.json', ...files]) await cp(join(REPO_ROOT, part), join(app, part), {recursive: true})
+  await symlink(join(deps, 'node_modules'), join(app, 'node_modules'))
 
   const cpuinfo = join(CACHE_ROOT, 'cpuinfo-arm64')
   if (target.cpu === 'arm64') await writeFile(cpuinfo, ARM64_CPUINFO)
