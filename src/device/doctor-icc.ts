@@ -10,7 +10,6 @@ import type {DoctorCheck} from './doctor-types.js'
 
 import {MIN_NODE} from '../connector/catalog.js'
 import {
-  activationBound,
   CUDA_PROVIDER_FIX,
   hasCudaProviderBuild,
   missingCudaProviderFiles,
@@ -121,8 +120,6 @@ export interface ModelCheckOptions {
 export async function checkModel(path: string, options: ModelCheckOptions = {}): Promise<DoctorCheck> {
   const title = 'model loads in an icc serve runner'
   const service = {
-    // the model's tensors are bounded by the limit asked for (else the default), not by the uncapped measurement's
-    activationLimitKb: options.memoryLimitKb ?? Math.floor(activationBound({}) / 1024),
     allowCpuFallback: false,
     cacheDir: options.cacheDir,
     gpu: false,

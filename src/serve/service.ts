@@ -127,6 +127,12 @@ interface ExitEvent extends RunnerRun {
 }
 
 /** The runner's configuration (its ICC_RUNNER_CONFIG) from the service's options. */
+/** The bound on a model's tensors per image: the activation limit, else the memory limit; 0: the default bound. */
+function activationBytes(o: ServiceOptions): number | undefined {
+  const kb = o.activationLimitKb ?? o.memoryLimitKb
+  return kb > 0 ? kb * 1024 : undefined
+}
+
 function runnerConfig(o: ServiceOptions): RunnerConfig {
   return {
     allowCpuFallback: o.allowCpuFallback,
@@ -135,7 +141,7 @@ function runnerConfig(o: ServiceOptions): RunnerConfig {
     labelsFile: o.labelsFile,
     gpu: o.gpu,
     intraOpThreads: o.intraOpThreads,
-    maxActivationBytes: (o.activationLimitKb ?? o.memoryLimitKb) * 1024,
+    maxActivationBytes: activationBytes(o),
     maxBatch: o.maxBatch,
     memoryLimitKb: o.memoryLimitKb,
     modelPath: o.modelPath,
@@ -510,7 +516,16 @@ export class Service {
   static async measureLoad(
     options: ServiceOptions,
   ): Promise<{info: RunnerReadyInfo; memoryMode?: MemoryMode; peakKb: number}> {
-    const probe = new Service({...options, logger: pino({level: 'silent'}), memoryLimitKb: UNCAPPED_KB, queueLimit: 1})
+    // uncapped, but the model's tensors stay bounded by the limit asked for (a model refused there is refused here)
+    const activationLimitKb = options.activationLimitKb ?? options.memoryLimitKb
+    const silent = pino({level: 'silent'})
+    const probe = new Service({
+      ...options,
+      activationLimitKb,
+      logger: silent,
+      memoryLimitKb: UNCAPPED_KB,
+      queueLimit: 1,
+    })
     try {
       const info = await probe.start()
       return {info, memoryMode: probe.memoryMode, peakKb: Math.max(info.peakRssKb, probe.cap?.peakKb() ?? 0)}
