@@ -13,15 +13,25 @@ import {join} from 'node:path'
 
 import {type MemoryCap, tryCgroupV1Cap} from './cgroup.js'
 
-export function readRssKb(pid: number): {hwmKb?: number; rssKb?: number} {
+/** Memory fields (KiB) of `/proc/PID/status` (`self`: this process); a field the kernel does not give is absent. */
+export function procStatusKb<F extends string>(pid: number | 'self', fields: F[]): Partial<Record<F, number>> {
+  const found: Partial<Record<F, number>> = {}
   try {
     const text = readFileSync(`/proc/${pid}/status`, 'utf8')
-    const rss = /^VmRSS:\s+(\d+) kB/m.exec(text)
-    const hwm = /^VmHWM:\s+(\d+) kB/m.exec(text)
-    return {hwmKb: hwm ? Number(hwm[1]) : undefined, rssKb: rss ? Number(rss[1]) : undefined}
+    for (const field of fields) {
+      const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)
+      if (m) found[field] = Number(m[1])
+    }
   } catch {
-    return {}
+    // the process is gone, or no /proc: nothing measured
   }
+
+  return found
+}
+
+export function readRssKb(pid: number): {hwmKb?: number; rssKb?: number} {
+  const {VmHWM, VmRSS} = procStatusKb(pid, ['VmHWM', 'VmRSS'])
+  return {hwmKb: VmHWM, rssKb: VmRSS}
 }
 
 /** How a runner's memory limit is enforced: by the kernel (a memory cgroup) or by the host's RSS watchdog. */

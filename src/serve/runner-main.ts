@@ -17,7 +17,7 @@
  * This module runs the runner when it is the program; {@link runRunner} is exported for a runner that wraps it
  * (the tests' fault runner, test/helpers/fault-runner.ts, started with `icc serve --runner-entry`).
  */
-import {readFileSync, realpathSync, rmSync} from 'node:fs'
+import {realpathSync, rmSync} from 'node:fs'
 import {Socket} from 'node:net'
 import {availableParallelism} from 'node:os'
 import {pathToFileURL} from 'node:url'
@@ -27,6 +27,7 @@ import * as modelCore from '../model/index.js'
 import {loadSharp} from '../model/sharp.js'
 import {DecodeAdmission} from './decode-admission.js'
 import {InferenceLine} from './inference-line.js'
+import {procStatusKb} from './memory.js'
 import {FrameDecoder, type HostMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {handleServeSignals} from './signals.js'
 import {TensorPool} from './tensor-pool.js'
@@ -69,13 +70,9 @@ export interface RunnerHooks {
   beforeDecode?(payload: Buffer): {admitted?: () => Promise<void> | void; image: Buffer}
 }
 
-function procStatusKb(field: 'RssAnon' | 'VmHWM' | 'VmRSS'): number {
-  try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))
-    return m ? Number(m[1]) : Math.round(process.memoryUsage().rss / 1024)
-  } catch {
-    return Math.round(process.memoryUsage().rss / 1024)
-  }
+/** One memory field of this runner (KiB, ./memory.ts), else its RSS as Node sees it. */
+function ownKb(field: 'RssAnon' | 'VmHWM' | 'VmRSS'): number {
+  return procStatusKb('self', [field])[field] ?? Math.round(process.memoryUsage().rss / 1024)
 }
 
 async function openSession(
@@ -225,9 +222,9 @@ async function load(config: RunnerConfig): Promise<Loaded> {
     numClasses: model.numClasses,
     onnxPath: model.onnxPath,
     outputName: session.outputNames[0],
-    peakRssKb: procStatusKb('VmHWM'),
+    peakRssKb: ownKb('VmHWM'),
     provider,
-    rssKb: procStatusKb('VmRSS'),
+    rssKb: ownKb('VmRSS'),
     runtime: session.backend,
     summary: model.summary,
     warmupMs: Math.round(performance.now() - warm),
@@ -274,7 +271,7 @@ function decodeBudget(config: RunnerConfig, info: RunnerReadyInfo): DecodeAdmiss
   const limitKb = config.memoryLimitKb ?? Number.MAX_SAFE_INTEGER / 1024
   const marginKb = Math.max(16 * 1024, limitKb * 0.05)
   const together = Math.max(0, (limitKb - info.rssKb - marginKb) * 1024)
-  const alone = Math.max(0, (limitKb - procStatusKb('RssAnon')) * 1024)
+  const alone = Math.max(0, (limitKb - ownKb('RssAnon')) * 1024)
   return new DecodeAdmission(together, alone, limitKb, collectGarbage)
 }
 
