@@ -134,20 +134,10 @@ export async function preprocessInto(
   const header = readImageHeader(bytes, format)
   const {height: sourceHeight, width: sourceWidth} = header
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS
-  if (sourceWidth * sourceHeight > maxPixels) {
-    throw new ModelError(
-      'IMAGE_TOO_LARGE',
-      `The image is ${sourceWidth}x${sourceHeight} (${sourceWidth * sourceHeight} pixels), more than the limit of ${maxPixels} pixels; it was not decoded.`,
-      {
-        details: {height: sourceHeight, maxPixels, width: sourceWidth},
-        suggestions: ['Send a smaller image (the model only needs its input size), or raise the pixel limit.'],
-      },
-    )
-  }
+  checkSize(sourceWidth, sourceHeight, maxPixels)
 
   const {channels, height, width} = options
   const mode = options.resize ?? DEFAULT_RESIZE_MODE
-  if (mode === 'fast') checkShrink(header, width, height)
   const release = await options.reserve?.(decodeMemoryBytes(header, {height, mode, width}), {
     height: sourceHeight,
     width: sourceWidth,
@@ -262,26 +252,30 @@ function checkFormat(bytes: Uint8Array, contentType: string | undefined): Suppor
   )
 }
 
-/** libvips shrinks an axis by a factor of at most 1,000,000 (its `reduceh`/`reducev` refuse more). */
-export const MAX_SHRINK = 1_000_000
-
 /**
- * The `fast` mode's resize is libvips': an image whose side is over a million times the model's (a 1x49M PNG for
- * a 32x32 model) is refused from its header in icc's words, not with libvips' `reducev: parameter vshrink not set`.
+ * The longest side icc decodes: the largest a JPEG can have. The decoders' time grows with the number of rows, not
+ * only of pixels (a 200 KB PNG of 1x49,000,000 pixels, under the pixel limit, takes 30-120 s), so the side is
+ * bounded too: a 1x65,535 PNG decodes in about 0.1 s. It also keeps every shrink within the 1,000,000 times libvips'
+ * resizer can (beyond that it fails with "vshrink not set").
  */
-function checkShrink(header: ImageHeader, width: number, height: number): void {
-  for (const [axis, from, to] of [
-    ['width', header.width, width],
-    ['height', header.height, height],
-  ] as const) {
-    if (from / to <= MAX_SHRINK) continue
+export const MAX_SIDE = 65_535
+
+/** Refuses, from the header, an image over the pixel limit or with a side over MAX_SIDE. */
+function checkSize(width: number, height: number, maxPixels: number): void {
+  const details = {height, maxPixels, maxSide: MAX_SIDE, width}
+  if (width * height > maxPixels) {
     throw new ModelError(
-      'BAD_IMAGE',
-      `The image is ${header.width}x${header.height}: its ${axis} would shrink ${Math.round(from / to)} times to the model's ${to} pixels, more than the ${MAX_SHRINK} times the resizer (libvips) can; it was not decoded.`,
-      {
-        details: {height: header.height, maxShrink: MAX_SHRINK, width: header.width},
-        suggestions: ['Crop the image to the part to classify, or use the exact resize mode (--resize exact).'],
-      },
+      'IMAGE_TOO_LARGE',
+      `The image is ${width}x${height} (${width * height} pixels), more than the limit of ${maxPixels} pixels; it was not decoded.`,
+      {details, suggestions: ['Send a smaller image (the model only needs its input size), or raise the pixel limit.']},
+    )
+  }
+
+  if (Math.max(width, height) > MAX_SIDE) {
+    throw new ModelError(
+      'IMAGE_TOO_LARGE',
+      `The image is ${width}x${height}: a side of ${Math.max(width, height)} pixels is more than the ${MAX_SIDE} icc decodes (the most a JPEG can have); it was not decoded.`,
+      {details, suggestions: ['Crop or scale the image so that neither side is over 65535 pixels.']},
     )
   }
 }
