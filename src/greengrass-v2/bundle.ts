@@ -6,7 +6,7 @@
  * The dependencies come either from the npm registry (`npm ci --omit=dev --os=linux --cpu=<cpu> --ignore-scripts`
  * in a temporary copy: nothing is built or run for a foreign CPU) or, for this machine's own CPU, from the local
  * `node_modules` (the packages `npm ls --omit=dev` lists). onnxruntime-node ships its binaries for every platform;
- * all but the target's are dropped. Bundles are cached under the cache directory, keyed by the hash of everything
+ * all but the target's are dropped, and of onnxruntime-web only what Node loads is kept. Bundles are cached under the cache directory, keyed by the hash of everything
  * that goes into them, so a second export (or test) reuses the archive.
  */
 import {createHash} from 'node:crypto'
@@ -68,7 +68,7 @@ async function* walk(path: string): AsyncGenerator<string> {
 
 /** The cache key: every file that goes into the bundle, by path and content, plus the target and the source. */
 async function bundleKey(architecture: Architecture, source: string, entries: string[]): Promise<string> {
-  const h = createHash('sha256').update(`icc-bundle-v1\0${architecture}\0${source}\0`)
+  const h = createHash('sha256').update(`icc-bundle-v2\0${architecture}\0${source}\0`)
   for (const entry of entries) {
     for await (const file of walk(join(PACKAGE_ROOT, entry))) {
       h.update(`${relative(PACKAGE_ROOT, file)}\0`)
@@ -138,6 +138,24 @@ async function pruneForeignBinaries(staging: string, cpu: string): Promise<void>
   }
 }
 
+/**
+ * Keep of onnxruntime-web only what Node loads: its `node` export and the one WebAssembly build that loads (SIMD +
+ * threads). The browser bundles, the WebGPU/JSEP/JSPI builds and the source maps are ~130 of its 143 MB.
+ */
+async function pruneBrowserBuilds(staging: string): Promise<void> {
+  const root = join(staging, 'node_modules', 'onnxruntime-web')
+  const pkg = await readFile(join(root, 'package.json'), 'utf8').catch(() => undefined)
+  if (pkg === undefined) return
+  const node = (JSON.parse(pkg) as {exports?: {'.'?: {node?: Record<string, string>}}}).exports?.['.']?.node ?? {}
+  const keep = new Set(Object.values(node).map((path) => path.replace(/^\.\/dist\//, '')))
+  for (const file of await readdir(join(root, 'dist'))) {
+    if (!keep.has(file) && !WASM_BUILD_FOR_NODE.test(file)) await rm(join(root, 'dist', file), {force: true})
+  }
+}
+
+/** The build onnxruntime-web's Node export loads (`ort.node.min.mjs` imports it). */
+const WASM_BUILD_FOR_NODE = /^ort-wasm-simd-threaded\.(mjs|wasm)$/
+
 async function stage(architecture: Architecture, source: 'local' | 'registry', entries: string[]): Promise<string> {
   const staging = await mkdtemp(join(tmpdir(), `icc-bundle-${architecture}-`))
   for (const entry of entries) await cp(join(PACKAGE_ROOT, entry), join(staging, entry), {recursive: true})
@@ -159,6 +177,7 @@ async function stage(architecture: Architecture, source: 'local' | 'registry', e
   }
 
   await pruneForeignBinaries(staging, cpu)
+  await pruneBrowserBuilds(staging)
   return staging
 }
 

@@ -3,10 +3,12 @@
  * same parameter errors as create-connector, and the exported folder run as the nucleus runs a component: laid out
  * in a component store, its variables interpolated, its Install and Run steps executed by `sh -c` on this machine
  * (amd64 manifest, the real bundle), the seed's Lambda example (Python SDK) answered through the IPC port with the
- * environment the deployment document gives it, then the Run process stopped with SIGTERM.
+ * environment the deployment document gives it, then the Run process stopped with SIGTERM. The installed bundle
+ * also runs `icc predict` on the WebAssembly runtime, whose browser builds it leaves out.
  */
+import {execa} from 'execa'
 import assert from 'node:assert/strict'
-import {chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -128,6 +130,35 @@ describe('recipe format (schemas/greengrass-v2)', () => {
   })
 })
 
+/** The installed bundle keeps of onnxruntime-web only what Node loads, and icc predicts on it as natively. */
+async function assertWasmRunsFrom(home: string, dir: string): Promise<void> {
+  const web = join(home, 'node_modules', 'onnxruntime-web', 'dist')
+  assert.deepEqual((await readdir(web)).sort(), [
+    'ort-wasm-simd-threaded.mjs',
+    'ort-wasm-simd-threaded.wasm',
+    'ort.node.min.js',
+    'ort.node.min.mjs',
+  ])
+  const modelDir = join(dir, 'wasm-model')
+  await writeModelDir(modelDir, {numClasses: CLASSES})
+  const jpeg = join(dir, 'wasm.jpg')
+  await writeFile(jpeg, await solidJpeg(40, 30, {b: 200, g: 60, r: 30}))
+  const args = ['predict', '--model', modelDir, jpeg, '--cache-dir', join(dir, 'wasm-cache')]
+  const fromBundle = await execa(process.execPath, [
+    join(home, 'bin', 'run.js'),
+    ...args,
+    '--runtime',
+    'wasm',
+    '--json',
+  ])
+  const native = await iccJson([...args, '--runtime', 'native'])
+  const wasm = JSON.parse(fromBundle.stdout).results[0].probabilities as number[]
+  const expected = native.json.results[0].probabilities as number[]
+  assert.equal(wasm.length, CLASSES)
+  for (const [i, p] of wasm.entries())
+    assert.ok(Math.abs(p - expected[i]) <= 1e-5, `class ${i}: ${p} vs ${expected[i]}`)
+}
+
 describe('icc export-component', function () {
   this.timeout(20 * 60_000)
   let dir: string
@@ -220,6 +251,7 @@ describe('icc export-component', function () {
       laid.workPath,
     )
     assert.equal(install.exitCode, 0, String(install.stderr))
+    await assertWasmRunsFrom(lifecycle.Setenv.ICC_HOME, dir)
 
     const run = startStep(lifecycle.Run, scriptEnv(lifecycle, lifecycle.Run, process.env.PATH!), laid.workPath)
     try {
