@@ -1,10 +1,14 @@
 /**
  * `npm run bench -- --runtime wasm`: the WebAssembly runtime (onnxruntime-web) against the native one
  * (onnxruntime-node) on this machine, ResNet-18 at 224x224 with threads = cores (src/model/session.ts):
- *   - per-inference time in process, each runtime's session made and warmed up by the factory, runs interleaved;
+ *   - per-inference time in process, each runtime's session made and warmed up by the factory, and the CPU time
+ *     per inference (all threads: load from other jobs changes it much less than the wall time);
  *   - the pipeline: `icc serve --runtime X` end to end over its unix socket (decode + inference + host), p50 at
- *     concurrency 1, and the wasm/native ratio of both;
+ *     concurrency 1, the runner's own inference time (its Server-Timing), and the wasm/native ratio of both;
  *   - the first request after `ready` against the steady state, per runtime (the warm-up's job).
+ * Both runtimes are measured in alternating blocks, so that the machine's load falls on both alike; the first run
+ * of each block is not counted: onnxruntime-web's worker threads spin for ~30 ms of CPU after a run (its global
+ * thread pool spins; nothing in its API turns that off), which would slow the other runtime's next run.
  * Targets (issue 23): wasm <= 2.6x native per inference; first request within 1.5x of steady state.
  */
 import {mkdtemp, rm} from 'node:fs/promises'
@@ -13,41 +17,63 @@ import {join} from 'node:path'
 
 import * as modelCore from '../../src/model/index.js'
 import {cpuSessionOptions, openSession, warmUp} from '../../src/model/session.js'
-import {http, startServe} from '../helpers/serve-host.js'
+import {http, type RunningHost, startServe} from '../helpers/serve-host.js'
 import {buildModel, photoJpeg} from './inputs.js'
 import {median} from './stats.js'
 
 type Backend = modelCore.Backend
 const BACKENDS: Backend[] = ['native', 'wasm']
 
-async function timed(f: () => Promise<unknown>): Promise<number> {
+/** Runs of one runtime in a row; the first of each block is not counted (see above). */
+const BLOCK = 3
+
+/** One timed call: wall and CPU milliseconds (this process, all threads). */
+async function timed(f: () => Promise<unknown>): Promise<{cpu: number; wall: number}> {
+  const c0 = process.cpuUsage()
   const t = performance.now()
   await f()
-  return performance.now() - t
+  const wall = performance.now() - t
+  const c = process.cpuUsage(c0)
+  return {cpu: (c.user + c.system) / 1000, wall}
 }
 
-/** p50 ms per inference of each runtime, runs interleaved so that the machine's load falls on both alike. */
-async function inference(model: modelCore.LoadedModel, n: number): Promise<Record<Backend, number>> {
+/** `n` counted samples of each runtime's `one()`, taken in alternating blocks of BLOCK (the first not counted). */
+async function alternating<T>(n: number, one: Record<Backend, () => Promise<T>>): Promise<Record<Backend, T[]>> {
+  const samples: Record<Backend, T[]> = {native: [], wasm: []}
+  while (samples.wasm.length < n) {
+    for (const b of BACKENDS) {
+      for (let i = 0; i < BLOCK; i++) {
+        const s = await one[b]()
+        if (i > 0) samples[b].push(s)
+      }
+    }
+  }
+
+  return samples
+}
+
+/** p50 wall and CPU ms per inference of each runtime, in process. */
+async function inference(model: modelCore.LoadedModel, n: number) {
   const [c, h, w] = model.inputShape
   const feeds = {data: {data: new Float32Array(c * h * w).fill(0.5), dims: [1, c, h, w]}}
-  const sessions = []
+  const sessions = {} as Record<Backend, modelCore.ModelSession>
   for (const b of BACKENDS) {
-    const s = await openSession(model.onnxPath, cpuSessionOptions(availableParallelism()), b)
-    await warmUp(s, feeds)
-    sessions.push(s)
+    sessions[b] = await openSession(model.onnxPath, cpuSessionOptions(availableParallelism()), b)
+    await warmUp(sessions[b], feeds)
   }
 
-  const samples: number[][] = sessions.map(() => [])
-  for (let i = 0; i < n; i++) {
-    for (const [k, s] of sessions.entries()) samples[k].push(await timed(() => s.run(feeds)))
+  const run = (b: Backend) => () => timed(() => sessions[b].run(feeds))
+  const samples = await alternating(n, {native: run('native'), wasm: run('wasm')})
+  for (const s of Object.values(sessions)) await s.release()
+  const p50 = (b: Backend, k: 'cpu' | 'wall') => median(samples[b].map((s) => s[k]))
+  return {
+    cpuMs: {native: p50('native', 'cpu'), wasm: p50('wasm', 'cpu')},
+    wallMs: {native: p50('native', 'wall'), wasm: p50('wasm', 'wall')},
   }
-
-  for (const s of sessions) await s.release()
-  return {native: median(samples[0]), wasm: median(samples[1])}
 }
 
-/** icc serve on `runtime`: its start, its first request after ready, and the p50 of the next `n`. */
-async function served(modelPath: string, runtime: Backend, jpeg: Buffer, dir: string, n: number) {
+/** icc serve on `runtime`, started: the time to its ready line and its first request. */
+async function start(modelPath: string, runtime: Backend, jpeg: Buffer, dir: string) {
   const socket = join(dir, `${runtime}.sock`)
   const t0 = performance.now()
   const host = await startServe(['--model', modelPath, '--runtime', runtime, '--cache-dir', join(dir, 'cache')], {
@@ -55,18 +81,40 @@ async function served(modelPath: string, runtime: Backend, jpeg: Buffer, dir: st
     timeoutMs: 300_000,
   })
   const readyMs = performance.now() - t0
-  const invoke = async () => {
-    const r = await http({socket}, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg'})
-    if (r.status !== 200) throw new Error(`icc serve answered ${r.status}: ${r.body.slice(0, 300)}`)
-  }
+  const invoke = () => request(host, jpeg)
+  const firstMs = (await invoke()).wall
+  return {firstMs, host, invoke, readyMs}
+}
 
+/** One request: its wall time and the runner's inference time (Server-Timing). */
+async function request(host: RunningHost, jpeg: Buffer): Promise<{inference: number; wall: number}> {
+  const t = performance.now()
+  const r = await http({socket: host.socket}, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg'})
+  const wall = performance.now() - t
+  if (r.status !== 200) throw new Error(`icc serve answered ${r.status}: ${r.body.slice(0, 300)}`)
+  const inference = /inference;dur=([\d.]+)/.exec(String(r.headers['server-timing']))
+  return {inference: Number(inference?.[1]), wall}
+}
+
+/** Both runtimes served side by side: start and first request each, then `n` steady requests each, alternating. */
+async function served(modelPath: string, jpeg: Buffer, dir: string, n: number, log: (s: string) => void) {
+  const started = {} as Record<Backend, Awaited<ReturnType<typeof start>>>
   try {
-    const firstMs = await timed(invoke)
-    const steady: number[] = []
-    for (let i = 0; i < n; i++) steady.push(await timed(invoke))
-    return {firstMs, readyMs, steadyMs: median(steady)}
+    for (const b of BACKENDS) {
+      log(`icc serve --runtime ${b}`)
+      started[b] = await start(modelPath, b, jpeg, dir)
+    }
+
+    const samples = await alternating(n, {native: started.native.invoke, wasm: started.wasm.invoke})
+    const result = (b: Backend) => ({
+      firstMs: started[b].firstMs,
+      inferenceMs: median(samples[b].map((s) => s.inference)),
+      readyMs: started[b].readyMs,
+      steadyMs: median(samples[b].map((s) => s.wall)),
+    })
+    return {native: result('native'), wasm: result('wasm')}
   } finally {
-    await host.stop()
+    for (const s of Object.values(started)) await s.host.stop()
   }
 }
 
@@ -76,44 +124,62 @@ export async function runtimeBench(argv: string[]): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'icc-bench-rt-'))
   const log = (s: string) => process.stderr.write(`[bench runtime] ${s}\n`)
   try {
+    const loadavgAtStart = loadavg()
     log('building ResNet-18 (224x224, 1000 classes)')
     const m = await buildModel(dir, 18)
     const jpeg = await photoJpeg(224, 224, 224)
     const model = await modelCore.loadModel(m.servePath, {cacheDir: join(dir, 'cache')})
     log('per-inference time, in process')
     const perInference = await inference(model, n)
-    const pipeline: Record<string, Awaited<ReturnType<typeof served>>> = {}
-    for (const b of BACKENDS) {
-      log(`icc serve --runtime ${b}`)
-      pipeline[b] = await served(m.servePath, b, jpeg, dir, n)
-    }
-
+    const pipeline = await served(m.servePath, jpeg, dir, n, log)
     const report = {
+      cpuRatio: perInference.cpuMs.wasm / perInference.cpuMs.native,
       cpus: availableParallelism(),
       date: new Date().toISOString(),
       firstOverSteady: Object.fromEntries(BACKENDS.map((b) => [b, pipeline[b].firstMs / pipeline[b].steadyMs])),
-      inferenceRatio: perInference.wasm / perInference.native,
-      loadavgAtStart: loadavg(),
+      inferenceRatio: perInference.wallMs.wasm / perInference.wallMs.native,
+      loadavgAtEnd: loadavg(),
+      loadavgAtStart,
       node: process.version,
-      perInferenceMs: perInference,
+      perInference,
       pipeline,
       pipelineRatio: pipeline.wasm.steadyMs / pipeline.native.steadyMs,
     }
-    const f = (x: number) => x.toFixed(x < 10 ? 2 : 0)
     console.log(JSON.stringify(report, null, 2))
-    console.log(
-      `ResNet-18 224x224, ${report.cpus} threads: inference native ${f(perInference.native)} ms, wasm ${f(perInference.wasm)} ms (x${f(report.inferenceRatio)}, target <= 2.6: ${report.inferenceRatio <= 2.6 ? 'PASS' : 'FAIL'})`,
-    )
-    console.log(
-      `icc serve p50: native ${f(pipeline.native.steadyMs)} ms, wasm ${f(pipeline.wasm.steadyMs)} ms (pipeline x${f(report.pipelineRatio)})`,
-    )
-    for (const b of BACKENDS) {
-      const r = report.firstOverSteady[b]
-      console.log(
-        `${b}: ready after ${f(pipeline[b].readyMs)} ms; first request ${f(pipeline[b].firstMs)} ms = x${f(r)} of steady (target <= 1.5: ${r <= 1.5 ? 'PASS' : 'FAIL'})`,
-      )
-    }
+    printSummary(report)
   } finally {
     await rm(dir, {force: true, recursive: true})
   }
+}
+
+function printSummary(r: {
+  cpuRatio: number
+  cpus: number
+  firstOverSteady: Record<string, number>
+  inferenceRatio: number
+  loadavgAtEnd: number[]
+  loadavgAtStart: number[]
+  perInference: Awaited<ReturnType<typeof inference>>
+  pipeline: Awaited<ReturnType<typeof served>>
+  pipelineRatio: number
+}): void {
+  const f = (x: number) => x.toFixed(x < 10 ? 2 : 0)
+  const {cpuMs, wallMs} = r.perInference
+  const {native, wasm} = r.pipeline
+  console.log(
+    `ResNet-18 224x224, ${r.cpus} threads: inference native ${f(wallMs.native)} ms, wasm ${f(wallMs.wasm)} ms (x${f(r.inferenceRatio)}, target <= 2.6: ${r.inferenceRatio <= 2.6 ? 'PASS' : 'FAIL'}); CPU per inference ${f(cpuMs.native)} / ${f(cpuMs.wasm)} ms (x${f(r.cpuRatio)})`,
+  )
+  console.log(
+    `icc serve p50: native ${f(native.steadyMs)} ms, wasm ${f(wasm.steadyMs)} ms (pipeline x${f(r.pipelineRatio)}); the runner's inference ${f(native.inferenceMs)} / ${f(wasm.inferenceMs)} ms`,
+  )
+  for (const b of BACKENDS) {
+    const x = r.firstOverSteady[b]
+    console.log(
+      `${b}: ready after ${f(r.pipeline[b].readyMs)} ms; first request ${f(r.pipeline[b].firstMs)} ms = x${f(x)} of steady (target <= 1.5: ${x <= 1.5 ? 'PASS' : 'FAIL'})`,
+    )
+  }
+
+  console.log(
+    `load average at start ${r.loadavgAtStart.map((x) => x.toFixed(2)).join(' ')}, at end ${r.loadavgAtEnd.map((x) => x.toFixed(2)).join(' ')}`,
+  )
 }
