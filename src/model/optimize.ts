@@ -7,7 +7,7 @@
  * about twice the weights, plus the runtime (ResNet-152: 575 MB for 236 MB of weights; docs/performance.md). A model
  * saved after optimisation, its weights in an external file, loads with optimisation off and its weights mapped
  * from that file: about the weights plus 100 MB. Saving it costs the same double peak once, so it is made part by
- * part (./onnx-export/split.ts splitPlan: about PART_BYTES of weights each, cut where one tensor alone flows on), each
+ * part (./onnx-export/split.ts splitPlan: at most partBytesFor's weights each, cut where one tensor alone flows on), each
  * part optimised and saved by a session of its own, and the parts joined into one model. The optimised model is
  * specific to this machine's CPU and ONNX Runtime version (its cache key says so).
  */
@@ -22,13 +22,32 @@ import type {Plan} from './onnx-export/index.js'
 
 import {atomicWrite, CACHE, sha256, sha256Files} from './cache.js'
 import {makeWritableDir} from './disk-errors.js'
-import {writePlan} from './onnx-export/index.js'
+import {byteLength, writePlan} from './onnx-export/index.js'
 import {nativeVersions, openSession} from './session.js'
 
 const {onnx} = onnxProto
 
-/** Weights per part: the parts' own double peak stays well under the weights of a deep model. */
+/** Weights per part at most: the parts' own peak stays well under the weights of a deep model. */
 export const PART_BYTES = 32 * 1024 * 1024
+
+/** Parts no smaller than this: a small model is not cut into many parts (each cut costs a reorder when it runs). */
+const MIN_PART_BYTES = 4 * 1024 * 1024
+
+/**
+ * The most weights of one part for a model of `weightBytes`: PART_BYTES, and a quarter of the weights of a smaller
+ * model. Why: a part's session peaks at about three times the part's weights above the runtime (the file's bytes,
+ * ONNX Runtime's tensors, the NCHWc copies), the final load at about the whole weights plus the activations, so
+ * parts of a quarter keep the preparation of a model under its load (ResNet-18, 45 MB: a part of 43 MB peaked at
+ * 217 MB, parts of at most 11 MB at about 160 MB, as the cached load; docs/performance.md).
+ */
+export function partBytesFor(weightBytes: number): number {
+  return Math.min(PART_BYTES, Math.max(MIN_PART_BYTES, Math.floor(weightBytes / 4)))
+}
+
+/** The weights of a plan, in bytes. */
+export function planBytes(plan: Plan): number {
+  return plan.inits.reduce((sum, t) => sum + byteLength(t.dims), 0)
+}
 
 /** Initializers at least this big go to the external data file (mapped by ONNX Runtime when loaded). */
 const EXTERNAL_MIN_BYTES = 4096

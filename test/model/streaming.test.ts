@@ -16,6 +16,7 @@ import {createCpuSession, loadModel, type ModelSession, openSession} from '../..
 import {readParams} from '../../src/model/mxnet-params.js'
 import {parseSymbol} from '../../src/model/mxnet-symbol.js'
 import {exportOnnx, plan, splitPlan, writeOnnx} from '../../src/model/onnx-export/index.js'
+import {PART_BYTES, partBytesFor, planBytes} from '../../src/model/optimize.js'
 import {generateWeights, resnetSymbol, rng, writeParams} from '../../src/model/writer.js'
 import {tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 
@@ -79,6 +80,31 @@ describe('streamed conversion and the model optimised ahead of time', function (
       whole.model.graph!.node!.length,
     )
     assert.equal(splitPlan(whole, 1e12).length, 1)
+  })
+
+  it('keeps each part within the bytes asked for, unless it has no point to cut at', () => {
+    const {file, sym} = resnet(20, 32)
+    const params = new Map(readParams(file, 'x', {lazy: true}).arrays.map((a) => [a.name, a]))
+    const whole = plan(sym, {inputShape: [1, 3, 32, 32], params})
+    const maxBytes = 60_000
+    const parts = splitPlan(whole, maxBytes)
+    assert.equal(
+      parts.reduce((s, p) => s + planBytes(p), 0),
+      planBytes(whole),
+    )
+    for (const [k, p] of parts.entries()) {
+      // a part over the bytes is one unit that cannot be cut (cut at every point, it stays whole)
+      const bytes = planBytes(p)
+      assert.ok(bytes <= maxBytes || splitPlan(p, 1).length === 1, `part ${k} of ${parts.length}: ${bytes} bytes`)
+    }
+  })
+
+  it('cuts a small model into parts of a quarter of its weights, a deep one into parts of PART_BYTES', () => {
+    const mb = 1024 * 1024
+    // ResNet-18 (45 MB of weights): parts of at most ~11 MB
+    assert.equal(partBytesFor(45 * mb), Math.floor((45 * mb) / 4))
+    assert.equal(partBytesFor(240 * mb), PART_BYTES)
+    assert.ok(partBytesFor(mb) >= 4 * mb, 'a tiny model is not cut into many parts')
   })
 
   it('loads the optimised model (cached, weights in external files) and it computes what the plain one does', async () => {
