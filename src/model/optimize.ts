@@ -77,39 +77,50 @@ export async function writeParts(parts: Plan[], base: string): Promise<string[]>
 export async function optimizeParts(inputs: string[], base: string): Promise<{files: string[]; path: string}> {
   const graphs: onnxProto.onnx.IModelProto[] = []
   const files: string[] = []
-  for (const [k, input] of inputs.entries()) {
-    const out = `${base}.${k}.onnx`
-    const data = `${basename(base)}.${k}.data`
-    // writing an optimised model is onnxruntime-node's (the wasm runtime cannot): native, whatever --runtime says
-    const session = await openSession(
-      input,
-      {
-        executionProviders: ['cpu'],
-        extra: {
-          session: {
-            optimized_model_external_initializers_file_name: data,
-            optimized_model_external_initializers_min_size_in_bytes: String(EXTERNAL_MIN_BYTES),
-          },
-        },
-        graphOptimizationLevel: 'all',
-        intraOpNumThreads: 1,
-        logSeverityLevel: 3,
-        optimizedModelFilePath: out,
-      },
-      'native',
-    )
-    await session.release()
-    await rm(input, {force: true})
-    await rm(inputData(input), {force: true})
-    graphs.push(onnx.ModelProto.decode(await readFile(out)))
-    await rm(out, {force: true})
-    // a part without an initializer of EXTERNAL_MIN_BYTES has no data file
-    if (existsSync(`${base}.${k}.data`)) files.push(`${base}.${k}.data`)
-  }
+  try {
+    for (const [k, input] of inputs.entries()) {
+      const out = `${base}.${k}.onnx`
+      await optimizePart(input, out, `${basename(base)}.${k}.data`)
+      await rm(input, {force: true})
+      await rm(inputData(input), {force: true})
+      graphs.push(onnx.ModelProto.decode(await readFile(out)))
+      await rm(out, {force: true})
+      // a part without an initializer of EXTERNAL_MIN_BYTES has no data file
+      if (existsSync(`${base}.${k}.data`)) files.push(`${base}.${k}.data`)
+    }
 
-  const path = `${base}.onnx`
-  await writeFile(path, onnx.ModelProto.encode(joinParts(graphs)).finish())
-  return {files: [...files, path], path}
+    const path = `${base}.onnx`
+    await writeFile(path, onnx.ModelProto.encode(joinParts(graphs)).finish())
+    return {files: [...files, path], path}
+  } catch (error) {
+    // nothing of a preparation that failed stays in the cache: the parts, their weights, what was made of them
+    const made = inputs.flatMap((input, k) => [input, inputData(input), `${base}.${k}.onnx`, `${base}.${k}.data`])
+    await Promise.all([...made, `${base}.onnx`].map(async (f) => rm(f, {force: true})))
+    throw error
+  }
+}
+
+/** Have ONNX Runtime optimise one part and save it to `out`, its weights in `data` (a name beside `out`). */
+async function optimizePart(input: string, out: string, data: string): Promise<void> {
+  // writing an optimised model is onnxruntime-node's (the wasm runtime cannot): native, whatever --runtime says
+  const session = await openSession(
+    input,
+    {
+      executionProviders: ['cpu'],
+      extra: {
+        session: {
+          optimized_model_external_initializers_file_name: data,
+          optimized_model_external_initializers_min_size_in_bytes: String(EXTERNAL_MIN_BYTES),
+        },
+      },
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: 1,
+      logSeverityLevel: 3,
+      optimizedModelFilePath: out,
+    },
+    'native',
+  )
+  await session.release()
 }
 
 /**

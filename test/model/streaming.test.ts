@@ -16,7 +16,7 @@ import {createCpuSession, loadModel, type ModelSession, openSession} from '../..
 import {readParams} from '../../src/model/mxnet-params.js'
 import {parseSymbol} from '../../src/model/mxnet-symbol.js'
 import {exportOnnx, plan, splitPlan, writeOnnx} from '../../src/model/onnx-export/index.js'
-import {PART_BYTES, partBytesFor, planBytes, writeParts} from '../../src/model/optimize.js'
+import {optimizeParts, PART_BYTES, partBytesFor, planBytes, writeParts} from '../../src/model/optimize.js'
 import {generateWeights, resnetSymbol, rng, writeParams} from '../../src/model/writer.js'
 import {tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 
@@ -89,6 +89,18 @@ describe('streamed conversion and the model optimised ahead of time', function (
     }
 
     assert.ok(external > 10, `${external} external initializers`)
+  })
+
+  it('leaves nothing in the cache when ONNX Runtime cannot optimise a part', async () => {
+    const {file, sym} = resnet(20, 32)
+    const params = new Map(readParams(file, 'x', {lazy: true}).arrays.map((a) => [a.name, a]))
+    const dir = await tempDir()
+    const parts = await writeParts(splitPlan(plan(sym, {inputShape: [1, 3, 32, 32], params}), 100_000), join(dir, 'p'))
+    assert.ok(parts.length > 2)
+    // the second part's model cut short: the first is optimised, the second refused
+    await writeFile(parts[1], (await readFile(parts[1])).subarray(0, 100))
+    await assert.rejects(optimizeParts(parts, join(dir, 'p')))
+    assert.deepEqual(await readdir(dir), [])
   })
 
   it('takes float32 weights from the params file bytes themselves, not from copies', () => {
