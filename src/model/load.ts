@@ -26,7 +26,7 @@ import {
   splitPlan,
   writeOnnx,
 } from './onnx-export/index.js'
-import {cachedOptimized, optimizeParts, PART_BYTES, writeParts} from './optimize.js'
+import {cachedOptimized, optimizeParts, partBytesFor, planBytes, writeParts} from './optimize.js'
 import {type ModelSession, openSession, resolveRuntime, type Runtime} from './session.js'
 
 export interface LoadModelOptions {
@@ -47,7 +47,7 @@ export interface LoadModelOptions {
   /**
    * Also prepare (once, cached) the model optimised ahead of time for ONNX Runtime's CPU provider (./optimize.ts),
    * which loads with about one copy of the weights: `optimizedPath` of the result. MXNet models only. `partBytes`:
-   * the weights of one part (default PART_BYTES).
+   * the most weights of one part (default ./optimize.ts partBytesFor).
    */
   optimize?: boolean | {partBytes?: number}
   /** Override the input shape [N, C, H, W] or [C, H, W] (otherwise model-shapes.json, else 3x224x224). */
@@ -324,6 +324,7 @@ async function writePartsOf(art: ResolvedArtifact, options: LoadModelOptions, ba
   const params = new Map(a.params!.arrays.filter((x) => x.name).map((x) => [x.name, x]))
   const {maxActivationBytes} = options
   const whole = plan(a.sym!, {inputShape: a.shape, maxActivationBytes, params, source: basename(art.symbolPath!)})
-  const partBytes = (typeof options.optimize === 'object' && options.optimize.partBytes) || PART_BYTES
+  const partBytes =
+    (typeof options.optimize === 'object' && options.optimize.partBytes) || partBytesFor(planBytes(whole))
   return writeParts(splitPlan(whole, partBytes), base)
 }

@@ -7,7 +7,7 @@
  * about twice the weights, plus the runtime (ResNet-152: 575 MB for 236 MB of weights; docs/performance.md). A model
  * saved after optimisation, its weights in an external file, loads with optimisation off and its weights mapped
  * from that file: about the weights plus 100 MB. Saving it costs the same double peak once, so it is made part by
- * part (./onnx-export/split.ts splitPlan: about PART_BYTES of weights each, cut where one tensor alone flows on), each
+ * part (./onnx-export/split.ts splitPlan: at most partBytesFor's weights each, cut where one tensor alone flows on), each
  * part optimised and saved by a session of its own, and the parts joined into one model. The optimised model is
  * specific to this machine's CPU and ONNX Runtime version (its cache key says so).
  */
@@ -22,23 +22,48 @@ import type {Plan} from './onnx-export/index.js'
 
 import {atomicWrite, CACHE, sha256, sha256Files} from './cache.js'
 import {makeWritableDir} from './disk-errors.js'
-import {writePlan} from './onnx-export/index.js'
+import {byteLength, writePlan} from './onnx-export/index.js'
 import {nativeVersions, openSession} from './session.js'
 
 const {onnx} = onnxProto
 
-/** Weights per part: the parts' own double peak stays well under the weights of a deep model. */
+/** Weights per part at most: the parts' own peak stays well under the weights of a deep model. */
 export const PART_BYTES = 32 * 1024 * 1024
+
+/** Parts no smaller than this: a small model is not cut into many parts (each cut costs a reorder when it runs). */
+const MIN_PART_BYTES = 4 * 1024 * 1024
+
+/**
+ * The most weights of one part for a model of `weightBytes`: PART_BYTES, and a quarter of the weights of a smaller
+ * model. Why: a part's session peaks at about three times the part's weights above the runtime (the file's bytes,
+ * ONNX Runtime's tensors, the NCHWc copies), the final load at about the whole weights plus the activations, so
+ * parts of a quarter keep the preparation of a model under its load (ResNet-18, 45 MB: a part of 43 MB peaked at
+ * 217 MB, parts of at most 11 MB at about 160 MB, as the cached load; docs/performance.md).
+ */
+export function partBytesFor(weightBytes: number): number {
+  return Math.min(PART_BYTES, Math.max(MIN_PART_BYTES, Math.floor(weightBytes / 4)))
+}
+
+/** The weights of a plan, in bytes. */
+export function planBytes(plan: Plan): number {
+  return plan.inits.reduce((sum, t) => sum + byteLength(t.dims), 0)
+}
 
 /** Initializers at least this big go to the external data file (mapped by ONNX Runtime when loaded). */
 const EXTERNAL_MIN_BYTES = 4096
 
-/** Write each part as a model of its own: `${base}.${k}.in.onnx`. Returns their paths. */
+/** The weights file of a part written by writeParts. */
+const inputData = (input: string) => `${input}.data`
+
+/**
+ * Write each part as a model of its own: `${base}.${k}.in.onnx`, its weights in `${base}.${k}.in.onnx.data` (mapped
+ * by the part's session rather than parsed with the model: a part of 19 MB peaked 9 MB lower). Returns their paths.
+ */
 export async function writeParts(parts: Plan[], base: string): Promise<string[]> {
   const paths: string[] = []
   for (const [k, part] of parts.entries()) {
     const path = `${base}.${k}.in.onnx`
-    await writePlan(part, path)
+    await writePlan(part, path, {minBytes: EXTERNAL_MIN_BYTES, path: inputData(path)})
     paths.push(path)
   }
 
@@ -52,38 +77,50 @@ export async function writeParts(parts: Plan[], base: string): Promise<string[]>
 export async function optimizeParts(inputs: string[], base: string): Promise<{files: string[]; path: string}> {
   const graphs: onnxProto.onnx.IModelProto[] = []
   const files: string[] = []
-  for (const [k, input] of inputs.entries()) {
-    const out = `${base}.${k}.onnx`
-    const data = `${basename(base)}.${k}.data`
-    // writing an optimised model is onnxruntime-node's (the wasm runtime cannot): native, whatever --runtime says
-    const session = await openSession(
-      input,
-      {
-        executionProviders: ['cpu'],
-        extra: {
-          session: {
-            optimized_model_external_initializers_file_name: data,
-            optimized_model_external_initializers_min_size_in_bytes: String(EXTERNAL_MIN_BYTES),
-          },
-        },
-        graphOptimizationLevel: 'all',
-        intraOpNumThreads: 1,
-        logSeverityLevel: 3,
-        optimizedModelFilePath: out,
-      },
-      'native',
-    )
-    await session.release()
-    await rm(input, {force: true})
-    graphs.push(onnx.ModelProto.decode(await readFile(out)))
-    await rm(out, {force: true})
-    // a part without an initializer of EXTERNAL_MIN_BYTES has no data file
-    if (existsSync(`${base}.${k}.data`)) files.push(`${base}.${k}.data`)
-  }
+  try {
+    for (const [k, input] of inputs.entries()) {
+      const out = `${base}.${k}.onnx`
+      await optimizePart(input, out, `${basename(base)}.${k}.data`)
+      await rm(input, {force: true})
+      await rm(inputData(input), {force: true})
+      graphs.push(onnx.ModelProto.decode(await readFile(out)))
+      await rm(out, {force: true})
+      // a part without an initializer of EXTERNAL_MIN_BYTES has no data file
+      if (existsSync(`${base}.${k}.data`)) files.push(`${base}.${k}.data`)
+    }
 
-  const path = `${base}.onnx`
-  await writeFile(path, onnx.ModelProto.encode(joinParts(graphs)).finish())
-  return {files: [...files, path], path}
+    const path = `${base}.onnx`
+    await writeFile(path, onnx.ModelProto.encode(joinParts(graphs)).finish())
+    return {files: [...files, path], path}
+  } catch (error) {
+    // nothing of a preparation that failed stays in the cache: the parts, their weights, what was made of them
+    const made = inputs.flatMap((input, k) => [input, inputData(input), `${base}.${k}.onnx`, `${base}.${k}.data`])
+    await Promise.all([...made, `${base}.onnx`].map(async (f) => rm(f, {force: true})))
+    throw error
+  }
+}
+
+/** Have ONNX Runtime optimise one part and save it to `out`, its weights in `data` (a name beside `out`). */
+async function optimizePart(input: string, out: string, data: string): Promise<void> {
+  // writing an optimised model is onnxruntime-node's (the wasm runtime cannot): native, whatever --runtime says
+  const session = await openSession(
+    input,
+    {
+      executionProviders: ['cpu'],
+      extra: {
+        session: {
+          optimized_model_external_initializers_file_name: data,
+          optimized_model_external_initializers_min_size_in_bytes: String(EXTERNAL_MIN_BYTES),
+        },
+      },
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: 1,
+      logSeverityLevel: 3,
+      optimizedModelFilePath: out,
+    },
+    'native',
+  )
+  await session.release()
 }
 
 /**

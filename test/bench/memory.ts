@@ -8,7 +8,8 @@ import {execa} from 'execa'
  * optimised ahead of time, session, warm-up of batch 1 and 2) from a cold cache and from the cache, its peak, its
  * time, the RSS after inferences and their p50; the same for the int8 model (`convert-model --quantize int8`,
  * calibrated on 16 photo-like JPEGs; loaded as a user's .onnx). The table goes to stdout and, with --doc, between
- * the markers of docs/performance.md.
+ * the markers of docs/performance.md, where the rows measured replace those of the same model and precision (the
+ * others stay: `--depths 18 --no-int8 --doc` updates one row).
  *
  * Usage: npm run bench -- --memory [--depths 18,34,50,101,152,200] [--no-int8] [--runs 20] [--doc]
  */
@@ -104,7 +105,19 @@ export async function memoryBench(argv: string[]): Promise<void> {
     const doc = new URL('../../../docs/performance.md', import.meta.url).pathname
     const text = await readFile(doc, 'utf8')
     const [before, rest] = text.split(MARK_START)
-    const after = rest.split(MARK_END)[1]
-    await writeFile(doc, `${before}${MARK_START}\n${table}\n${MARK_END}${after}`)
+    const [old, after] = rest.split(MARK_END)
+    await writeFile(doc, `${before}${MARK_START}\n${header}\n${mergeRows(old, rows).join('\n')}\n${MARK_END}${after}`)
   }
+}
+
+/** The rows of the table `old` (between the markers), those of the models in `rows` replaced; new ones at the end. */
+function mergeRows(old: string, rows: string[]): string[] {
+  const model = (row: string) => row.split('|')[1].trim()
+  const fresh = new Map(rows.map((r) => [model(r), r]))
+  const kept = old
+    .split('\n')
+    .filter((l) => /^\| ResNet-/.test(l))
+    .map((l) => fresh.get(model(l)) ?? l)
+  const have = new Set(kept.map((r) => model(r)))
+  return [...kept, ...rows.filter((r) => !have.has(model(r)))]
 }

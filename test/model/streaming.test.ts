@@ -9,13 +9,14 @@ import type * as ort from 'onnxruntime-node'
 import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
 import {readdir, readFile, writeFile} from 'node:fs/promises'
-import {join} from 'node:path'
+import {basename, join} from 'node:path'
 import onnxProto from 'onnx-proto'
 
 import {createCpuSession, loadModel, type ModelSession, openSession} from '../../src/model/index.js'
 import {readParams} from '../../src/model/mxnet-params.js'
 import {parseSymbol} from '../../src/model/mxnet-symbol.js'
 import {exportOnnx, plan, splitPlan, writeOnnx} from '../../src/model/onnx-export/index.js'
+import {optimizeParts, PART_BYTES, partBytesFor, planBytes, writeParts} from '../../src/model/optimize.js'
 import {generateWeights, resnetSymbol, rng, writeParams} from '../../src/model/writer.js'
 import {tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 
@@ -56,6 +57,52 @@ describe('streamed conversion and the model optimised ahead of time', function (
     })
   }
 
+  it('writes the big initializers to an external file, page-aligned, and the model is the same once they are read', async () => {
+    const {file, sym} = resnet(20, 32)
+    const params = new Map(readParams(file, 'x', {lazy: true}).arrays.map((a) => [a.name, a]))
+    const options = {inputShape: [1, 3, 32, 32], params}
+    const dir = await tempDir()
+    const parts = await writeParts(splitPlan(plan(sym, options), 100_000), join(dir, 'p'))
+    assert.ok(parts.length > 1)
+    const inMemory = onnx.ModelProto.decode(exportOnnx(sym, options).bytes).graph!.initializer!
+    const want = new Map(inMemory.map((t) => [t.name!, t]))
+    let external = 0
+    for (const part of parts) {
+      // a part without an initializer of 4 KiB has no data file
+      const data = existsSync(`${part}.data`) ? await readFile(`${part}.data`) : Buffer.alloc(0)
+      for (const t of onnx.ModelProto.decode(await readFile(part)).graph!.initializer!) {
+        const expected = want.get(t.name!)!
+        assert.deepEqual(t.dims!.map(Number), expected.dims!.map(Number), t.name!)
+        if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) {
+          assert.ok(t.rawData!.length < 4096, `${t.name} (${t.rawData!.length} bytes) is inline`)
+          assert.deepEqual(t.rawData, expected.rawData)
+          continue
+        }
+
+        const ref = Object.fromEntries(t.externalData!.map((e) => [e.key, e.value]))
+        assert.equal(ref.location, basename(`${part}.data`))
+        assert.equal(Number(ref.offset) % 4096, 0, `${t.name} at ${ref.offset}`)
+        const bytes = data.subarray(Number(ref.offset), Number(ref.offset) + Number(ref.length))
+        assert.ok(Buffer.from(expected.rawData!).equals(bytes), `${t.name}: the external bytes differ`)
+        external++
+      }
+    }
+
+    assert.ok(external > 10, `${external} external initializers`)
+  })
+
+  it('leaves nothing in the cache when ONNX Runtime cannot optimise a part', async () => {
+    const {file, sym} = resnet(20, 32)
+    const params = new Map(readParams(file, 'x', {lazy: true}).arrays.map((a) => [a.name, a]))
+    const dir = await tempDir()
+    const parts = await writeParts(splitPlan(plan(sym, {inputShape: [1, 3, 32, 32], params}), 100_000), join(dir, 'p'))
+    assert.ok(parts.length > 2)
+    // the second part's model cut short: the first is optimised, the second refused
+    await writeFile(parts[1], (await readFile(parts[1])).subarray(0, 100))
+    await assert.rejects(optimizeParts(parts, join(dir, 'p')))
+    assert.deepEqual(await readdir(dir), [])
+  })
+
   it('takes float32 weights from the params file bytes themselves, not from copies', () => {
     const {file, sym} = resnet(20, 32)
     const params = new Map(readParams(file, 'x', {lazy: true}).arrays.map((a) => [a.name, a]))
@@ -79,6 +126,31 @@ describe('streamed conversion and the model optimised ahead of time', function (
       whole.model.graph!.node!.length,
     )
     assert.equal(splitPlan(whole, 1e12).length, 1)
+  })
+
+  it('keeps each part within the bytes asked for, unless it has no point to cut at', () => {
+    const {file, sym} = resnet(20, 32)
+    const params = new Map(readParams(file, 'x', {lazy: true}).arrays.map((a) => [a.name, a]))
+    const whole = plan(sym, {inputShape: [1, 3, 32, 32], params})
+    const maxBytes = 60_000
+    const parts = splitPlan(whole, maxBytes)
+    assert.equal(
+      parts.reduce((s, p) => s + planBytes(p), 0),
+      planBytes(whole),
+    )
+    for (const [k, p] of parts.entries()) {
+      // a part over the bytes is one unit that cannot be cut (cut at every point, it stays whole)
+      const bytes = planBytes(p)
+      assert.ok(bytes <= maxBytes || splitPlan(p, 1).length === 1, `part ${k} of ${parts.length}: ${bytes} bytes`)
+    }
+  })
+
+  it('cuts a small model into parts of a quarter of its weights, a deep one into parts of PART_BYTES', () => {
+    const mb = 1024 * 1024
+    // ResNet-18 (45 MB of weights): parts of at most ~11 MB
+    assert.equal(partBytesFor(45 * mb), Math.floor((45 * mb) / 4))
+    assert.equal(partBytesFor(240 * mb), PART_BYTES)
+    assert.ok(partBytesFor(mb) >= 4 * mb, 'a tiny model is not cut into many parts')
   })
 
   it('loads the optimised model (cached, weights in external files) and it computes what the plain one does', async () => {

@@ -9,9 +9,11 @@ import {valueInfo} from './plan.js'
 import {byteLength} from './write.js'
 
 /**
- * The plan cut into consecutive parts of about `maxBytes` of weights each, at the points where one tensor of known
+ * The plan cut into consecutive parts of at most `maxBytes` of weights each, at the points where one tensor of known
  * shape alone flows from the nodes before to the nodes after (between the units of a ResNet): each part is a model
- * of its own, whose input is the previous part's output. A graph without such points stays whole.
+ * of its own, whose input is the previous part's output. A part ends at the last such point before its weights
+ * would pass `maxBytes`; what lies between two points and alone passes it (a big unit) is a part of its own. A graph
+ * without such points stays whole.
  */
 export function splitPlan(whole: Plan, maxBytes: number): Plan[] {
   const graph = whole.model.graph!
@@ -25,15 +27,23 @@ export function splitPlan(whole: Plan, maxBytes: number): Plan[] {
   let start = 0
   let input = whole.inputName
   let bytes = 0
+  // the last point where the part could end, and the part's weights up to it
+  let point: undefined | {bytes: number; i: number; tensor: string}
+  const close = (end: {bytes: number; i: number; tensor: string}) => {
+    parts.push(subPlan(whole, nodes.slice(start, end.i + 1), input, end.tensor))
+    ;[start, input, bytes, point] = [end.i + 1, end.tensor, bytes - end.bytes, undefined]
+  }
+
   const live = new Set([whole.inputName])
   for (const [i, n] of nodes.entries()) {
     for (const x of n.input!) bytes += initBytes.get(x) ?? 0
     for (const o of n.output!) live.add(o)
     for (const x of live) if ((lastUse.get(x) ?? -1) <= i) live.delete(x)
-    const [cut] = live
-    if (bytes < maxBytes || live.size !== 1 || i === nodes.length - 1 || !whole.shapes.has(cut)) continue
-    parts.push(subPlan(whole, nodes.slice(start, i + 1), input, cut))
-    ;[start, input, bytes] = [i + 1, cut, 0]
+    const [tensor] = live
+    if (live.size !== 1 || i === nodes.length - 1 || !whole.shapes.has(tensor)) continue
+    if (bytes > maxBytes && point) close(point)
+    if (bytes >= maxBytes) close({bytes, i, tensor})
+    else point = {bytes, i, tensor}
   }
 
   if (parts.length === 0) return [whole]

@@ -4,7 +4,8 @@
  * the params file's bytes (protobuf lets a message's fields come in any order, so the initializers may follow the
  * graph's other fields).
  */
-import {open} from 'node:fs/promises'
+import {type FileHandle, open} from 'node:fs/promises'
+import {basename} from 'node:path'
 import onnxProto from 'onnx-proto'
 
 import type {ExportResult, Plan, PlannedInit} from './types.js'
@@ -33,22 +34,30 @@ export function encodePlan(p: Plan): ExportResult {
   return {bytes: onnx.ModelProto.encode(full).finish(), ...rest}
 }
 
-/** A plan (or a part of one, splitPlan) streamed to `path` (created or truncated). */
-export async function writePlan(p: Plan, path: string): Promise<WriteResult> {
+/**
+ * Where writePlan puts the initializers of at least `minBytes`: in the file `path` beside the model (the model names
+ * it by its base name), each at an offset aligned to 4 KiB, so that ONNX Runtime maps them instead of reading them
+ * into memory with the model's protobuf.
+ */
+export interface ExternalData {
+  minBytes: number
+  path: string
+}
+
+/** Alignment of the external initializers: ONNX Runtime maps the ones at a multiple of the page size. */
+const EXTERNAL_ALIGN = 4096
+
+/** A plan (or a part of one, splitPlan) streamed to `path` (created or truncated); big initializers to `external`. */
+export async function writePlan(p: Plan, path: string, external?: ExternalData): Promise<WriteResult> {
   const {inits, model, ...rest} = resultOf(p)
   const {graph, ...top} = model
   const head = onnx.ModelProto.encode(onnx.ModelProto.create(top)).finish()
   const graphHead = onnx.GraphProto.encode(onnx.GraphProto.create(graph!)).finish()
-  // each initializer: field 5 of GraphProto = a TensorProto of dims, type and name, then raw_data (field 9)
-  const headers = inits.map((t) => {
-    const header = onnx.TensorProto.encode({dataType: FLOAT, dims: t.dims, name: t.name}).finish()
-    const n = byteLength(t.dims)
-    const rawTag = concat([Uint8Array.of(0x4a), varint(n)])
-    return {header, n, rawTag}
-  })
-  const entryLength = (h: (typeof headers)[number]) => h.header.length + h.rawTag.length + h.n
+  const headers = initHeaders(inits, external)
+  const entryLength = (h: InitHeader) => h.header.length + (h.offset === undefined ? h.rawTag.length + h.n : 0)
   const graphLength = headers.reduce((s, h) => s + fieldLength(entryLength(h)), graphHead.length)
   const file = await open(path, 'w')
+  const data = external && headers.some((h) => h.offset !== undefined) ? await open(external.path, 'w') : undefined
   let length = 0
   const write = async (bytes: Uint8Array) => {
     let done = 0
@@ -67,14 +76,55 @@ export async function writePlan(p: Plan, path: string): Promise<WriteResult> {
         )
       }
 
-      await write(concat([Uint8Array.of(0x2a), varint(entryLength(h)), h.header, h.rawTag]))
-      await write(finite(inits[i], bytes))
+      const inline = h.offset === undefined
+      await write(concat([Uint8Array.of(0x2a), varint(entryLength(h)), h.header, inline ? h.rawTag : new Uint8Array()]))
+      // the weights themselves are written from the params file's bytes, never copied
+      if (inline) await write(finite(inits[i], bytes))
+      else await writeAt(data!, finite(inits[i], bytes), h.offset!)
     }
   } finally {
     await file.close()
+    await data?.close()
   }
 
   return {length, ...rest}
+}
+
+interface InitHeader {
+  /** The TensorProto of dims, type and name (and, when external, where its data lies). */
+  header: Uint8Array
+  n: number
+  /** Where its bytes lie in the external data file; undefined: in the model (raw_data after the header). */
+  offset?: number
+  rawTag: Uint8Array
+}
+
+/** Each initializer's header: field 5 of GraphProto = a TensorProto, then raw_data (field 9) or a data reference. */
+function initHeaders(inits: PlannedInit[], external?: ExternalData): InitHeader[] {
+  let end = 0
+  return inits.map((t) => {
+    const n = byteLength(t.dims)
+    const rawTag = concat([Uint8Array.of(0x4a), varint(n)])
+    const tensor = {dataType: FLOAT, dims: t.dims, name: t.name}
+    if (!external || n < external.minBytes) return {header: onnx.TensorProto.encode(tensor).finish(), n, rawTag}
+    const offset = Math.ceil(end / EXTERNAL_ALIGN) * EXTERNAL_ALIGN
+    end = offset + n
+    const externalData = [
+      {key: 'location', value: basename(external.path)},
+      {key: 'offset', value: String(offset)},
+      {key: 'length', value: String(n)},
+    ]
+    const {EXTERNAL} = onnx.TensorProto.DataLocation
+    const header = onnx.TensorProto.encode({...tensor, dataLocation: EXTERNAL, externalData}).finish()
+    return {header, n, offset, rawTag}
+  })
+}
+
+async function writeAt(file: FileHandle, bytes: Uint8Array, offset: number): Promise<void> {
+  let done = 0
+  while (done < bytes.length) {
+    done += (await file.write(bytes, done, bytes.length - done, offset + done)).bytesWritten
+  }
 }
 
 /**
