@@ -9,13 +9,7 @@ import pino from 'pino'
 import type {DoctorCheck} from './doctor-types.js'
 
 import {MIN_NODE} from '../connector/catalog.js'
-import {
-  CUDA_PROVIDER_FIX,
-  hasCudaProviderBuild,
-  missingCudaProviderFiles,
-  resolveRuntime,
-  type Runtime,
-} from '../model/index.js'
+import {CUDA_PROVIDER_FIX, hasCudaProviderBuild, missingCudaProviderFiles, type Runtime} from '../model/index.js'
 import {memoryMode} from '../serve/memory-mode.js'
 import {memoryLimitSuggestions} from '../serve/memory.js'
 import {Metrics} from '../serve/metrics.js'
@@ -71,36 +65,6 @@ export function checkCudaProvider(): DoctorCheck | undefined {
         : 'installed (the CUDA 12 runtime and cuDNN 9 are checked when a GPU session starts)',
     status: missing.length > 0 ? 'skip' : 'pass',
     title: 'ONNX Runtime CUDA provider (--gpu)',
-  }
-}
-
-/** Which ONNX Runtime `icc serve` will run models on here (../model/session.ts resolveRuntime, as the runner). */
-export async function checkRuntime(runtime?: Runtime): Promise<DoctorCheck> {
-  const title = 'ONNX Runtime backend (icc serve --runtime)'
-  try {
-    const {backend, note} = await resolveRuntime(runtime)
-    return {
-      evidence: {backend, note, runtime: runtime ?? process.env.ICC_RUNTIME ?? 'auto'},
-      for: 'icc',
-      id: 'backend',
-      message:
-        backend === 'native'
-          ? 'icc serve will use onnxruntime-node (native)'
-          : `icc serve will use the WebAssembly runtime (onnxruntime-web)${note ? `: ${note}` : ''}`,
-      status: 'pass',
-      title,
-    }
-  } catch (error) {
-    const e = error as Error & {suggestions?: string[]}
-    return {
-      evidence: {error: e.message},
-      fix: e.suggestions?.join(' '),
-      for: 'icc',
-      id: 'backend',
-      message: e.message,
-      status: 'fail',
-      title,
-    }
   }
 }
 

@@ -3,13 +3,10 @@
  * ONNX Runtime need on this platform (the catalog's platform table), which ONNX Runtime backend serve will use,
  * the ONNX Runtime binding (and the system libraries it needs) and the sharp image decoder.
  */
-import {readdir, stat} from 'node:fs/promises'
-import {createRequire} from 'node:module'
-import {dirname, join} from 'node:path'
-
 import type {CheckStatus, DoctorCheck} from './doctor-types.js'
 
 import {iccMinimumGlibc, type IccSupport} from '../connector/catalog.js'
+import {resolveRuntime, type Runtime} from '../model/session.js'
 import {loadSharp, sharpFix} from '../model/sharp.js'
 import {checkBinary} from './libraries.js'
 import {glibcAtLeast} from './platform.js'
@@ -21,8 +18,6 @@ export interface RuntimeFacts {
   /** What icc needs on this Node's architecture (undefined: no connector platform has it). */
   support?: IccSupport
 }
-
-const require = createRequire(import.meta.url)
 
 /** The parts of the platform table whose minimum glibc `glibc` is below, as "sharp needs 2.36". */
 function glibcShortfalls(glibc: string, support: IccSupport): string[] {
@@ -61,63 +56,44 @@ export function checkGlibc(facts: RuntimeFacts): DoctorCheck {
   }
 }
 
-/** onnxruntime-node's binding for this platform and architecture, when its package ships one. */
-export async function findOnnxBinding(arch: string = process.arch): Promise<string | undefined> {
-  let pkgDir: string
+/**
+ * Which ONNX Runtime backend `icc serve` will use: the session factory's own answer (../model/session.ts
+ * resolveRuntime) for `runtime` (default: $ICC_RUNTIME, else auto), here or, with `arch`, for another architecture
+ * from what is installed for it; the platform table's backend for this architecture beside it as evidence.
+ */
+export async function checkBackend(
+  options: {arch?: string; runtime?: Runtime; support?: IccSupport} = {},
+): Promise<DoctorCheck> {
+  const title = 'ONNX Runtime backend (icc serve --runtime)'
+  const evidence = {
+    arch: options.arch ?? process.arch,
+    platformTable: options.support?.backend,
+    runtime: options.runtime ?? (process.env.ICC_RUNTIME || 'auto'),
+  }
   try {
-    pkgDir = dirname(require.resolve('onnxruntime-node/package.json'))
-  } catch {
-    return undefined
-  }
-
-  for (const napi of (await readdir(join(pkgDir, 'bin')).catch(() => [] as string[])).sort().reverse()) {
-    const p = join(pkgDir, 'bin', napi, process.platform, arch, 'onnxruntime_binding.node')
-    if (
-      await stat(p).then(
-        () => true,
-        () => false,
-      )
-    )
-      return p
-  }
-
-  return undefined
-}
-
-/** Which ONNX Runtime backend `icc serve` will use here: native where onnxruntime-node has a binary, else wasm. */
-export function checkBackend(binding: string | undefined, facts: RuntimeFacts): DoctorCheck {
-  const title = 'ONNX Runtime backend (icc serve)'
-  if (binding) {
+    const {backend, note} = await resolveRuntime(options.runtime, options.arch ? {arch: options.arch} : undefined)
     return {
-      evidence: {backend: 'native', binding, platformTable: facts.support?.backend},
+      evidence: {...evidence, backend, note},
       for: 'icc',
       id: 'backend',
-      message: `icc serve will use native ONNX Runtime (onnxruntime-node ${process.platform}-${process.arch})`,
+      message:
+        backend === 'native'
+          ? 'icc serve will use onnxruntime-node (native)'
+          : `icc serve will use the WebAssembly runtime (onnxruntime-web)${note ? `: ${note}` : ''}`,
       status: 'pass',
       title,
     }
-  }
-
-  let web: string | undefined
-  try {
-    web = require.resolve('onnxruntime-web/package.json')
-  } catch {
-    // not installed
-  }
-
-  const why = `onnxruntime-node has no binary for ${process.platform}-${process.arch}`
-  return {
-    evidence: {backend: 'wasm', onnxruntimeWeb: web, platformTable: facts.support?.backend},
-    fix: web
-      ? undefined
-      : "Install icc's optional dependency onnxruntime-web (npm install onnxruntime-web in icc's folder), or use an icc version with the WebAssembly backend.",
-    for: 'icc',
-    id: 'backend',
-    message: web
-      ? `icc serve will use ONNX Runtime WebAssembly (onnxruntime-web): ${why}`
-      : `${why}, and onnxruntime-web (the WebAssembly backend) is not installed`,
-    status: web ? 'pass' : 'fail',
-    title,
+  } catch (error) {
+    const e = error as Error & {suggestions?: string[]}
+    return {
+      evidence: {...evidence, error: e.message},
+      fix: e.suggestions?.join(' '),
+      for: 'icc',
+      id: 'backend',
+      message: e.message,
+      status: 'fail',
+      title,
+    }
   }
 }
 

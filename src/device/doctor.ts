@@ -17,10 +17,11 @@
  */
 import type {CheckStatus, DoctorCheck, DoctorOptions, DoctorResult} from './doctor-types.js'
 
-import {checkCudaProvider, checkMemoryMode, checkModel, checkNode, checkRuntime} from './doctor-icc.js'
+import {findOnnxBinding} from '../model/runtime-choice.js'
+import {checkCudaProvider, checkMemoryMode, checkModel, checkNode} from './doctor-icc.js'
 import {checkLibraryTable, checkPlatform} from './doctor-libraries.js'
 import {checkModules, checkPython} from './doctor-python.js'
-import {checkBackend, checkGlibc, checkOnnxRuntime, checkSharp, findOnnxBinding} from './doctor-runtime.js'
+import {checkBackend, checkGlibc, checkOnnxRuntime, checkSharp} from './doctor-runtime.js'
 import {checkCgroups, checkGreengrass} from './doctor-system.js'
 import {defaultRoot, glibcVersion, iccSupportFor} from './platform.js'
 
@@ -81,8 +82,8 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorResu
 }
 
 /**
- * The C library, the ONNX Runtime backend and binding, sharp: what `icc serve` loads here. The backend is the one
- * the session factory resolves (`--runtime`), or for another machine (`arch`) the one the platform table names.
+ * The C library, the ONNX Runtime backend and binding, sharp: what `icc serve` loads here. The backend is the
+ * session factory's answer (`--runtime`): here, or for another machine (`arch`) from what is installed for it.
  */
 async function runtimeChecks(options: DoctorOptions): Promise<DoctorCheck[]> {
   const facts = {
@@ -90,7 +91,7 @@ async function runtimeChecks(options: DoctorOptions): Promise<DoctorCheck[]> {
     support: iccSupportFor(options.arch),
   }
   const binding = await findOnnxBinding(options.arch)
-  const backend = options.arch ? checkBackend(binding, facts) : await checkRuntime(options.runtime)
+  const backend = await checkBackend({arch: options.arch, runtime: options.runtime, support: facts.support})
   return [checkGlibc(facts), backend, await checkOnnxRuntime(binding), await checkSharp(facts)]
 }
 

@@ -17,12 +17,18 @@ import {stripVTControlCharacters} from 'node:util'
 import type {LoadedModel} from './types.js'
 
 import {DependencyError, ModelError, UsageError} from '../errors.js'
+import {
+  type Backend,
+  chooseRuntime,
+  installedProbe,
+  type Runtime,
+  type RuntimeChoice,
+  type RuntimeProbe,
+  RUNTIMES,
+  runtimeUnavailable,
+} from './runtime-choice.js'
 
-/** What `--runtime` and ICC_RUNTIME take: `auto` is native where its binary loads, else wasm. */
-export const RUNTIMES = ['auto', 'native', 'wasm'] as const
-export type Runtime = (typeof RUNTIMES)[number]
-/** The runtime a session runs on. */
-export type Backend = Exclude<Runtime, 'auto'>
+export {type Backend, type Runtime, RUNTIMES} from './runtime-choice.js'
 
 type OrtModule = typeof Ort
 type OrtOptions = Ort.InferenceSession.SessionOptions
@@ -96,43 +102,34 @@ function importBackend(backend: Backend): Promise<OrtModule> {
   return p
 }
 
-async function loadBackend(backend: Backend): Promise<OrtModule> {
+/** Whether a runtime loads here (its error when it does not). */
+const loadProbe: RuntimeProbe = async (backend) => {
   try {
-    return await importBackend(backend)
+    await importBackend(backend)
+    return undefined
   } catch (error) {
-    const why = stripVTControlCharacters((error as Error).message).split('\n')[0]
-    throw new DependencyError(
-      'RUNTIME_UNAVAILABLE',
-      backend === 'native'
-        ? `onnxruntime-node does not load on ${process.platform}-${process.arch}: ${why}`
-        : `The WebAssembly runtime (onnxruntime-web) does not load: ${why}`,
-      {
-        cause: error,
-        suggestions: [
-          backend === 'native'
-            ? 'Use --runtime wasm (or ICC_RUNTIME=wasm), or reinstall icc so that onnxruntime-node has its binary.'
-            : 'Install the optional dependency: npm install onnxruntime-web (icc installs it unless --omit=optional).',
-        ],
-      },
-    )
+    return {cause: error, why: stripVTControlCharacters((error as Error).message).split('\n')[0]}
   }
 }
 
-/** The runtime that will run sessions here: the one asked for, or with auto native where it loads, else wasm. */
-export async function resolveRuntime(asked?: Runtime): Promise<{backend: Backend; note?: string}> {
-  const runtime = asked ?? askedRuntime()
-  if (runtime !== 'auto') {
-    await loadBackend(runtime)
-    return {backend: runtime}
-  }
+const HERE = `${process.platform}-${process.arch}`
 
-  try {
-    await loadBackend('native')
-    return {backend: 'native'}
-  } catch (error) {
-    await loadBackend('wasm')
-    return {backend: 'wasm', note: `${(error as Error).message}; using the WebAssembly runtime (onnxruntime-web).`}
-  }
+async function loadBackend(backend: Backend): Promise<OrtModule> {
+  const absence = await loadProbe(backend)
+  if (absence) throw runtimeUnavailable(backend, HERE, absence)
+  return importBackend(backend)
+}
+
+/**
+ * The runtime that will run sessions: the one asked for, or with auto native where it is there, else wasm
+ * (./runtime-choice.ts). Here, a runtime is there when it loads; for another architecture (`target.arch`, icc
+ * doctor's), when it is installed for it.
+ * @throws DependencyError RUNTIME_UNAVAILABLE
+ */
+export async function resolveRuntime(asked?: Runtime, target?: {arch: string}): Promise<RuntimeChoice> {
+  const runtime = asked ?? askedRuntime()
+  if (target) return chooseRuntime(runtime, installedProbe(target.arch), `${process.platform}-${target.arch}`)
+  return chooseRuntime(runtime, loadProbe, HERE)
 }
 
 /** onnxruntime-node's versions (`ort.env.versions`), e.g. for cache keys of what it made. */

@@ -34,7 +34,14 @@ import {
   startedServices,
   startServices,
 } from './lifecycle.js'
-import {assertPortFree, type HostAddresses, hostListener, isLoopback, openListeners} from './listeners.js'
+import {
+  assertPortFree,
+  type HostAddresses,
+  hostListener,
+  isLoopback,
+  openListeners,
+  warmUpListener,
+} from './listeners.js'
 import {Metrics} from './metrics.js'
 import {defaultSocketPath, prepareSocketPath} from './paths.js'
 import {type ModelWatch, watchServices} from './reload-triggers.js'
@@ -341,6 +348,7 @@ export async function startHost(options: HostOptions): Promise<Host> {
     await runners.stopAll()
     throw error
   })
+  await warmUpListener(addresses, options.authToken)
   const firstLogger = logger(options.services[0].name)
   for (const w of runners.warnings) firstLogger.warn(w)
   logReady(runners.started, addresses, logger, config)

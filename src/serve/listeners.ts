@@ -1,13 +1,13 @@
+import {type FastifyInstance} from 'fastify'
+import {chmod} from 'node:fs/promises'
 /**
  * The listeners of the `icc serve` host: the node:http servers every request arrives on (the unix socket and the
  * optional TCP port), each with the client limits of ./http-io.ts, the invocation route first (the hot path,
  * ./invocations.ts) and the framework's router for the rest (./routes.ts); the TCP listener's bearer-token guard,
- * and the fail-fast check that a TCP port is free before any runner starts.
+ * the fail-fast check that a TCP port is free before any runner starts, and the listeners' warm-up before the
+ * host says it is ready.
  */
-import type {IncomingMessage, Server, ServerResponse} from 'node:http'
-
-import {type FastifyInstance} from 'fastify'
-import {chmod} from 'node:fs/promises'
+import {type IncomingMessage, request, type Server, type ServerResponse} from 'node:http'
 import {createServer} from 'node:net'
 
 import {IccError, UsageError} from '../errors.js'
@@ -158,4 +158,37 @@ async function listenTcp(server: Server, host: string, port: number): Promise<No
   const addr = server.address() as {port: number}
   const urlHost = host.includes(':') ? `[${host}]` : host
   return {host, port: addr.port, url: `http://${urlHost}:${addr.port}`}
+}
+
+/**
+ * Warm the listeners' request path up before the host says it is ready: one `GET /ping` of the host to itself (its
+ * unix socket, else its TCP listener with the token), so that the first client does not pay for the first use of
+ * node:http's server (parser, response writer), the invocation route's check and the router. /ping is no
+ * invocation: nothing counts it or logs it. Its answer is dropped; a failure only leaves the path cold.
+ */
+export async function warmUpListener(addresses: HostAddresses, authToken?: string): Promise<boolean> {
+  const target = addresses.socket
+    ? {socketPath: addresses.socket}
+    : addresses.tcp && {host: addresses.tcp.host, port: addresses.tcp.port}
+  if (!target) return false
+  return new Promise<boolean>((resolve) => {
+    const req = request(
+      {
+        ...target,
+        agent: false,
+        headers: authToken ? {authorization: `Bearer ${authToken}`} : {},
+        method: 'GET',
+        path: '/ping',
+        timeout: 5000,
+      },
+      (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode === 200))
+        res.on('error', () => resolve(false))
+      },
+    )
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(false))
+    req.end()
+  })
 }

@@ -212,6 +212,7 @@ async function load(config: RunnerConfig): Promise<Loaded> {
   const loadMs = performance.now() - started
   const warm = performance.now()
   const maxBatch = await warmUp(session, model.inputShape, config.maxBatch, warnings)
+  await warmUpDecode(decodeOptions(config, model), warnings)
   collectGarbage()
   const info: RunnerReadyInfo = {
     inputName: session.inputNames[0],
@@ -263,6 +264,24 @@ async function warmUp(
   }
 }
 
+/** How this service decodes an image into its model's input (the requests' and the warm-up's). */
+function decodeOptions(config: RunnerConfig, model: modelCore.LoadedModel) {
+  const [channels, height, width] = model.inputShape
+  return {channels, height, preprocessing: model.preprocessing, resize: config.resize, width}
+}
+
+/**
+ * Warm the decode path up (../model/decode-warm-up.ts), so the first request does not pay for sharp's and the
+ * resize code's first use. A failure here does not stop the service: the requests' decodes report their own errors.
+ */
+async function warmUpDecode(options: ReturnType<typeof decodeOptions>, warnings: string[]): Promise<void> {
+  try {
+    await modelCore.warmUpDecode(options, new Float32Array(options.channels * options.height * options.width))
+  } catch (error) {
+    warnings.push(`The decoder's warm-up failed (${firstLine(error)}); the first request may be slower.`)
+  }
+}
+
 /**
  * Memory the decodes may use together: the limit less what the loaded model holds (RSS) and a margin for
  * inference; one decode alone may use the limit less the runner's anonymous memory (./decode-admission.ts).
@@ -284,7 +303,7 @@ function serveRequests(channel: Channel, config: RunnerConfig, loaded: Loaded, h
   // input tensors are reused (./tensor-pool.ts): as many as the host keeps in flight (2 x maxBatch), and one more
   const tensors = new TensorPool(c * h * w, 2 * maxBatch + 1)
   const admission = decodeBudget(config, loaded.info)
-  const options = {channels: c, height: h, preprocessing: model.preprocessing, resize: config.resize, width: w}
+  const options = decodeOptions(config, model)
 
   // stage 1, started as soon as a frame arrives: decode/resize (sharp works on its own threads, so the next images
   // are decoded while ONNX Runtime runs the current batch)

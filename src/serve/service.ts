@@ -42,7 +42,7 @@ import type {RunnerConfig} from './runner-main.js'
 
 import {DependencyError, IccError, ModelError, UsageError} from '../errors.js'
 import {type ChildProcess, spawn, terminate} from '../system.js'
-import {formatConnectorBody, topK} from './format.js'
+import {formatConnectorBody, topK, warmUpFormat} from './format.js'
 import {type MemoryCap, memoryLimitSuggestions, type MemoryMode, readRssKb, tryCgroupCap} from './memory.js'
 import {FrameDecoder, payloadToFloat32, type RunnerMessage, type RunnerReadyInfo, writeFrame} from './protocol.js'
 import {runnerMallocEnv} from './tuning.js'
@@ -347,6 +347,8 @@ export class Service {
         this.state = 'ready'
         this.reason = undefined
         for (const w of header.info.warnings) this.options.logger.warn(w)
+        // before the service is announced ready, so that its first answer is not the one formatted cold
+        warmUpFormat(header.info.numClasses)
         run.first?.resolve(header.info)
         this.pump()
         break

@@ -9,8 +9,10 @@ import {readFile} from 'node:fs/promises'
 
 import {connectorForPlatform, CONNECTORS, iccMinimumGlibc, MIN_NODE} from '../../src/connector/catalog.js'
 import {listConnectors, renderConnectorTable} from '../../src/connector/list.js'
-import {checkBackend, checkGlibc, checkOnnxRuntime, findOnnxBinding} from '../../src/device/doctor-runtime.js'
+import {checkBackend, checkGlibc, checkOnnxRuntime} from '../../src/device/doctor-runtime.js'
 import {glibcAtLeast, glibcVersion, iccSupportFor} from '../../src/device/platform.js'
+import {chooseRuntime, findOnnxBinding, type RuntimeProbe} from '../../src/model/runtime-choice.js'
+import {resolveRuntime} from '../../src/model/session.js'
 import {sharpFix} from '../../src/model/sharp.js'
 import {ARMV7} from '../helpers/emulation.js'
 
@@ -80,12 +82,54 @@ describe('device: glibc and backend checks (platform table)', () => {
     assert.match(x64!, /bin\/napi-v\d+\/linux\/x64\/onnxruntime_binding\.node$/)
     assert.match((await findOnnxBinding('arm64'))!, /linux\/arm64\//)
     assert.equal(await findOnnxBinding('arm'), undefined)
-    const native = checkBackend(x64, {support: x86})
+    const native = await checkBackend({arch: 'x64', runtime: 'auto', support: x86})
     assert.equal(native.status, 'pass')
     assert.equal(native.evidence.backend, 'native')
-    const wasm = checkBackend(undefined, {support: armv7})
+    assert.equal(native.message, 'icc serve will use onnxruntime-node (native)')
+    assert.equal((await checkBackend({arch: 'arm64', runtime: 'auto', support: jtx2})).evidence.backend, 'native')
+    const wasm = await checkBackend({arch: 'arm', runtime: 'auto', support: armv7})
+    assert.equal(wasm.status, 'pass')
     assert.equal(wasm.evidence.backend, 'wasm')
-    assert.match(wasm.message, /onnxruntime-node has no binary for linux-/)
+    assert.equal(wasm.evidence.platformTable, 'wasm')
+    assert.match(
+      wasm.message,
+      /WebAssembly runtime \(onnxruntime-web\): onnxruntime-node does not load on linux-arm: it has no binary for linux-arm;/,
+    )
+    // forced native where there is no binary: the session factory's own error and fix
+    const forced = await checkBackend({arch: 'arm', runtime: 'native', support: armv7})
+    assert.equal(forced.status, 'fail')
+    assert.match(forced.message, /^onnxruntime-node does not load on linux-arm: it has no binary for linux-arm$/)
+    assert.match(forced.fix!, /--runtime wasm/)
+  })
+
+  it("the doctor's answer is the session factory's: resolveRuntime for another arch, from what is installed", async () => {
+    assert.deepEqual(await resolveRuntime('auto', {arch: 'x64'}), {backend: 'native'})
+    assert.equal((await resolveRuntime('auto', {arch: 'arm'})).backend, 'wasm')
+    assert.deepEqual(await resolveRuntime('wasm', {arch: 'x64'}), {backend: 'wasm'})
+    // here, the factory loads what it names (this machine has both)
+    assert.deepEqual(await resolveRuntime('auto'), {backend: 'native'})
+  })
+
+  it('the choice is a function of what is there: nothing else is probed, nothing there is one clear error', async () => {
+    const probed: string[] = []
+    const probe =
+      (absent: string[]): RuntimeProbe =>
+      async (b) => {
+        probed.push(b)
+        return absent.includes(b) ? {why: `no ${b} here`} : undefined
+      }
+
+    assert.deepEqual(await chooseRuntime('auto', probe([]), 'linux-x64'), {backend: 'native'})
+    assert.deepEqual(probed, ['native'], 'wasm is not probed (nor loaded) when native is there')
+    assert.deepEqual(await chooseRuntime('auto', probe(['native']), 'linux-arm'), {
+      backend: 'wasm',
+      note: 'onnxruntime-node does not load on linux-arm: no native here; using the WebAssembly runtime (onnxruntime-web).',
+    })
+    await assert.rejects(chooseRuntime('auto', probe(['native', 'wasm']), 'linux-arm'), {
+      code: 'RUNTIME_UNAVAILABLE',
+      message: 'The WebAssembly runtime (onnxruntime-web) does not load: no wasm here',
+    })
+    await assert.rejects(chooseRuntime('native', probe(['native']), 'linux-arm'), {code: 'RUNTIME_UNAVAILABLE'})
   })
 
   it('onnxruntime-node that does not load: a warning where it has no binary (armv7), a failure where it has', async () => {

@@ -1,7 +1,8 @@
 /**
  * The logs of `icc serve` with the real binary: one access line per request (native HTTP and the Greengrass IPC
  * endpoint) with its service, transport, status, error code, bytes in, timings and batch; `--access-log off`;
- * `--log-format pretty` (short human lines, no JSON); a short ready line.
+ * `--log-format pretty` (short human lines, no JSON); a short ready line; the warm-ups at start (the runner's
+ * decodes, the host's own request to its listener) are no requests: nothing logs or counts them.
  */
 import assert from 'node:assert/strict'
 import {mkdtemp, rm} from 'node:fs/promises'
@@ -102,6 +103,26 @@ describe('icc serve logs', function () {
       assert.match(line, /"bytesIn":\d+/)
     } finally {
       await pretty.stop()
+    }
+  })
+  it('logs and counts none of the warm-ups at start: the first request is the first counted', async () => {
+    const socket = join(dir, 'warm', 'icc.sock')
+    const host = await startServe(['--model', model], {socket})
+    try {
+      const counted = async () => {
+        const metrics = (await http({socket}, 'GET', '/metrics')).body
+        return [...metrics.matchAll(/^icc_requests_total\{[^}]*\} (\d+)$/gm)].map((m) => Number(m[1]))
+      }
+
+      assert.deepEqual(await counted(), [])
+      assert.equal(jsonLines(host.stderr()).filter((l) => l.transport).length, 0, host.stderr())
+      assert.doesNotMatch(host.stderr(), /warm-up failed/)
+      assert.equal((await http({socket}, 'POST', '/invocations', jpeg, {'content-type': 'image/jpeg'})).status, 200)
+      await waitFor(async () => jsonLines(host.stderr()).some((l) => l.transport), 10_000, 'the access line')
+      assert.deepEqual(await counted(), [1])
+      assert.equal(jsonLines(host.stderr()).filter((l) => l.transport).length, 1)
+    } finally {
+      await host.stop()
     }
   })
 })
