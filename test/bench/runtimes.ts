@@ -144,7 +144,7 @@ async function served(
   starts: number,
   log: (s: string) => void,
 ) {
-  const rounds = []
+  const rounds: Awaited<ReturnType<typeof servedOnce>>[] = []
   for (let i = 0; i < starts; i++) {
     log(`icc serve, native and wasm side by side: start ${i + 1} of ${starts}`)
     rounds.push(await servedOnce(modelPath, jpeg, dir, n))
