@@ -1,5 +1,5 @@
 /** `icc convert-model`: write the converted ONNX model, or an int8 one calibrated on images (./quantize.ts). */
-import {copyFile, mkdir, readdir, readFile, stat, writeFile} from 'node:fs/promises'
+import {copyFile, mkdir, readdir, readFile, stat} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
 import {spinWhile} from '../aws/progress.js'
@@ -100,11 +100,10 @@ export async function convertModel(path: string, output: string, options: Conver
 
   const {backend} = await resolveRuntime(options.runtime)
   const q = await spinWhile(options.progress ?? false, 'quantizing model (int8)', async () =>
-    quantizeInt8(await readFile(m.onnxPath), {backend, calibration, inPlace: true, inputShape: m.inputShape}),
+    quantizeInt8(m.onnxPath, output, {backend, calibration, inputShape: m.inputShape}),
   )
-  await writeFile(output, q.bytes)
   return {
-    bytes: q.bytes.length,
+    bytes: q.bytes,
     classes: m.numClasses,
     inputShape: m.inputShape,
     output,

@@ -60,10 +60,14 @@ describe('int8 quantization', function () {
     const model = await loadModel(dir, {cacheDir: await tempDir(), shape: [1, 1, 28, 28]})
     const float = await readFile(model.onnxPath)
     // calibrate on every 10th image
-    const q = await quantizeInt8(float, {calibration: inputs.filter((_, i) => i % 10 === 0), inputShape: [1, 28, 28]})
+    const int8 = join(await tempDir(), 'lenet.int8.onnx')
+    const q = await quantizeInt8(float, int8, {
+      calibration: inputs.filter((_, i) => i % 10 === 0),
+      inputShape: [1, 28, 28],
+    })
     assert.ok(q.convolutions >= 1, `only ${q.convolutions} convolutions quantized`)
     const a = await runAll(float, inputs, [1, 28, 28])
-    const b = await runAll(q.bytes, inputs, [1, 28, 28])
+    const b = await runAll(int8, inputs, [1, 28, 28])
     const agree = a.filter((v, i) => argmax(v) === argmax(b[i])).length
     assert.ok(agree >= 980, `top-1 agreement ${agree}/1000`)
     // the scores themselves stay close (the last layer is tanh: scores in -1..1)
@@ -79,8 +83,9 @@ describe('int8 quantization', function () {
     const inputs = await Promise.all(
       images.map(async (png) => Float32Array.from(await sharp(png).removeAlpha().raw().toBuffer())),
     )
-    const q = await quantizeInt8(float, {calibration: inputs.slice(0, 8), inputShape: [3, 64, 64]})
-    const graph = onnx.ModelProto.decode(q.bytes).graph!
+    const out = join(dir, 'resnet18.int8.onnx')
+    const q = await quantizeInt8(float, out, {calibration: inputs.slice(0, 8), inputShape: [3, 64, 64]})
+    const graph = onnx.ModelProto.decode(await readFile(out)).graph!
     const ops = graph.node!.map((n) => n.opType)
     const convs = ops.filter((o) => o === 'Conv').length
     assert.equal(q.convolutions, convs)
@@ -102,7 +107,7 @@ describe('int8 quantization', function () {
     assert.deepEqual(floatWeights, [], 'no float convolution weights left')
     // it runs, and gives probabilities close to the float model's on images it was not calibrated on
     const a = await runAll(float, inputs.slice(8), [3, 64, 64])
-    const b = await runAll(q.bytes, inputs.slice(8), [3, 64, 64])
+    const b = await runAll(out, inputs.slice(8), [3, 64, 64])
     for (const [i, v] of a.entries()) {
       assert.ok(Math.abs(b[i].reduce((s, x) => s + x, 0) - 1) < 1e-4)
       for (const [k, x] of v.entries())

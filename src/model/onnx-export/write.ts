@@ -36,15 +36,45 @@ export function encodePlan(p: Plan): ExportResult {
 /** A plan (or a part of one, splitPlan) streamed to `path` (created or truncated). */
 export async function writePlan(p: Plan, path: string): Promise<WriteResult> {
   const {inits, model, ...rest} = resultOf(p)
+  const tensors = inits.map((t) => {
+    const n = byteLength(t.dims)
+    const bytes = () => {
+      const b = t.bytes()
+      if (b.length !== n)
+        throw new ModelError('BAD_PARAMS', `${t.name}: ${b.length} bytes for dims ${t.dims.join('x')}`)
+      return finite(t, b)
+    }
+
+    return {bytes, header: {dataType: FLOAT, dims: t.dims, name: t.name}, length: n}
+  })
+  return {length: await writeModel(model, tensors, path), ...rest}
+}
+
+/** An initializer to stream: its TensorProto without raw_data, and raw_data's bytes (asked for when written). */
+export interface StreamedTensor {
+  /** raw_data, `length` bytes (absent: the tensor has none, e.g. its data is external or in header). */
+  bytes?: () => Uint8Array
+  header: onnxProto.onnx.ITensorProto
+  length: number
+}
+
+/**
+ * `model` (its graph without initializers) and then `tensors` as the graph's initializers, streamed to `path`
+ * (created or truncated), one tensor's bytes at a time. Returns the bytes written.
+ */
+export async function writeModel(
+  model: onnxProto.onnx.IModelProto,
+  tensors: StreamedTensor[],
+  path: string,
+): Promise<number> {
   const {graph, ...top} = model
   const head = onnx.ModelProto.encode(onnx.ModelProto.create(top)).finish()
-  const graphHead = onnx.GraphProto.encode(onnx.GraphProto.create(graph!)).finish()
+  const graphHead = onnx.GraphProto.encode(onnx.GraphProto.create({...graph!, initializer: []})).finish()
   // each initializer: field 5 of GraphProto = a TensorProto of dims, type and name, then raw_data (field 9)
-  const headers = inits.map((t) => {
-    const header = onnx.TensorProto.encode({dataType: FLOAT, dims: t.dims, name: t.name}).finish()
-    const n = byteLength(t.dims)
-    const rawTag = concat([Uint8Array.of(0x4a), varint(n)])
-    return {header, n, rawTag}
+  const headers = tensors.map((t) => {
+    const header = onnx.TensorProto.encode(t.header).finish()
+    const rawTag = t.bytes ? concat([Uint8Array.of(0x4a), varint(t.length)]) : new Uint8Array(0)
+    return {header, n: t.bytes ? t.length : 0, rawTag}
   })
   const entryLength = (h: (typeof headers)[number]) => h.header.length + h.rawTag.length + h.n
   const graphLength = headers.reduce((s, h) => s + fieldLength(entryLength(h)), graphHead.length)
@@ -59,22 +89,19 @@ export async function writePlan(p: Plan, path: string): Promise<WriteResult> {
   try {
     await write(concat([head, Uint8Array.of(0x3a), varint(graphLength), graphHead]))
     for (const [i, h] of headers.entries()) {
-      const bytes = inits[i].bytes()
-      if (bytes.length !== h.n) {
-        throw new ModelError(
-          'BAD_PARAMS',
-          `${inits[i].name}: ${bytes.length} bytes for dims ${inits[i].dims.join('x')}`,
-        )
+      const bytes = tensors[i].bytes?.()
+      if (bytes && bytes.length !== h.n) {
+        throw new ModelError('BAD_PARAMS', `${tensors[i].header.name}: ${bytes.length} bytes, ${h.n} expected`)
       }
 
       await write(concat([Uint8Array.of(0x2a), varint(entryLength(h)), h.header, h.rawTag]))
-      await write(finite(inits[i], bytes))
+      if (bytes) await write(bytes)
     }
   } finally {
     await file.close()
   }
 
-  return {length, ...rest}
+  return length
 }
 
 /**
