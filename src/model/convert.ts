@@ -85,17 +85,19 @@ export async function convertModel(path: string, output: string, options: Conver
 
   const [c, h, w] = m.inputShape
   const files = await calibrationFiles(options.calibration!, options.calibrationCount ?? 64)
-  const calibration: Float32Array[] = []
-  for (const file of files) {
-    try {
-      calibration.push(
-        await preprocessImage(await readFile(file), {channels: c, height: h, preprocessing: m.preprocessing, width: w}),
-      )
-    } catch (error) {
-      throw new UsageError('BAD_CALIBRATION_IMAGE', `Calibration image ${file}: ${(error as Error).message}`, {
-        suggestions: ['Remove or replace that file.'],
-      })
-    }
+  // each image decoded when the calibration gets to it: one image's tensor at a time, not all of them
+  const calibration = {
+    count: files.length,
+    async image(i: number) {
+      try {
+        const settings = {channels: c, height: h, preprocessing: m.preprocessing, width: w}
+        return await preprocessImage(await readFile(files[i]), settings)
+      } catch (error) {
+        throw new UsageError('BAD_CALIBRATION_IMAGE', `Calibration image ${files[i]}: ${(error as Error).message}`, {
+          suggestions: ['Remove or replace that file.'],
+        })
+      }
+    },
   }
 
   const {backend} = await resolveRuntime(options.runtime)
@@ -108,7 +110,7 @@ export async function convertModel(path: string, output: string, options: Conver
     inputShape: m.inputShape,
     output,
     quantization: {
-      calibrationImages: calibration.length,
+      calibrationImages: files.length,
       convolutions: q.convolutions,
       foldedBatchNorms: q.foldedBatchNorms,
       tensors: q.tensors,

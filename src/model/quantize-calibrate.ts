@@ -17,6 +17,12 @@ import {type Backend, openSession} from './session.js'
 const {onnx} = onnxProto
 type NodeProto = onnxProto.onnx.INodeProto
 
+/** Calibration images made one at a time, when the calibration gets to each (instead of an array of all). */
+export interface CalibrationImages {
+  count: number
+  image(index: number): Promise<Float32Array>
+}
+
 /** Offsets in the weights file are multiples of this (the page size ONNX Runtime maps at). */
 const ALIGN = 4096
 /** Smaller tensors stay inside the calibration model. */
@@ -135,7 +141,7 @@ export async function calibrate(
   g: CalibrationGraph,
   names: string[],
   dir: string,
-  options: {backend?: Backend; calibration: Float32Array[]; inputShape: [number, number, number]},
+  options: {backend?: Backend; calibration: CalibrationImages | Float32Array[]; inputShape: [number, number, number]},
 ): Promise<Map<string, {max: number; min: number}>> {
   const node = withReductions(g.model.graph!.input!, g.nodes, new Set(names))
   const fetches = names.flatMap((name) => [`${name}__Min`, `${name}__Max`])
@@ -154,7 +160,10 @@ export async function calibrate(
   const ranges = new Map(names.map((n) => [n, {max: -Infinity, min: Infinity}]))
   try {
     const [c, h, w] = options.inputShape
-    for (const image of options.calibration) {
+    const {calibration} = options
+    const count = Array.isArray(calibration) ? calibration.length : calibration.count
+    for (let i = 0; i < count; i++) {
+      const image = Array.isArray(calibration) ? calibration[i] : await calibration.image(i)
       const out = await session.run({[session.inputNames[0]]: {data: image, dims: [1, c, h, w]}}, fetches)
       for (const name of names) {
         const r = ranges.get(name)!

@@ -30,8 +30,10 @@ import onnxProto from 'onnx-proto'
 import {ModelError} from '../errors.js'
 import {writeModel} from './onnx-export/index.js'
 import {type LazyTensor, readLazyModel} from './onnx-lazy.js'
-import {calibrate, usedInitializers, WeightFile} from './quantize-calibrate.js'
+import {calibrate, type CalibrationImages, usedInitializers, WeightFile} from './quantize-calibrate.js'
 import {type Backend} from './session.js'
+
+export type {CalibrationImages} from './quantize-calibrate.js'
 
 const {onnx} = onnxProto
 type NodeProto = onnxProto.onnx.INodeProto
@@ -39,7 +41,7 @@ const DT = onnx.TensorProto.DataType
 
 export interface QuantizeOptions {
   /** Calibration inputs, each one image as the model takes it (C x H x W values, already preprocessed). */
-  calibration: Float32Array[]
+  calibration: CalibrationImages | Float32Array[]
   /** [C, H, W] of one image. */
   inputShape: [number, number, number]
   /** The runtime the calibration runs on (default native). */
@@ -98,7 +100,8 @@ function consumersOf(edit: GraphEdit, name: string): NodeProto[] {
 
 /** Refuse a quantization without calibration images. */
 function checkCalibration(options: QuantizeOptions): void {
-  if (options.calibration.length === 0) {
+  const {calibration} = options
+  if ((Array.isArray(calibration) ? calibration.length : calibration.count) === 0) {
     throw new ModelError('NO_CALIBRATION_DATA', 'int8 quantization needs at least one calibration image.', {
       suggestions: ['Pass --calibration DIR with JPEG/PNG images like the ones the model will see (32-100 is plenty).'],
     })

@@ -243,5 +243,15 @@ describe('int8 quantization', function () {
     const empty = await quantize(modelDir, out, join(dir, 'model'))
     assert.equal(empty.exitCode, 2)
     assert.match(empty.stderr, /No \.jpg, \.jpeg or \.png file/)
+    // an image that does not decode (met when the calibration gets to it): which file, exit 2, nothing left behind
+    await writeFile(join(photos, 'p3.jpg'), 'not a JPEG')
+    const bad = await quantize(modelDir, join(dir, 'bad.onnx'), join(dir, 'photos'))
+    assert.equal(bad.exitCode, 2, bad.stderr)
+    assert.match(bad.stderr, /Calibration image .*p3\.jpg/)
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith('.icc-quantize') || f === 'bad.onnx'),
+      [],
+      'nothing written',
+    )
   })
 })
