@@ -7,8 +7,9 @@
  * 1. Every BatchNormalization that directly follows a Conv (whose output goes nowhere else) is folded into the
  *    Conv's weights and bias: the float model computes the same, and ONNX Runtime could not fold it any more once
  *    the weights are quantized.
- * 2. Calibration: the float model runs on the calibration images with every tensor to be quantized exposed as an
- *    output; a tensor's range is the lowest and highest value seen (always including 0).
+ * 2. Calibration (./quantize-calibrate.ts): the float model runs on the calibration images, each tensor to be
+ *    quantized measured by a ReduceMin and a ReduceMax; a tensor's range is the lowest and highest value seen
+ *    (always including 0).
  * 3. The activations that feed Conv, Add and MaxPool become uint8 (asymmetric, one scale per tensor):
  *    x -> QuantizeLinear -> DequantizeLinear -> its consumers. Conv weights become int8 (symmetric, one scale per
  *    output channel) and Conv biases int32 (scale = input scale x weight scale). Everything else (Gemm, Softmax,
