@@ -16,6 +16,7 @@ import sharp from 'sharp'
 import {loadModel} from '../../src/model/index.js'
 import {readLazyModel} from '../../src/model/onnx-lazy.js'
 import {quantizeInt8} from '../../src/model/quantize.js'
+import {calibrate, WeightFile} from '../../src/model/quantize-calibrate.js'
 import {icc, SHARED} from '../helpers/cli.js'
 import {type FixtureOptions, tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 import {noiseImage} from '../helpers/serve-host.js'
@@ -191,6 +192,44 @@ describe('int8 quantization', function () {
         assert.deepEqual(raw!(), new Uint8Array(t.rawData!), t.name!)
       }
     } finally {
+      lazy.close()
+    }
+  })
+
+  it('calibrates from a model file whose weights are external data, 4 KiB aligned, for ONNX Runtime to map', async () => {
+    const {dir} = await writeModelDir(await tempDir(), RESNET)
+    const lazy = readLazyModel((await loadModel(dir, {cacheDir: join(dir, 'cache')})).onnxPath)
+    const work = join(dir, 'work')
+    await mkdir(work)
+    const weights = new WeightFile(work)
+    try {
+      const inits = new Map(lazy.inits.map((t) => [t.header.name!, weights.spill(t)]))
+      const nodes = lazy.model.graph!.node!
+      const names = [...new Set(nodes.filter((n) => n.opType === 'Conv').map((n) => n.input![0]))]
+      const image = Float32Array.from({length: 3 * 64 * 64}, (_, i) => (i * 7) % 255)
+      const ranges = await calibrate({inits, model: lazy.model, nodes}, names, work, {
+        calibration: [image],
+        inputShape: [3, 64, 64],
+      })
+      assert.deepEqual([...ranges.keys()], names)
+      for (const [name, {max, min}] of ranges) assert.ok(min < max, `${name}: ${min}..${max}`)
+      const model = onnx.ModelProto.decode(await readFile(join(work, 'calibration.onnx')))
+      const big = model.graph!.initializer!.filter(
+        (t) => lazy.inits.find((i) => i.header.name === t.name)!.rawLength >= 4096,
+      )
+      assert.ok(big.length > 20, `${big.length} big initializers`)
+      for (const t of big) {
+        assert.equal(t.dataLocation, onnx.TensorProto.DataLocation.EXTERNAL, t.name!)
+        assert.equal(t.rawData!.length, 0, t.name!)
+        const at = Object.fromEntries(t.externalData!.map((e) => [e.key, e.value]))
+        assert.equal(at.location, 'weights.data')
+        assert.equal(Number(at.offset) % 4096, 0, `${t.name} at ${at.offset}`)
+      }
+
+      // the activations are measured, not fetched: the only outputs are one minimum and one maximum of each
+      assert.equal(model.graph!.output!.length, 2 * names.length)
+    } finally {
+      weights.close()
       lazy.close()
     }
   })
