@@ -1,5 +1,5 @@
 /** `icc convert-model`: write the converted ONNX model, or an int8 one calibrated on images (./quantize.ts). */
-import {copyFile, mkdir, readdir, readFile, stat, writeFile} from 'node:fs/promises'
+import {copyFile, mkdir, readdir, readFile, stat} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
 import {spinWhile} from '../aws/progress.js'
@@ -85,31 +85,32 @@ export async function convertModel(path: string, output: string, options: Conver
 
   const [c, h, w] = m.inputShape
   const files = await calibrationFiles(options.calibration!, options.calibrationCount ?? 64)
-  const calibration: Float32Array[] = []
-  for (const file of files) {
-    try {
-      calibration.push(
-        await preprocessImage(await readFile(file), {channels: c, height: h, preprocessing: m.preprocessing, width: w}),
-      )
-    } catch (error) {
-      throw new UsageError('BAD_CALIBRATION_IMAGE', `Calibration image ${file}: ${(error as Error).message}`, {
-        suggestions: ['Remove or replace that file.'],
-      })
-    }
+  // each image decoded when the calibration gets to it: one image's tensor at a time, not all of them
+  const calibration = {
+    count: files.length,
+    async image(i: number) {
+      try {
+        const settings = {channels: c, height: h, preprocessing: m.preprocessing, width: w}
+        return await preprocessImage(await readFile(files[i]), settings)
+      } catch (error) {
+        throw new UsageError('BAD_CALIBRATION_IMAGE', `Calibration image ${files[i]}: ${(error as Error).message}`, {
+          suggestions: ['Remove or replace that file.'],
+        })
+      }
+    },
   }
 
   const {backend} = await resolveRuntime(options.runtime)
   const q = await spinWhile(options.progress ?? false, 'quantizing model (int8)', async () =>
-    quantizeInt8(await readFile(m.onnxPath), {backend, calibration, inPlace: true, inputShape: m.inputShape}),
+    quantizeInt8(m.onnxPath, output, {backend, calibration, inputShape: m.inputShape}),
   )
-  await writeFile(output, q.bytes)
   return {
-    bytes: q.bytes.length,
+    bytes: q.bytes,
     classes: m.numClasses,
     inputShape: m.inputShape,
     output,
     quantization: {
-      calibrationImages: calibration.length,
+      calibrationImages: files.length,
       convolutions: q.convolutions,
       foldedBatchNorms: q.foldedBatchNorms,
       tensors: q.tensors,

@@ -7,8 +7,9 @@
  * 1. Every BatchNormalization that directly follows a Conv (whose output goes nowhere else) is folded into the
  *    Conv's weights and bias: the float model computes the same, and ONNX Runtime could not fold it any more once
  *    the weights are quantized.
- * 2. Calibration: the float model runs on the calibration images with every tensor to be quantized exposed as an
- *    output; a tensor's range is the lowest and highest value seen (always including 0).
+ * 2. Calibration (./quantize-calibrate.ts): the float model runs on the calibration images, each tensor to be
+ *    quantized measured by a ReduceMin and a ReduceMax; a tensor's range is the lowest and highest value seen
+ *    (always including 0).
  * 3. The activations that feed Conv, Add and MaxPool become uint8 (asymmetric, one scale per tensor):
  *    x -> QuantizeLinear -> DequantizeLinear -> its consumers. Conv weights become int8 (symmetric, one scale per
  *    output channel) and Conv biases int32 (scale = input scale x weight scale). Everything else (Gemm, Softmax,
@@ -16,34 +17,41 @@
  *
  * The result is an ordinary ONNX file: `icc serve --model model.int8.onnx` serves it like any other.
  *
- * Memory: the decoded model's tensors are views of the input bytes, new tensors are not copied again, and with
- * `inPlace` (the caller's bytes are its own to spend) the folded weights overwrite the originals, so that the float
- * weights exist once besides the calibration session's copy.
+ * Memory (docs/performance.md, "Memory"): nothing holds the whole model. The float model is read without its weights
+ * (./onnx-lazy.ts), each tensor's bytes read from the file when needed; folded weights, and every other weight the
+ * calibration needs, go one at a time to a weights file beside the output (4 KiB aligned), which ONNX Runtime maps
+ * as external data; calibration fetches each activation's minimum and maximum (ReduceMin/ReduceMax nodes added to
+ * the calibration graph), not the activations; the int8 model is streamed to its file, each weight quantized as it
+ * is written (./onnx-export/write.ts writeModel).
  */
+import {mkdtemp, rename, rm} from 'node:fs/promises'
+import {dirname, join} from 'node:path'
 import onnxProto from 'onnx-proto'
 
 import {ModelError} from '../errors.js'
-import {type Backend, openSession} from './session.js'
+import {writeModel} from './onnx-export/index.js'
+import {type LazyTensor, readLazyModel} from './onnx-lazy.js'
+import {calibrate, type CalibrationImages, usedInitializers, WeightFile} from './quantize-calibrate.js'
+import {type Backend} from './session.js'
+
+export type {CalibrationImages} from './quantize-calibrate.js'
 
 const {onnx} = onnxProto
 type NodeProto = onnxProto.onnx.INodeProto
-type TensorProto = onnxProto.onnx.ITensorProto
 const DT = onnx.TensorProto.DataType
 
 export interface QuantizeOptions {
   /** Calibration inputs, each one image as the model takes it (C x H x W values, already preprocessed). */
-  calibration: Float32Array[]
+  calibration: CalibrationImages | Float32Array[]
   /** [C, H, W] of one image. */
   inputShape: [number, number, number]
   /** The runtime the calibration runs on (default native). */
   backend?: Backend
-  /** The model bytes may be overwritten (the folded weights replace the originals there instead of a copy). */
-  inPlace?: boolean
 }
 
 export interface QuantizeResult {
-  /** The quantized model (ONNX, QDQ form). */
-  bytes: Uint8Array
+  /** Bytes written to the output file. */
+  bytes: number
   /** Convolutions whose weights are now int8. */
   convolutions: number
   /** BatchNormalizations folded into the Conv before them. */
@@ -52,26 +60,21 @@ export interface QuantizeResult {
   tensors: number
 }
 
-function floatsOf(t: TensorProto): Float32Array {
-  if (t.dataType !== DT.FLOAT) throw new ModelError('QUANTIZE_FAILED', `Tensor ${t.name} is not float32.`)
-  if (t.rawData && t.rawData.length > 0) {
-    const copy = new Uint8Array(t.rawData)
+function floatsOf(t: LazyTensor): Float32Array {
+  const {dataType, floatData, name} = t.header
+  if (dataType !== DT.FLOAT) throw new ModelError('QUANTIZE_FAILED', `Tensor ${name} is not float32.`)
+  if (t.raw && t.rawLength > 0) {
+    const copy = new Uint8Array(t.raw())
     return new Float32Array(copy.buffer, 0, copy.length / 4)
   }
 
-  return Float32Array.from(t.floatData ?? [])
+  return Float32Array.from(floatData ?? [])
 }
 
 /** A tensor over `data`'s own bytes (not copied: `data` is new and is not written again). */
-function tensor(name: string, dataType: number, dims: number[], data: ArrayBufferView): TensorProto {
-  return {dataType, dims, name, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength)}
-}
-
-/** Write float32 `values` over a float32 tensor's raw bytes (little-endian, as ONNX stores them). */
-function overwrite(t: TensorProto, values: Float32Array): void {
-  const raw = t.rawData!
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength)
-  for (const [i, v] of values.entries()) view.setFloat32(i * 4, v, true)
+function tensor(name: string, dataType: number, dims: number[], data: ArrayBufferView): LazyTensor {
+  const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  return {header: {dataType, dims, name}, raw: () => raw, rawLength: raw.length}
 }
 
 function attrNumber(node: NodeProto, name: string, fallback: number): number {
@@ -81,14 +84,14 @@ function attrNumber(node: NodeProto, name: string, fallback: number): number {
 
 /** The graph being rewritten: its nodes (replaced as BatchNormalizations are folded) and initializers by name. */
 interface GraphEdit {
-  inits: Map<string, TensorProto>
+  inits: Map<string, LazyTensor>
   nodes: NodeProto[]
 }
 
 /** Add an initializer to the graph; its name. */
-function addInit(edit: GraphEdit, t: TensorProto): string {
-  edit.inits.set(t.name!, t)
-  return t.name!
+function addInit(edit: GraphEdit, t: LazyTensor): string {
+  edit.inits.set(t.header.name!, t)
+  return t.header.name!
 }
 
 /** The nodes that read tensor `name`. */
@@ -96,16 +99,19 @@ function consumersOf(edit: GraphEdit, name: string): NodeProto[] {
   return edit.nodes.filter((n) => n.input!.includes(name))
 }
 
-/** Decode the model to quantize, refusing a quantization without calibration images or of a quantized model. */
-function decodeFloatModel(modelBytes: Uint8Array, options: QuantizeOptions): onnxProto.onnx.ModelProto {
-  if (options.calibration.length === 0) {
+/** Refuse a quantization without calibration images. */
+function checkCalibration(options: QuantizeOptions): void {
+  const {calibration} = options
+  if ((Array.isArray(calibration) ? calibration.length : calibration.count) === 0) {
     throw new ModelError('NO_CALIBRATION_DATA', 'int8 quantization needs at least one calibration image.', {
       suggestions: ['Pass --calibration DIR with JPEG/PNG images like the ones the model will see (32-100 is plenty).'],
     })
   }
+}
 
-  const model = onnx.ModelProto.decode(modelBytes)
-  if (model.graph!.node!.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear')) {
+/** Refuse to quantize a quantized model. */
+function checkFloatModel(nodes: NodeProto[]): void {
+  if (nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear')) {
     throw new ModelError(
       'ALREADY_QUANTIZED',
       'The model is already quantized (it has QuantizeLinear/DequantizeLinear).',
@@ -114,26 +120,58 @@ function decodeFloatModel(modelBytes: Uint8Array, options: QuantizeOptions): onn
       },
     )
   }
-
-  return model
 }
 
-/** Quantize a float32 model (see the module comment). */
-export async function quantizeInt8(modelBytes: Uint8Array, options: QuantizeOptions): Promise<QuantizeResult> {
-  const model = decodeFloatModel(modelBytes, options)
-  const graph = model.graph!
-  const edit: GraphEdit = {
-    inits: new Map<string, TensorProto>(graph.initializer!.map((t) => [t.name!, t])),
-    nodes: [...graph.node!],
+/**
+ * Quantize the float32 model `source` (its path, or its bytes) into the ONNX file `output` (see the module comment).
+ * Its working files lie in a private directory beside `output`, removed when done.
+ */
+export async function quantizeInt8(
+  source: string | Uint8Array,
+  output: string,
+  options: QuantizeOptions,
+): Promise<QuantizeResult> {
+  checkCalibration(options)
+  const lazy = readLazyModel(source)
+  let work: string | undefined
+  let weights: WeightFile | undefined
+  try {
+    checkFloatModel(lazy.model.graph!.node!)
+    work = await mkdtemp(join(dirname(output), '.icc-quantize-'))
+    weights = new WeightFile(work)
+    const result = await quantizeTo(lazy.model, lazy.inits, weights, join(work, 'int8.onnx'), options)
+    await rename(join(work, 'int8.onnx'), output)
+    return result
+  } finally {
+    weights?.close()
+    lazy.close()
+    if (work) await rm(work, {force: true, recursive: true})
   }
+}
+
+/** Fold, calibrate (the calibration's files in `weights`' directory) and write the int8 model to `path`. */
+async function quantizeTo(
+  model: onnxProto.onnx.ModelProto,
+  initializers: LazyTensor[],
+  weights: WeightFile,
+  path: string,
+  options: QuantizeOptions,
+): Promise<QuantizeResult> {
+  const graph = model.graph!
+  const edit: GraphEdit = {inits: new Map(initializers.map((t) => [t.header.name!, t])), nodes: [...graph.node!]}
 
   // 1. fold BatchNormalization into the Conv before it
   const graphOutputs = new Set(graph.output!.map((o) => o.name!))
-  const foldedBatchNorms = foldBatchNorms(edit, graphOutputs, options.inPlace ?? false)
+  const foldedBatchNorms = foldBatchNorms(edit, graphOutputs, weights)
 
   // 2. which activations, and their ranges on the calibration images
   const wanted = wantedActivations(edit)
-  const ranges = await calibrate(model, edit.nodes, edit.inits, [...wanted], options)
+  for (const t of usedInitializers(edit.nodes, edit.inits)) edit.inits.set(t.header.name!, weights.spill(t))
+  const dir = dirname(path)
+  // what the caller's conversion and the folding left is garbage: freed before the calibration maps the weights
+  // (under --expose-gc, as the runner and the bench run; ./load.ts does the same)
+  ;(globalThis as {gc?: () => void}).gc?.()
+  const ranges = await calibrate({inits: edit.inits, model, nodes: edit.nodes}, [...wanted], dir, options)
 
   // 3. the QDQ rewrite
   const {pairs, scales} = activationPairs(edit, wanted, ranges)
@@ -154,14 +192,21 @@ export async function quantizeInt8(modelBytes: Uint8Array, options: QuantizeOpti
     edit.nodes,
     pairs,
   )
-  graph.node = ordered
-  graph.initializer = usedInitializers(ordered, edit.inits)
-  model.producerName = 'icc (int8 QDQ)'
-  return {bytes: onnx.ModelProto.encode(model).finish(), convolutions, foldedBatchNorms, tensors: wanted.size}
+  const out = onnx.ModelProto.create({...model, graph: {...graph, node: ordered}, producerName: 'icc (int8 QDQ)'})
+  const tensors = usedInitializers(ordered, edit.inits).map((t) => ({
+    bytes: t.raw,
+    header: t.header,
+    length: t.rawLength,
+  }))
+  const bytes = await writeModel(out, tensors, path)
+  return {bytes, convolutions, foldedBatchNorms, tensors: wanted.size}
 }
 
-/** Fold every BatchNormalization that directly follows a Conv into the Conv's weights and bias; how many. */
-function foldBatchNorms(edit: GraphEdit, graphOutputs: Set<string>, inPlace: boolean): number {
+/**
+ * Fold every BatchNormalization that directly follows a Conv into the Conv's weights and bias; how many. The
+ * folded weights go to `weights` one Conv at a time.
+ */
+function foldBatchNorms(edit: GraphEdit, graphOutputs: Set<string>, weights: WeightFile): number {
   let foldedBatchNorms = 0
   for (const bn of edit.nodes.filter((n) => n.opType === 'BatchNormalization')) {
     const x = bn.input![0]
@@ -171,25 +216,23 @@ function foldBatchNorms(edit: GraphEdit, graphOutputs: Set<string>, inPlace: boo
     if (!conv || !w || !gamma || !beta || !mean || !variance) continue
     if (consumersOf(edit, x).length !== 1 || graphOutputs.has(x)) continue
     const eps = attrNumber(bn, 'epsilon', 1e-5)
-    const weights = floatsOf(w)
-    const cout = Number(w.dims![0])
-    const per = weights.length / cout
+    const weightValues = floatsOf(w)
+    const cout = Number(w.header.dims![0])
+    const per = weightValues.length / cout
     const [g, b, m, v] = [gamma, beta, mean, variance].map((t) => floatsOf(t))
     const b0 = conv.input![2] ? floatsOf(edit.inits.get(conv.input![2])!) : new Float32Array(cout)
-    const nw = new Float32Array(weights.length)
+    const nw = weightValues // folded over the copy just read
     const nb = new Float32Array(cout)
     for (let c = 0; c < cout; c++) {
       const k = g[c] / Math.sqrt(v[c] + eps)
-      for (let j = 0; j < per; j++) nw[c * per + j] = weights[c * per + j] * k
+      for (let j = 0; j < per; j++) nw[c * per + j] *= k
       nb[c] = (b0[c] - m[c]) * k + b[c]
     }
 
-    // in place when the bytes are ours and no other node reads these weights: one copy of them, not two
-    const own = inPlace && (w.rawData?.length ?? 0) === nw.length * 4 && consumersOf(edit, w.name!).length === 1
-    if (own) overwrite(w, nw)
+    const folded = {dataType: DT.FLOAT, dims: w.header.dims!.map(Number), name: `${conv.name}__w_folded`}
     conv.input = [
       conv.input![0],
-      own ? w.name! : addInit(edit, tensor(`${conv.name}__w_folded`, DT.FLOAT, w.dims!.map(Number), nw)),
+      addInit(edit, weights.put(folded, new Uint8Array(nw.buffer, nw.byteOffset, nw.byteLength))),
       addInit(edit, tensor(`${conv.name}__b_folded`, DT.FLOAT, [cout], nb)),
     ]
     conv.output = [bn.output![0]]
@@ -237,20 +280,29 @@ function activationPairs(
   return {pairs, scales}
 }
 
-/** Symmetric int8 weights with one scale per output channel. */
-function quantizeWeights(weights: Float32Array, cout: number): {wq: Int8Array; wScale: Float32Array} {
+/** The scales of symmetric int8 weights, one per output channel. */
+function channelScales(weights: Float32Array, cout: number): Float32Array {
   const per = weights.length / cout
   const wScale = new Float32Array(cout)
-  const wq = new Int8Array(weights.length)
   for (let c = 0; c < cout; c++) {
     let peak = 0
     for (let j = 0; j < per; j++) peak = Math.max(peak, Math.abs(weights[c * per + j]))
     wScale[c] = peak > 0 ? peak / 127 : 1
-    for (let j = 0; j < per; j++)
-      wq[c * per + j] = Math.max(-127, Math.min(127, Math.round(weights[c * per + j] / wScale[c])))
   }
 
-  return {wq, wScale}
+  return wScale
+}
+
+/** The int8 weights for those scales. */
+function quantizeWeights(weights: Float32Array, wScale: Float32Array): Int8Array {
+  const per = weights.length / wScale.length
+  const wq = new Int8Array(weights.length)
+  for (const [c, scale] of wScale.entries()) {
+    for (let j = 0; j < per; j++)
+      wq[c * per + j] = Math.max(-127, Math.min(127, Math.round(weights[c * per + j] / scale)))
+  }
+
+  return wq
 }
 
 /** A per-channel (axis 0) DequantizeLinear of `${base}__${what}_q` into `${base}__${what}_dq`. */
@@ -258,9 +310,9 @@ function dequantizeNode(
   edit: GraphEdit,
   base: string,
   what: 'b' | 'w',
-  q: TensorProto,
+  q: LazyTensor,
   scale: Float32Array,
-  zeroPoint: TensorProto,
+  zeroPoint: LazyTensor,
 ): NodeProto {
   return {
     attribute: [{i: 0, name: 'axis', type: onnx.AttributeProto.AttributeType.INT}],
@@ -275,21 +327,26 @@ function dequantizeNode(
   }
 }
 
-/** Quantize a Conv's weights (int8) and bias (int32) and point it at their DequantizeLinear nodes; those nodes. */
-function quantizeConv(edit: GraphEdit, conv: NodeProto, w: TensorProto, inputScale: number): NodeProto[] {
-  const cout = Number(w.dims![0])
-  const {wq, wScale} = quantizeWeights(floatsOf(w), cout)
+/**
+ * Quantize a Conv's weights (int8) and bias (int32) and point it at their DequantizeLinear nodes; those nodes. The
+ * int8 weights are made when written (from the float ones read again), not held.
+ */
+function quantizeConv(edit: GraphEdit, conv: NodeProto, w: LazyTensor, inputScale: number): NodeProto[] {
+  const dims = w.header.dims!.map(Number)
+  const cout = dims[0]
+  const wScale = channelScales(floatsOf(w), cout)
+  const wq: LazyTensor = {
+    header: {dataType: DT.INT8, dims, name: `${conv.name}__w_q`},
+    raw() {
+      const q = quantizeWeights(floatsOf(w), wScale)
+      return new Uint8Array(q.buffer, q.byteOffset, q.byteLength)
+    },
+    rawLength: dims.reduce((a, b) => a * b, 1),
+  }
   const base = conv.name!
   const inputs = [conv.input![0], `${base}__w_dq`]
   const weightNodes = [
-    dequantizeNode(
-      edit,
-      base,
-      'w',
-      tensor(`${base}__w_q`, DT.INT8, w.dims!.map(Number), wq),
-      wScale,
-      tensor(`${base}__w_zero_point`, DT.INT8, [cout], new Int8Array(cout)),
-    ),
+    dequantizeNode(edit, base, 'w', wq, wScale, tensor(`${base}__w_zero_point`, DT.INT8, [cout], new Int8Array(cout))),
   ]
   if (conv.input![2]) {
     const bias = floatsOf(edit.inits.get(conv.input![2])!)
@@ -332,55 +389,4 @@ function orderNodes(
   }
 
   return ordered
-}
-
-/** The initializers some node reads (folding and quantizing leave the replaced ones behind). */
-function usedInitializers(nodes: NodeProto[], inits: Map<string, TensorProto>): TensorProto[] {
-  const used = new Set(nodes.flatMap((n) => n.input!))
-  return [...inits.values()].filter((t) => used.has(t.name!))
-}
-
-/** Lowest and highest value of each tensor over the calibration images, running the float model. */
-async function calibrate(
-  model: onnxProto.onnx.IModelProto,
-  nodes: NodeProto[],
-  inits: Map<string, TensorProto>,
-  names: string[],
-  options: QuantizeOptions,
-): Promise<Map<string, {max: number; min: number}>> {
-  // the model as it stands (BatchNorms folded), with every tensor to measure as an extra output
-  const graph = model.graph!
-  const known = new Set(graph.output!.map((o) => o.name))
-  const output = [
-    ...graph.output!,
-    ...names.filter((name) => !known.has(name)).map((name) => ({name, type: {tensorType: {elemType: DT.FLOAT}}})),
-  ]
-  const probe = onnx.ModelProto.create({
-    ...model,
-    graph: onnx.GraphProto.create({...graph, initializer: usedInitializers(nodes, inits), node: nodes, output}),
-  })
-  const session = await openSession(
-    onnx.ModelProto.encode(probe).finish(),
-    {graphOptimizationLevel: 'basic', logSeverityLevel: 3},
-    options.backend,
-  )
-  const ranges = new Map(names.map((n) => [n, {max: -Infinity, min: Infinity}]))
-  try {
-    const [c, h, w] = options.inputShape
-    for (const image of options.calibration) {
-      const out = await session.run({[session.inputNames[0]]: {data: image, dims: [1, c, h, w]}}, names)
-      for (const name of names) {
-        const data = out[name]
-        const r = ranges.get(name)!
-        for (const value of data) {
-          if (value < r.min) r.min = value
-          if (value > r.max) r.max = value
-        }
-      }
-    }
-  } finally {
-    await session.release()
-  }
-
-  return ranges
 }

@@ -53,14 +53,17 @@ async function resnets(dir: string, report: Record<string, unknown>): Promise<vo
     const tensors = await Promise.all(jpegs.map(async (j) => pre(j)))
     const float = await readFile(loaded.onnxPath)
     const t0 = performance.now()
-    const q = await quantizeInt8(float, {calibration: tensors.slice(0, n.calibration), inputShape: [c, h, w]})
+    const int8Path = join(dir, `resnet${depth}.int8.onnx`)
+    const q = await quantizeInt8(loaded.onnxPath, int8Path, {
+      calibration: tensors.slice(0, n.calibration),
+      inputShape: [c, h, w],
+    })
     const quantizeMs = performance.now() - t0
-    await writeFile(join(dir, `resnet${depth}.int8.onnx`), q.bytes)
     log(`resnet${depth}: quantized in ${quantizeMs.toFixed(0)} ms (${q.convolutions} convolutions)`)
     const options = cpuSessionOptions(availableParallelism())
     const sessions = {
       float32: await ort.InferenceSession.create(float, options),
-      int8: await ort.InferenceSession.create(q.bytes, options),
+      int8: await ort.InferenceSession.create(int8Path, options),
     }
     const run = async (s: ort.InferenceSession, x: Float32Array) =>
       (await s.run({[s.inputNames[0]]: new ort.Tensor('float32', x, [1, c, h, w])}))[s.outputNames[0]]
@@ -110,7 +113,7 @@ async function resnets(dir: string, report: Record<string, unknown>): Promise<vo
       const one = async () => run(sessions[kind], await pre(jpegs[n.calibration]))
       rows[kind] = {
         inferenceP50Ms: median(lat[kind].inference),
-        modelBytes: kind === 'int8' ? q.bytes.length : float.length,
+        modelBytes: kind === 'int8' ? q.bytes : float.length,
         pipelineP50Ms: median(lat[kind].pipeline),
         throughputC4: (await throughput(one, 4, n.throughputMs)).rate,
       }
@@ -156,9 +159,13 @@ async function fashionMnist(dir: string, report: Record<string, unknown>): Promi
   )
   const loaded = await modelCore.loadModel(root, {cacheDir: join(dir, 'cache'), shape: [1, 1, 28, 28]})
   const float = await readFile(loaded.onnxPath)
-  const q = await quantizeInt8(float, {calibration: inputs.filter((_, i) => i % 10 === 0), inputShape: [1, 28, 28]})
-  const top1 = async (bytes: Uint8Array) => {
-    const s = await ort.InferenceSession.create(bytes)
+  const int8Path = join(dir, 'fashion-mnist.int8.onnx')
+  const q = await quantizeInt8(float, int8Path, {
+    calibration: inputs.filter((_, i) => i % 10 === 0),
+    inputShape: [1, 28, 28],
+  })
+  const top1 = async (model: string | Uint8Array) => {
+    const s = await ort.InferenceSession.create(model as string)
     const all = new Float32Array(inputs.length * 784)
     for (const [i, x] of inputs.entries()) all.set(x, i * 784)
     const y = (await s.run({[s.inputNames[0]]: new ort.Tensor('float32', all, [inputs.length, 1, 28, 28])}))[
@@ -169,7 +176,7 @@ async function fashionMnist(dir: string, report: Record<string, unknown>): Promi
   }
 
   const a = await top1(float)
-  const b = await top1(q.bytes)
+  const b = await top1(int8Path)
   report.fashionMnist = {
     accuracyFloat32: a.filter((p, i) => p === files[i].label).length / files.length,
     accuracyInt8: b.filter((p, i) => p === files[i].label).length / files.length,

@@ -11,7 +11,8 @@ import {execa} from 'execa'
  * the markers of docs/performance.md, where the rows measured replace those of the same model and precision (the
  * others stay: `--depths 18 --no-int8 --doc` updates one row).
  *
- * Usage: npm run bench -- --memory [--depths 18,34,50,101,152,200] [--no-int8] [--runs 20] [--doc]
+ * Usage: npm run bench -- --memory [--depths 18,34,50,101,152,200] [--no-int8 | --no-float] [--runs 20] [--doc]
+ * (--no-float: only the int8 rows; --doc replaces only the rows measured, by model and kind, keeping the others)
  */
 import {existsSync} from 'node:fs'
 import {mkdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
@@ -48,11 +49,25 @@ async function child(args: string[]): Promise<Measure> {
 const mb = (kb?: number) => (kb === undefined ? '-' : `${Math.round(kb / 1024)}`)
 const sec = (ms?: number) => (ms === undefined ? '-' : (ms / 1000).toFixed(1))
 
+/** The table's rows: `old`'s (the document's) with those measured now put in place of theirs, or added. */
+function mergeRows(old: string, rows: string[]): string[] {
+  const key = (row: string) => row.split('|')[1].trim()
+  const measured = new Map(rows.map((r) => [key(r), r]))
+  const kept = old
+    .split('\n')
+    .filter((l) => l.startsWith('| ResNet-'))
+    .map((l) => measured.get(key(l)) ?? l)
+  const added = rows.filter((r) => !kept.includes(r))
+  const depth = (row: string) => Number(/ResNet-(\d+)/.exec(row)![1])
+  return [...kept, ...added].sort((a, b) => depth(a) - depth(b) || (key(a) < key(b) ? -1 : 1))
+}
+
 export async function memoryBench(argv: string[]): Promise<void> {
   const arg = (name: string, d: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : d)
   const depths = arg('--depths', '18,34,50,101,152,200').split(',').map(Number)
   const runs = arg('--runs', '20')
   const int8 = !argv.includes('--no-int8')
+  const float = !argv.includes('--no-float')
   const root = join(tmpdir(), 'icc-bench-memory')
   const log = (s: string) => process.stderr.write(`[bench --memory] ${s}\n`)
   const calibration = join(root, 'calibration')
@@ -75,14 +90,17 @@ export async function memoryBench(argv: string[]): Promise<void> {
     const paramsMb = (await stat(join(model, 'image-classification-0001.params'))).size / 2 ** 20
     const cache = join(root, `cache-${depth}`)
     await rm(cache, {force: true, recursive: true})
-    log(`ResNet-${depth}: float32`)
-    const convert = await child(['convert', model, join(cache, 'convert')])
-    const cold = await child(['load', model, join(cache, 'serve'), runs])
-    const warm = await child(['load', model, join(cache, 'serve'), runs])
-    rows.push(
-      `| ResNet-${depth} float32 | ${paramsMb.toFixed(0)} | ${mb(convert.peakKb)} | ${mb(cold.loadPeakKb)} / ${mb(warm.loadPeakKb)} | ${mb(warm.steadyKb)} | ${sec(cold.loadMs)} / ${sec(warm.loadMs)} | ${warm.p50Ms?.toFixed(0)} |`,
-    )
-    log(rows.at(-1)!)
+    if (float) {
+      log(`ResNet-${depth}: float32`)
+      const convert = await child(['convert', model, join(cache, 'convert')])
+      const cold = await child(['load', model, join(cache, 'serve'), runs])
+      const warm = await child(['load', model, join(cache, 'serve'), runs])
+      rows.push(
+        `| ResNet-${depth} float32 | ${paramsMb.toFixed(0)} | ${mb(convert.peakKb)} | ${mb(cold.loadPeakKb)} / ${mb(warm.loadPeakKb)} | ${mb(warm.steadyKb)} | ${sec(cold.loadMs)} / ${sec(warm.loadMs)} | ${warm.p50Ms?.toFixed(0)} |`,
+      )
+      log(rows.at(-1)!)
+    }
+
     if (int8) {
       log(`ResNet-${depth}: int8`)
       const out = join(cache, `resnet${depth}.int8.onnx`)
@@ -108,16 +126,4 @@ export async function memoryBench(argv: string[]): Promise<void> {
     const [old, after] = rest.split(MARK_END)
     await writeFile(doc, `${before}${MARK_START}\n${header}\n${mergeRows(old, rows).join('\n')}\n${MARK_END}${after}`)
   }
-}
-
-/** The rows of the table `old` (between the markers), those of the models in `rows` replaced; new ones at the end. */
-function mergeRows(old: string, rows: string[]): string[] {
-  const model = (row: string) => row.split('|')[1].trim()
-  const fresh = new Map(rows.map((r) => [model(r), r]))
-  const kept = old
-    .split('\n')
-    .filter((l) => /^\| ResNet-/.test(l))
-    .map((l) => fresh.get(model(l)) ?? l)
-  const have = new Set(kept.map((r) => model(r)))
-  return [...kept, ...rows.filter((r) => !have.has(model(r)))]
 }

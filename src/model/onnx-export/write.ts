@@ -35,7 +35,7 @@ export function encodePlan(p: Plan): ExportResult {
 }
 
 /**
- * Where writePlan puts the initializers of at least `minBytes`: in the file `path` beside the model (the model names
+ * Where writeModel puts the initializers of at least `minBytes`: in the file `path` beside the model (the model names
  * it by its base name), each at an offset aligned to 4 KiB, so that ONNX Runtime maps them instead of reading them
  * into memory with the model's protobuf.
  */
@@ -50,10 +50,43 @@ const EXTERNAL_ALIGN = 4096
 /** A plan (or a part of one, splitPlan) streamed to `path` (created or truncated); big initializers to `external`. */
 export async function writePlan(p: Plan, path: string, external?: ExternalData): Promise<WriteResult> {
   const {inits, model, ...rest} = resultOf(p)
+  const tensors = inits.map((t) => {
+    const n = byteLength(t.dims)
+    const bytes = () => {
+      const b = t.bytes()
+      if (b.length !== n)
+        throw new ModelError('BAD_PARAMS', `${t.name}: ${b.length} bytes for dims ${t.dims.join('x')}`)
+      return finite(t, b)
+    }
+
+    return {bytes, header: {dataType: FLOAT, dims: t.dims, name: t.name}, length: n}
+  })
+  return {length: await writeModel(model, tensors, path, external), ...rest}
+}
+
+/** An initializer to stream: its TensorProto without raw_data, and raw_data's bytes (asked for when written). */
+export interface StreamedTensor {
+  /** raw_data, `length` bytes (absent: the tensor has none, e.g. its data is external or in header). */
+  bytes?: () => Uint8Array
+  header: onnxProto.onnx.ITensorProto
+  length: number
+}
+
+/**
+ * `model` (its graph without initializers) and then `tensors` as the graph's initializers, streamed to `path`
+ * (created or truncated), one tensor's bytes at a time; those of at least `external.minBytes` to `external.path`.
+ * Returns the bytes written to `path`.
+ */
+export async function writeModel(
+  model: onnxProto.onnx.IModelProto,
+  tensors: StreamedTensor[],
+  path: string,
+  external?: ExternalData,
+): Promise<number> {
   const {graph, ...top} = model
   const head = onnx.ModelProto.encode(onnx.ModelProto.create(top)).finish()
-  const graphHead = onnx.GraphProto.encode(onnx.GraphProto.create(graph!)).finish()
-  const headers = initHeaders(inits, external)
+  const graphHead = onnx.GraphProto.encode(onnx.GraphProto.create({...graph!, initializer: []})).finish()
+  const headers = initHeaders(tensors, external)
   const entryLength = (h: InitHeader) => h.header.length + (h.offset === undefined ? h.rawTag.length + h.n : 0)
   const graphLength = headers.reduce((s, h) => s + fieldLength(entryLength(h)), graphHead.length)
   const file = await open(path, 'w')
@@ -68,26 +101,23 @@ export async function writePlan(p: Plan, path: string, external?: ExternalData):
   try {
     await write(concat([head, Uint8Array.of(0x3a), varint(graphLength), graphHead]))
     for (const [i, h] of headers.entries()) {
-      const bytes = inits[i].bytes()
-      if (bytes.length !== h.n) {
-        throw new ModelError(
-          'BAD_PARAMS',
-          `${inits[i].name}: ${bytes.length} bytes for dims ${inits[i].dims.join('x')}`,
-        )
+      const bytes = tensors[i].bytes?.()
+      if (bytes && bytes.length !== h.n) {
+        throw new ModelError('BAD_PARAMS', `${tensors[i].header.name}: ${bytes.length} bytes, ${h.n} expected`)
       }
 
       const inline = h.offset === undefined
       await write(concat([Uint8Array.of(0x2a), varint(entryLength(h)), h.header, inline ? h.rawTag : new Uint8Array()]))
-      // the weights themselves are written from the params file's bytes, never copied
-      if (inline) await write(finite(inits[i], bytes))
-      else await writeAt(data!, finite(inits[i], bytes), h.offset!)
+      // the weights themselves are written as they come (from the params file's bytes), never copied
+      if (bytes && inline) await write(bytes)
+      else if (bytes) await writeAt(data!, bytes, h.offset!)
     }
   } finally {
     await file.close()
     await data?.close()
   }
 
-  return {length, ...rest}
+  return length
 }
 
 interface InitHeader {
@@ -100,13 +130,13 @@ interface InitHeader {
 }
 
 /** Each initializer's header: field 5 of GraphProto = a TensorProto, then raw_data (field 9) or a data reference. */
-function initHeaders(inits: PlannedInit[], external?: ExternalData): InitHeader[] {
+function initHeaders(tensors: StreamedTensor[], external?: ExternalData): InitHeader[] {
   let end = 0
-  return inits.map((t) => {
-    const n = byteLength(t.dims)
-    const rawTag = concat([Uint8Array.of(0x4a), varint(n)])
-    const tensor = {dataType: FLOAT, dims: t.dims, name: t.name}
-    if (!external || n < external.minBytes) return {header: onnx.TensorProto.encode(tensor).finish(), n, rawTag}
+  return tensors.map((t) => {
+    const n = t.bytes ? t.length : 0
+    const rawTag = t.bytes ? concat([Uint8Array.of(0x4a), varint(n)]) : new Uint8Array(0)
+    if (!external || !t.bytes || n < external.minBytes)
+      return {header: onnx.TensorProto.encode(t.header).finish(), n, rawTag}
     const offset = Math.ceil(end / EXTERNAL_ALIGN) * EXTERNAL_ALIGN
     end = offset + n
     const externalData = [
@@ -115,7 +145,7 @@ function initHeaders(inits: PlannedInit[], external?: ExternalData): InitHeader[
       {key: 'length', value: String(n)},
     ]
     const {EXTERNAL} = onnx.TensorProto.DataLocation
-    const header = onnx.TensorProto.encode({...tensor, dataLocation: EXTERNAL, externalData}).finish()
+    const header = onnx.TensorProto.encode({...t.header, dataLocation: EXTERNAL, externalData}).finish()
     return {header, n, offset, rawTag}
   })
 }
