@@ -126,6 +126,15 @@ export async function measureRunnerStart(model: string): Promise<RunnerStart> {
   return {ms, peakKb, runtime}
 }
 
+/**
+ * A request deadline (--timeout-seconds) for tests where a queued request must outlive a runner's restart: `floor`
+ * (the figure the test was written with, kept natively on a quiet machine), or more where a restart of twice the
+ * measured start and a second and a half would not fit in it.
+ */
+export function restartDeadlineSeconds(start: RunnerStart, floor: number): number {
+  return Math.max(floor, Math.ceil((2 * start.ms) / 1000 + 1.5))
+}
+
 export interface HttpResult {
   body: string
   headers: Record<string, string | string[] | undefined>

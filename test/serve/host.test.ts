@@ -16,6 +16,7 @@ import {
   measureRunnerStart,
   noiseImage,
   parseConnectorBody,
+  restartDeadlineSeconds,
   type RunningHost,
   startServe,
   waitFor,
@@ -52,8 +53,7 @@ describe('icc serve (one service, real runner)', function () {
     jpeg = await noiseImage('jpeg')
     png = await noiseImage('png', 30, 20, 7)
     sock = {socket: join(dir, 'run', 'icc.sock')}
-    const start = await measureRunnerStart(model)
-    timeoutSeconds = Math.max(3, Math.ceil((2 * start.ms) / 1000 + 1.5))
+    timeoutSeconds = restartDeadlineSeconds(await measureRunnerStart(model), 3)
     host = await startServe(
       [
         '--model',
