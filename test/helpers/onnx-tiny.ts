@@ -8,9 +8,9 @@
  */
 import {writeFile} from 'node:fs/promises'
 import onnxProto from 'onnx-proto'
-import * as ort from 'onnxruntime-node'
 
 import {preprocessImage} from '../../src/model/preprocess.js'
+import {openSession, resolveRuntime} from '../../src/model/session.js'
 
 const {onnx} = onnxProto
 
@@ -94,7 +94,8 @@ export async function writeTinyOnnxModel(path: string, options: TinyModelOptions
 
 /**
  * The reference for a served tiny model: the project's preprocessing and the model run in this process on one
- * image (what `icc serve` must answer for it).
+ * image, on the runtime `icc serve` runs it on ($ICC_RUNTIME, else auto: `npm run test:wasm` forces wasm), so its
+ * answer must be exactly this.
  */
 export async function runTinyModel(
   modelPath: string,
@@ -103,10 +104,9 @@ export async function runTinyModel(
   resize: 'exact' | 'fast' = 'exact',
 ): Promise<Float32Array> {
   const tensor = await preprocessImage(image, {channels: 3, height: size, resize, width: size})
-  const session = await ort.InferenceSession.create(modelPath)
+  const session = await openSession(modelPath, {}, (await resolveRuntime()).backend)
   try {
-    const out = await session.run({data: new ort.Tensor('float32', tensor, [1, 3, size, size])})
-    return out.prob.data as Float32Array
+    return (await session.run({data: {data: tensor, dims: [1, 3, size, size]}})).prob
   } finally {
     await session.release()
   }

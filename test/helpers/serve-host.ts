@@ -8,6 +8,7 @@ import {connect} from 'node:net'
 import {fileURLToPath} from 'node:url'
 import sharp from 'sharp'
 
+import {checkModel} from '../../src/device/doctor-icc.js'
 import {BIN} from './cli.js'
 
 export {withFault} from './fault-runner.js'
@@ -99,6 +100,39 @@ export async function startServe(
     stdout: () => out,
     tcpUrl: tcp,
   }
+}
+
+/** A runner's start measured on this machine now (see measureRunnerStart). */
+export interface RunnerStart {
+  /** Wall time from spawning the runner to its ready report (load, session, warm-up). */
+  ms: number
+  /** Its peak memory (RSS high-water mark, or its memory group's peak where larger). */
+  peakKb: number
+  runtime: string
+}
+
+/**
+ * Start a real runner of `icc serve` on `model` without a memory cap, on the runtime the tests' services run on
+ * ($ICC_RUNTIME, else auto; `npm run test:wasm` forces wasm), and stop it: `Service.measureLoad`, as `icc doctor
+ * --model`. Tests derive restart deadlines and memory caps from it, so that they hold on the slower, larger wasm
+ * runtime and on a loaded machine, while the native run keeps its tight figures.
+ */
+export async function measureRunnerStart(model: string): Promise<RunnerStart> {
+  const started = performance.now()
+  const check = await checkModel(model)
+  const ms = performance.now() - started
+  if (check.status !== 'pass') throw new Error(`the runner did not start on ${model}: ${check.message}`)
+  const {peakKb, runtime} = check.evidence as {peakKb: number; runtime: string}
+  return {ms, peakKb, runtime}
+}
+
+/**
+ * A request deadline (--timeout-seconds) for tests where a queued request must outlive a runner's restart: `floor`
+ * (the figure the test was written with, kept natively on a quiet machine), or more where a restart of twice the
+ * measured start and a second and a half would not fit in it.
+ */
+export function restartDeadlineSeconds(start: RunnerStart, floor: number): number {
+  return Math.max(floor, Math.ceil((2 * start.ms) / 1000 + 1.5))
 }
 
 export interface HttpResult {

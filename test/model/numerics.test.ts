@@ -1,12 +1,12 @@
 /**
  * The converter against an independent float64 implementation of MXNet's operators (test/helpers/mxnet-reference):
  * generated SageMaker ResNets, an op zoo of non-ResNet ops, the real SageMaker 0.12 symbol, MTCNN, and the trained
- * fashion-MNIST model against its reference outputs.
+ * fashion-MNIST model against its reference outputs. ONNX Runtime runs in this process on the runtime icc uses here
+ * (`npm run test:wasm`: the wasm build, held to the same tolerances).
  */
 import assert from 'node:assert/strict'
 import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
-import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
 
 import {ModelError} from '../../src/errors.js'
@@ -18,6 +18,7 @@ import {generateWeights, rng, writeParams} from '../../src/model/writer.js'
 import {SHARED} from '../helpers/cli.js'
 import {tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 import {referenceRun} from '../helpers/mxnet-reference.js'
+import {runOnnxInProcess} from '../helpers/runtime.js'
 
 const MODELS = join(SHARED, 'models')
 
@@ -31,16 +32,6 @@ function randomInput(shape: number[], seed: number, scale = 255): Float32Array {
   const r = rng(seed)
   // Whole pixel values, like decoded images of exactly H x W.
   return Float32Array.from({length: shape.reduce((a, b) => a * b, 1)}, () => Math.floor(r() * (scale + 1)))
-}
-
-async function runOnnx(bytes: Uint8Array, input: Float32Array, shape: number[]): Promise<ort.Tensor[]> {
-  const s = await ort.InferenceSession.create(bytes)
-  try {
-    const out = await s.run({[s.inputNames[0]]: new ort.Tensor('float32', input, shape)})
-    return s.outputNames.map((n) => out[n])
-  } finally {
-    await s.release()
-  }
 }
 
 function compare(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): number {
@@ -85,12 +76,12 @@ async function checkResNet(
   const batch = 2
   const shape = [batch, 3, hw, hw]
   const x = randomInput(shape, numLayers)
-  const [y] = await runOnnx(readFileSync(model.onnxPath), x, shape)
+  const [y] = await runOnnxInProcess(model.onnxPath, x, shape)
   const [ref] = referenceRun(fx.symbol, params, {data: Float64Array.from(x), shape})
-  const max = compare(y.data as Float32Array, ref.data, tol, `ResNet-${numLayers}`)
-  assert.deepEqual(argmaxRows(y.data as Float32Array, classes), argmaxRows(ref.data, classes))
+  const max = compare(y.data, ref.data, tol, `ResNet-${numLayers}`)
+  assert.deepEqual(argmaxRows(y.data, classes), argmaxRows(ref.data, classes))
   // Non-degenerate: not one-hot, not uniform.
-  const top = Math.max(...(y.data as Float32Array))
+  const top = Math.max(...y.data)
   assert.ok(top < 0.99 && top > 1.5 / classes, `top probability ${top}`)
   return max
 }
@@ -123,9 +114,9 @@ describe('ONNX export against the float64 reference', function () {
     const r = exportOnnx(parseSymbol(symbol), {inputShape: [1, 3, hw, hw], params})
     assert.deepEqual(r.outputShapes, [[1, 24]])
     const x = randomInput([1, 3, hw, hw], 5)
-    const [y] = await runOnnx(r.bytes, x, [1, 3, hw, hw])
+    const [y] = await runOnnxInProcess(r.bytes, x, [1, 3, hw, hw])
     const [ref] = referenceRun(symbol, params, {data: Float64Array.from(x), shape: [1, 3, hw, hw]})
-    compare(y.data as Float32Array, ref.data, 1e-5, 'SageMaker 0.12 symbol')
+    compare(y.data, ref.data, 1e-5, 'SageMaker 0.12 symbol')
   })
 
   it('an op zoo (full/avg pooling with padding, LeakyReLU kinds, Concat, channel softmax, BN defaults) matches', async () => {
@@ -246,11 +237,11 @@ describe('ONNX export against the float64 reference', function () {
     const r = exportOnnx(parseSymbol(symbol), {inputShape: [1, 4, 11, 11], params})
     assert.deepEqual(r.outputNames, ['softmax', 'chsm'])
     const x = randomInput(shape, 9, 4).map((q) => q - 2)
-    const outs = await runOnnx(r.bytes, x, shape)
+    const outs = await runOnnxInProcess(r.bytes, x, shape)
     const refs = referenceRun(symbol, params, {data: Float64Array.from(x), shape})
     for (const [i, o] of outs.entries()) {
       assert.deepEqual(o.dims, refs[i].shape)
-      compare(o.data as Float32Array, refs[i].data, 1e-5, r.outputNames[i])
+      compare(o.data, refs[i].data, 1e-5, r.outputNames[i])
     }
   })
 
@@ -261,10 +252,10 @@ describe('ONNX export against the float64 reference', function () {
     const shape = [1, 3, 25, 25]
     const r = exportOnnx(parseSymbol(symbol), {inputShape: shape, params})
     const x = randomInput(shape, 1, 2).map((q) => q - 1)
-    const outs = await runOnnx(r.bytes, x, shape)
+    const outs = await runOnnxInProcess(r.bytes, x, shape)
     const refs = referenceRun(symbol, params, {data: Float64Array.from(x), shape})
     assert.equal(outs.length, refs.length)
-    for (const [i, o] of outs.entries()) compare(o.data as Float32Array, refs[i].data, 1e-5, `det1 ${r.outputNames[i]}`)
+    for (const [i, o] of outs.entries()) compare(o.data, refs[i].data, 1e-5, `det1 ${r.outputNames[i]}`)
   })
 
   it('an unknown op is an error naming the op and the node', () => {
@@ -295,7 +286,6 @@ describe('ONNX export against the float64 reference', function () {
     const cache = await tempDir()
     const model = await loadModel(dir, {cacheDir: cache, shape: [1, 1, 28, 28]})
     assert.equal(model.numClasses, 10)
-    const session = await ort.InferenceSession.create(model.onnxPath)
     const x = new Float32Array(files.length * 784)
     await Promise.all(
       files.map(async (f, i) => {
@@ -304,9 +294,7 @@ describe('ONNX export against the float64 reference', function () {
         for (let k = 0; k < 784; k++) x[i * 784 + k] = raw[k] / 255
       }),
     )
-    const out = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', x, [files.length, 1, 28, 28])})
-    await session.release()
-    const y = out[session.outputNames[0]].data as Float32Array
+    const [{data: y}] = await runOnnxInProcess(model.onnxPath, x, [files.length, 1, 28, 28])
     let max = 0
     let correct = 0
     for (const [i, f] of files.entries()) {

@@ -10,7 +10,6 @@ import {readdirSync} from 'node:fs'
 import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import onnxProto from 'onnx-proto'
-import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
 
 import {loadModel} from '../../src/model/index.js'
@@ -19,12 +18,17 @@ import {calibrate, WeightFile} from '../../src/model/quantize-calibrate.js'
 import {quantizeInt8} from '../../src/model/quantize.js'
 import {icc, SHARED} from '../helpers/cli.js'
 import {type FixtureOptions, tempDir, writeModelDir} from '../helpers/model-fixtures.js'
+import {inProcessOrt} from '../helpers/runtime.js'
 import {noiseImage} from '../helpers/serve-host.js'
 
 const {onnx} = onnxProto
 
 async function runAll(model: Uint8Array | string, inputs: Float32Array[], shape: number[]): Promise<Float32Array[]> {
-  const session = await ort.InferenceSession.create(model as string)
+  // on the runtime icc uses here (npm run test:wasm: the wasm build, which has the integer kernels too)
+  const ort = await inProcessOrt()
+  const session = await ort.InferenceSession.create(
+    typeof model === 'string' ? new Uint8Array(await readFile(model)) : model,
+  )
   try {
     const out: Float32Array[] = []
     for (const x of inputs) {
@@ -146,6 +150,7 @@ describe('int8 quantization', function () {
       )
     }
 
+    const ort = await inProcessOrt()
     const session = await ort.InferenceSession.create(onnx.ModelProto.encode(float).finish())
     const ranges = new Map(measured.map((name) => [name, {max: 0, min: 0}]))
     for (const x of inputs) {
@@ -261,8 +266,7 @@ describe('int8 quantization', function () {
     const result = JSON.parse(r.stdout)
     assert.equal(result.quantization.calibrationImages, 6)
     assert.ok(result.quantization.convolutions > 10)
-    const session = await ort.InferenceSession.create(out)
-    await session.release()
+    await (await (await inProcessOrt()).InferenceSession.create(new Uint8Array(await readFile(out)))).release()
     assert.deepEqual(
       readdirSync(dir).filter((f) => f.startsWith('.icc-quantize')),
       [],

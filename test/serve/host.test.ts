@@ -13,8 +13,10 @@ import {icc} from '../helpers/cli.js'
 import {runTinyModel, writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
 import {
   http,
+  measureRunnerStart,
   noiseImage,
   parseConnectorBody,
+  restartDeadlineSeconds,
   type RunningHost,
   startServe,
   waitFor,
@@ -31,6 +33,11 @@ describe('icc serve (one service, real runner)', function () {
   let sock: {socket: string}
   let jpeg: Buffer
   let png: Buffer
+  /**
+   * --timeout-seconds: 3, or longer where a runner's measured start (the wasm runtime, a loaded machine) would
+   * not fit twice, with a second to spare, in what a request queued late behind a hung one has left of it.
+   */
+  let timeoutSeconds: number
 
   /** The reference: the same preprocessing and model run in this process. */
   const expected = async (bytes: Buffer) => runTinyModel(model, bytes)
@@ -46,6 +53,7 @@ describe('icc serve (one service, real runner)', function () {
     jpeg = await noiseImage('jpeg')
     png = await noiseImage('png', 30, 20, 7)
     sock = {socket: join(dir, 'run', 'icc.sock')}
+    timeoutSeconds = restartDeadlineSeconds(await measureRunnerStart(model), 3)
     host = await startServe(
       [
         '--model',
@@ -53,7 +61,7 @@ describe('icc serve (one service, real runner)', function () {
         '--service-name',
         NAME,
         '--timeout-seconds',
-        '3',
+        String(timeoutSeconds),
         '--memory-limit-kb',
         '250000',
         '--queue-limit',
@@ -306,17 +314,17 @@ describe('icc serve (one service, real runner)', function () {
     const started = Date.now()
     const hung = invoke(withFault(jpeg, 'hang'))
     // a request queued behind the hung one is not lost: it runs on the new runner within its own deadline. It is
-    // sent late in the hung one's 3 s, so that its own deadline leaves the restart (~1.5 s on a loaded 2-core
-    // machine) more than 2 s
+    // sent half a second before the hung one's deadline, so that its own leaves the restart the rest: at least
+    // twice the measured start plus a second
     await new Promise((r) => {
-      setTimeout(r, 2500)
+      setTimeout(r, timeoutSeconds * 1000 - 500)
     })
     const queued = invoke(jpeg)
     const res = await hung
     assert.equal((await queued).status, 200)
     assert.equal(res.status, 504)
     assert.equal(res.json().error.code, 'TIMEOUT')
-    assert.ok(Date.now() - started < 8000)
+    assert.ok(Date.now() - started < timeoutSeconds * 1000 + 5000)
     // the hung process really is gone (SIGKILL), and a new one serves
     await waitFor(
       async () => {

@@ -14,8 +14,10 @@ import {
   connector,
   FAULT_RUNNER,
   http,
+  measureRunnerStart,
   noiseImage,
   parseConnectorBody,
+  restartDeadlineSeconds,
   startServe,
   waitFor,
   withFault,
@@ -41,17 +43,21 @@ describe('icc serve life cycle', function () {
 
   it('runs every Image Classification connector of a definition as its own service; a crash loop stops only one', async () => {
     const def = join(dir, 'definition.json')
+    // the request sent behind a killed one waits for the restart: 5 s, or more where a runner's measured start
+    // (the wasm runtime, a loaded machine) needs it
+    const seconds = restartDeadlineSeconds(await measureRunnerStart(modelA), 5)
+    const deadline = {LocalInferenceServiceTimeoutSeconds: String(seconds)}
     await writeFile(
       def,
       JSON.stringify({
         Connectors: [
-          connector('A', 'serviceA', modelA),
+          connector('A', 'serviceA', modelA, deadline),
           {
             ConnectorArn: 'arn:aws:greengrass:us-west-2::/connectors/TwilioNotifications/versions/5',
             Id: 'other',
             Parameters: {},
           },
-          connector('B', 'serviceB', modelB),
+          connector('B', 'serviceB', modelB, deadline),
         ],
       }),
     )
