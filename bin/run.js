@@ -6,5 +6,13 @@ if (process.argv[2] === 'serve') {
   holdHostYoungGeneration()
 }
 
+// The commands that convert a model run with the runner's malloc settings, in a child process that has them
+// (src/serve/malloc-reexec.ts).
+const {MALLOC_COMMANDS, rerunWithMallocSettings} = await import('../dist/src/serve/malloc-reexec.js')
+if (MALLOC_COMMANDS.has(process.argv[2])) {
+  const code = await rerunWithMallocSettings(process.argv)
+  if (code !== undefined) process.exit(code)
+}
+
 const {execute} = await import('@oclif/core')
 await execute({dir: import.meta.url})

@@ -120,6 +120,8 @@ export async function runChecked(file: string, args: readonly string[], options:
 export interface SpawnOptions extends RunOptions {
   /** Extra file descriptors after stdin/stdout/stderr, e.g. ['pipe'] for fd 3. */
   extraPipes?: number
+  /** Inherit stdin instead of piping it. */
+  inheritInput?: boolean
   /** Inherit stdout/stderr instead of piping them. */
   inheritOutput?: boolean
 }
@@ -137,7 +139,7 @@ export function spawn(file: string, args: readonly string[], options: SpawnOptio
     ...baseOptions(options),
     buffer: false,
     reject: false,
-    stdio: ['pipe', output, output, ...extra],
+    stdio: [options.inheritInput ? 'inherit' : 'pipe', output, output, ...extra],
   })
   if (options.onStdoutLine) child.stdout?.on('data', lineSplitter(options.onStdoutLine))
   if (options.onStderrLine) child.stderr?.on('data', lineSplitter(options.onStderrLine))
