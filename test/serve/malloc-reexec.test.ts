@@ -76,7 +76,8 @@ process.exit(3)
     const preload = join(dir, 'preload.cjs')
     await writeFile(
       preload,
-      `require('node:fs').appendFileSync(${JSON.stringify(log)}, JSON.stringify([process.argv[2], process.env.MALLOC_TRIM_THRESHOLD_ ?? null]) + '\\n')\n`,
+      // main threads only: the wasm runtime's worker threads load the preload too
+      `if (require('node:worker_threads').isMainThread) require('node:fs').appendFileSync(${JSON.stringify(log)}, JSON.stringify([process.argv[2], process.env.MALLOC_TRIM_THRESHOLD_ ?? null]) + '\\n')\n`,
     )
     // undefined: not passed on (the test's own environment might have them)
     const unset = Object.fromEntries(MALLOC.map((k) => [k, undefined])) as unknown as Record<string, string>
