@@ -745,7 +745,7 @@ function printTable(report: Record<string, any>): void {
     lines.push(
       `  ${name}: idle ${mb(r.idle.hostKb)} + ${mb(r.idle.runnerKb)} = ${mb(r.idle.totalKb)}; ` +
         `under load ${mb(r.underLoad.hostKb)} + ${mb(r.underLoad.runnerKb)} = ${mb(r.underLoad.totalKb)}; ` +
-        `runner peak (VmHWM, model loading) ${mb(r.runnerPeakKb ?? Number.NaN)}`,
+        `runner peak (VmHWM: the load, then serving batches up to c=16) ${mb(r.runnerPeakKb ?? Number.NaN)}`,
     )
   }
 
