@@ -151,6 +151,17 @@ function wasmOptions(ort: OrtModule, options: OrtOptions): OrtOptions {
 }
 
 /**
+ * The ONNX Runtime module sessions run on here (the runtime resolveRuntime picks), set up as the factory sets it up
+ * (wasm: its threads), for code that compares icc with the runtime itself: the tests' in-process references.
+ */
+export async function runtimeModule(): Promise<OrtModule> {
+  const {backend} = await resolveRuntime()
+  const ort = await loadBackend(backend)
+  if (backend === 'wasm') wasmOptions(ort, {})
+  return ort
+}
+
+/**
  * A session of `source` (a path or the model's bytes) on `backend`. The wasm runtime reads a path into memory
  * first: the file's bytes, then its copy in the wasm heap (docs/runtimes.md).
  */

@@ -6,9 +6,8 @@
 import type * as Ort from 'onnxruntime-node'
 
 import {readFile} from 'node:fs/promises'
-import {availableParallelism} from 'node:os'
 
-import {resolveRuntime} from '../../src/model/session.js'
+import {runtimeModule} from '../../src/model/session.js'
 
 /** One output of a run: its values and dimensions. */
 export interface InProcessOutput {
@@ -18,11 +17,7 @@ export interface InProcessOutput {
 
 /** The ONNX Runtime module of the runtime icc runs sessions on here (both builds have the same API). */
 export async function inProcessOrt(): Promise<typeof Ort> {
-  if ((await resolveRuntime()).backend === 'native') return import('onnxruntime-node')
-  const web = (await import('onnxruntime-web')) as unknown as typeof Ort
-  // as src/model/session.ts does: one worker thread per core, fixed per process at the first session
-  web.env.wasm.numThreads = availableParallelism()
-  return web
+  return runtimeModule()
 }
 
 /** Run `model` (an ONNX file's path or bytes) once on `input` of `shape` in this process: every output, in order. */
