@@ -22,7 +22,7 @@ import type {Plan} from './onnx-export/index.js'
 
 import {atomicWrite, CACHE, sha256, sha256Files} from './cache.js'
 import {makeWritableDir} from './disk-errors.js'
-import {byteLength, writePlan} from './onnx-export/index.js'
+import {byteLength, EXTERNAL_MIN_BYTES, writePlan} from './onnx-export/index.js'
 import {nativeVersions, openSession} from './session.js'
 
 const {onnx} = onnxProto
@@ -48,9 +48,6 @@ export function partBytesFor(weightBytes: number): number {
 export function planBytes(plan: Plan): number {
   return plan.inits.reduce((sum, t) => sum + byteLength(t.dims), 0)
 }
-
-/** Initializers at least this big go to the external data file (mapped by ONNX Runtime when loaded). */
-const EXTERNAL_MIN_BYTES = 4096
 
 /** The weights file of a part written by writeParts. */
 const inputData = (input: string) => `${input}.data`

@@ -11,7 +11,13 @@ import onnxProto from 'onnx-proto'
 
 import type {LazyTensor} from './onnx-lazy.js'
 
-import {type StreamedTensor, writeModel} from './onnx-export/index.js'
+import {
+  alignedOffset,
+  EXTERNAL_MIN_BYTES,
+  externalHeader,
+  type StreamedTensor,
+  writeModel,
+} from './onnx-export/index.js'
 import {type Backend, openSession} from './session.js'
 
 const {onnx} = onnxProto
@@ -23,10 +29,6 @@ export interface CalibrationImages {
   image(index: number): Promise<Float32Array>
 }
 
-/** Offsets in the weights file are multiples of this (the page size ONNX Runtime maps at). */
-const ALIGN = 4096
-/** Smaller tensors stay inside the calibration model. */
-const EXTERNAL_MIN_BYTES = 4096
 const WEIGHTS = 'weights.data'
 
 /** A tensor kept in the weights file: where its bytes lie. */
@@ -49,7 +51,7 @@ export class WeightFile {
 
   /** Append `bytes` (the raw data of a tensor of `header`); the tensor, read back from the file when asked. */
   put(header: onnxProto.onnx.ITensorProto, bytes: Uint8Array): SpilledTensor {
-    const offset = Math.ceil(this.length / ALIGN) * ALIGN
+    const offset = alignedOffset(this.length) // the page size ONNX Runtime maps at
     let done = 0
     while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, offset + done)
     const {length} = bytes // not `bytes`: the tensor must not keep them alive
@@ -81,13 +83,7 @@ export function usedInitializers<T extends LazyTensor>(nodes: NodeProto[], inits
 /** How the calibration model holds tensor `t`: external (in the weights file) or its own bytes. */
 function calibrationTensor(t: LazyTensor, external: boolean): StreamedTensor {
   if (!external || !('offset' in t)) return {bytes: t.raw, header: t.header, length: t.rawLength}
-  const {offset} = t as SpilledTensor
-  const externalData = [
-    {key: 'location', value: WEIGHTS},
-    {key: 'offset', value: String(offset)},
-    {key: 'length', value: String(t.rawLength)},
-  ]
-  return {header: {...t.header, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData}, length: 0}
+  return {header: externalHeader(t.header, WEIGHTS, (t as SpilledTensor).offset, t.rawLength), length: 0}
 }
 
 /**

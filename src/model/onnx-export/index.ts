@@ -17,7 +17,17 @@ export {activationBound, CONVERTER_VERSION, OPSET, plan} from './plan.js'
 export {SUPPORTED_OPS} from './registry.js'
 export {splitPlan} from './split.js'
 export type {ExportOptions, ExportParam, ExportResult, Plan} from './types.js'
-export {byteLength, type ExternalData, type StreamedTensor, writeModel, writePlan, type WriteResult} from './write.js'
+export {
+  alignedOffset,
+  byteLength,
+  EXTERNAL_MIN_BYTES,
+  type ExternalData,
+  externalHeader,
+  type StreamedTensor,
+  writeModel,
+  writePlan,
+  type WriteResult,
+} from './write.js'
 
 /** The model encoded in memory. */
 export function exportOnnx(sym: MxSymbol, options: ExportOptions): ExportResult {

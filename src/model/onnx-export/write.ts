@@ -45,7 +45,30 @@ export interface ExternalData {
 }
 
 /** Alignment of the external initializers: ONNX Runtime maps the ones at a multiple of the page size. */
-const EXTERNAL_ALIGN = 4096
+export const EXTERNAL_ALIGN = 4096
+
+/** Initializers at least this big go to an external data file (smaller ones stay in the model: one page at most). */
+export const EXTERNAL_MIN_BYTES = 4096
+
+/** The first offset at or after `end` where an external initializer may start. */
+export function alignedOffset(end: number): number {
+  return Math.ceil(end / EXTERNAL_ALIGN) * EXTERNAL_ALIGN
+}
+
+/** `header` of a tensor whose `length` bytes lie at `offset` in the file `location` (beside the model). */
+export function externalHeader(
+  header: onnxProto.onnx.ITensorProto,
+  location: string,
+  offset: number,
+  length: number,
+): onnxProto.onnx.ITensorProto {
+  const externalData = [
+    {key: 'location', value: location},
+    {key: 'offset', value: String(offset)},
+    {key: 'length', value: String(length)},
+  ]
+  return {...header, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData}
+}
 
 /** A plan (or a part of one, splitPlan) streamed to `path` (created or truncated); big initializers to `external`. */
 export async function writePlan(p: Plan, path: string, external?: ExternalData): Promise<WriteResult> {
@@ -137,15 +160,9 @@ function initHeaders(tensors: StreamedTensor[], external?: ExternalData): InitHe
     const rawTag = t.bytes ? concat([Uint8Array.of(0x4a), varint(n)]) : new Uint8Array(0)
     if (!external || !t.bytes || n < external.minBytes)
       return {header: onnx.TensorProto.encode(t.header).finish(), n, rawTag}
-    const offset = Math.ceil(end / EXTERNAL_ALIGN) * EXTERNAL_ALIGN
+    const offset = alignedOffset(end)
     end = offset + n
-    const externalData = [
-      {key: 'location', value: basename(external.path)},
-      {key: 'offset', value: String(offset)},
-      {key: 'length', value: String(n)},
-    ]
-    const {EXTERNAL} = onnx.TensorProto.DataLocation
-    const header = onnx.TensorProto.encode({...t.header, dataLocation: EXTERNAL, externalData}).finish()
+    const header = onnx.TensorProto.encode(externalHeader(t.header, basename(external.path), offset, n)).finish()
     return {header, n, offset, rawTag}
   })
 }
