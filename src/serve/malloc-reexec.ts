@@ -8,7 +8,6 @@
  */
 import {constants} from 'node:os'
 
-import {spawn} from '../system.js'
 import {runnerMallocEnv} from './tuning.js'
 
 /** The commands that run again with the settings. */
@@ -25,6 +24,8 @@ export async function rerunWithMallocSettings(
 ): Promise<number | undefined> {
   const settings = runnerMallocEnv(env)
   if (!MALLOC_COMMANDS.has(argv[2]) || Object.keys(settings).every((k) => env[k] !== undefined)) return undefined
+  // loaded here, not above: bin/run.js imports this module for every command, and execa takes ~100 ms to load
+  const {spawn} = await import('../system.js')
   const child = spawn(process.execPath, [...process.execArgv, ...argv.slice(1)], {
     env: {...env, ...settings},
     extendEnv: false,
