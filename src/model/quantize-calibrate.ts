@@ -1,24 +1,31 @@
 /**
- * The calibration of int8 quantization (./quantize.ts), with about one copy of the weights: the weights file the
- * calibration model's initializers lie in (appended one tensor at a time, 4 KiB aligned, so that ONNX Runtime maps
- * them rather than copying them), the calibration model (the float graph plus a ReduceMin and a ReduceMax of each
- * tensor to measure, streamed to a file), and the run over the calibration images that keeps each tensor's lowest
- * and highest value.
+ * The calibration of int8 quantization (./quantize.ts), with a fraction of the weights in memory: the weights file
+ * the calibration's initializers lie in (appended one tensor at a time, 4 KiB aligned, so that ONNX Runtime maps
+ * them rather than copying them); the calibration graph (the float graph up to the last tensor to measure, plus a
+ * ReduceMin and a ReduceMax of each) cut into parts of at most a quarter of the weights (./onnx-export/split.ts
+ * cutPoints), each streamed to a file and run by a session of its own on every calibration image, so that one
+ * part's weights are mapped at a time (ResNet-200: one session mapped all 247 MB of them, a 408 MB peak; now at
+ * most 32 MB at a time, and the float conversion before it is the peak); the tensor one part passes to the next,
+ * kept for every image in a file; and each tensor's lowest and highest value.
  */
-import {closeSync, openSync, readSync, writeSync} from 'node:fs'
+import {closeSync, openSync, readSync, rmSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
 import onnxProto from 'onnx-proto'
 
 import type {LazyTensor} from './onnx-lazy.js'
 
+import {BugError} from '../errors.js'
 import {
   alignedOffset,
+  cutPoints,
   EXTERNAL_MIN_BYTES,
   externalHeader,
   type StreamedTensor,
+  valueInfo,
   writeModel,
 } from './onnx-export/index.js'
-import {type Backend, openSession} from './session.js'
+import {partBytesFor} from './optimize.js'
+import {type Backend, type Feed, openSession} from './session.js'
 
 const {onnx} = onnxProto
 type NodeProto = onnxProto.onnx.INodeProto
@@ -52,19 +59,11 @@ export class WeightFile {
   /** Append `bytes` (the raw data of a tensor of `header`); the tensor, read back from the file when asked. */
   put(header: onnxProto.onnx.ITensorProto, bytes: Uint8Array): SpilledTensor {
     const offset = alignedOffset(this.length) // the page size ONNX Runtime maps at
-    let done = 0
-    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, offset + done)
+    writeAt(this.fd, bytes, offset)
     const {length} = bytes // not `bytes`: the tensor must not keep them alive
     this.length = offset + length
     const {fd} = this
-    const raw = () => {
-      const out = new Uint8Array(length)
-      let got = 0
-      while (got < out.length) got += readSync(fd, out, got, out.length - got, offset + got)
-      return out
-    }
-
-    return {header, offset, raw, rawLength: length}
+    return {header, offset, raw: () => readAt(fd, new Uint8Array(length), offset), rawLength: length}
   }
 
   /** `t` in the file (as it is if there already, or small, or without raw data). */
@@ -86,15 +85,8 @@ function calibrationTensor(t: LazyTensor, external: boolean): StreamedTensor {
   return {header: externalHeader(t.header, WEIGHTS, (t as SpilledTensor).offset, t.rawLength), length: 0}
 }
 
-/**
- * The calibration graph's nodes: those of `nodes` that lead to a tensor of `names` (what follows the last one is
- * left out), then a ReduceMin and a ReduceMax of each of those tensors, the deepest first. Why that order: ONNX
- * Runtime runs nodes in the order of a depth-first walk up from the graph's leaves, the leaf listed last first;
- * so the shallowest tensor's reductions run right after it is made, the next one's after the nodes up to it, and
- * each activation is freed as it would be without them. Listed in the other order, every measured activation was
- * alive at once until the end of the run (ResNet-50: +80 MB).
- */
-function withReductions(inputs: onnxProto.onnx.IValueInfoProto[], nodes: NodeProto[], names: Set<string>): NodeProto[] {
+/** The nodes of `nodes` that lead to a tensor of `names` (what follows the last one is left out). */
+function neededNodes(nodes: NodeProto[], names: Set<string>): NodeProto[] {
   const needed = new Set(names)
   const kept: NodeProto[] = []
   for (const n of nodes.toReversed()) {
@@ -103,9 +95,19 @@ function withReductions(inputs: onnxProto.onnx.IValueInfoProto[], nodes: NodePro
     for (const i of n.input!) needed.add(i)
   }
 
+  return kept.toReversed()
+}
+
+/**
+ * A ReduceMin and a ReduceMax of each tensor of `made` (in the order they are made) that is in `names`, the deepest
+ * first. Why that order: ONNX Runtime runs nodes in the order of a depth-first walk up from the graph's leaves, the
+ * leaf listed last first; so the shallowest tensor's reductions run right after it is made, the next one's after the
+ * nodes up to it, and each activation is freed as it would be without them. Listed in the other order, every
+ * measured activation was alive at once until the end of the run (ResNet-50: +80 MB).
+ */
+function reductions(made: string[], names: Set<string>): NodeProto[] {
   const keepdims = {i: 0, name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT}
-  const made = [...inputs.map((i) => i.name!), ...kept.toReversed().flatMap((n) => n.output!)]
-  const reductions = made
+  return made
     .filter((name) => names.has(name))
     .toReversed()
     .flatMap((name) =>
@@ -117,7 +119,6 @@ function withReductions(inputs: onnxProto.onnx.IValueInfoProto[], nodes: NodePro
         output: [`${name}__${m}`],
       })),
     )
-  return [...kept.toReversed(), ...reductions]
 }
 
 export interface CalibrationGraph {
@@ -128,48 +129,196 @@ export interface CalibrationGraph {
   inits: Map<string, LazyTensor>
 }
 
+export interface CalibrateOptions {
+  backend?: Backend
+  calibration: CalibrationImages | Float32Array[]
+  inputShape: [number, number, number]
+  /** Weights per part at most (default: ./optimize.ts partBytesFor of the weights). */
+  partBytes?: number
+}
+
+/** One part of the calibration graph: its nodes, its input, the tensor it passes on (none for the last one). */
+interface CalibrationPart {
+  input: string
+  nodes: NodeProto[]
+  output?: string
+}
+
+/** The nodes leading to `names`, cut into parts of at most `partBytes` of weights (cutPoints). */
+function calibrationParts(g: CalibrationGraph, names: Set<string>, partBytes?: number): CalibrationPart[] {
+  const nodes = neededNodes(g.nodes, names)
+  const input = g.model.graph!.input![0].name!
+  const weights = usedInitializers(nodes, g.inits).reduce((sum, t) => sum + t.rawLength, 0)
+  const cuts = cutPoints(
+    {initBytes: (name) => g.inits.get(name)?.rawLength, input, nodes, outputs: []},
+    partBytes ?? partBytesFor(weights),
+  )
+  const parts: CalibrationPart[] = []
+  let [start, from] = [0, input]
+  for (const cut of [...cuts, {end: nodes.length - 1, tensor: undefined}]) {
+    parts.push({input: from, nodes: nodes.slice(start, cut.end + 1), output: cut.tensor})
+    if (cut.tensor !== undefined) [start, from] = [cut.end + 1, cut.tensor]
+  }
+
+  return parts
+}
+
 /**
- * Lowest and highest value of each tensor in `names` over the calibration images, running the float model `g`
- * (written to `dir`, its weights mapped from the weights file on the native runtime; the wasm runtime gets them
- * inside the model, as it reads a model into memory anyway).
+ * Lowest and highest value of each tensor in `names` over the calibration images, running the float model `g` one
+ * part at a time (calibrationParts), each part on every image, so that only one part's weights are mapped at once;
+ * the tensor that flows from one part to the next is kept for every image in a file of the directory `dir` (where
+ * the parts' models are written too). The native runtime maps each part's weights from the weights file; the wasm
+ * runtime gets them inside the part's model, as it reads a model into memory anyway.
  */
 export async function calibrate(
   g: CalibrationGraph,
   names: string[],
   dir: string,
-  options: {backend?: Backend; calibration: CalibrationImages | Float32Array[]; inputShape: [number, number, number]},
+  options: CalibrateOptions,
 ): Promise<Map<string, {max: number; min: number}>> {
-  const node = withReductions(g.model.graph!.input!, g.nodes, new Set(names))
-  const fetches = names.flatMap((name) => [`${name}__Min`, `${name}__Max`])
+  const ranges = new Map(names.map((n) => [n, {max: -Infinity, min: Infinity}]))
+  const {calibration} = options
+  const count = Array.isArray(calibration) ? calibration.length : calibration.count
+  const [c, h, w] = options.inputShape
+  let feed: (i: number) => Promise<Feed> = async (i) => ({
+    data: Array.isArray(calibration) ? calibration[i] : await calibration.image(i),
+    dims: [1, c, h, w],
+  })
+  const handoffs: Handoff[] = []
+  try {
+    for (const [k, part] of calibrationParts(g, new Set(names), options.partBytes).entries()) {
+      const previous = handoffs.at(-1)
+      const graphInput = k === 0 ? g.model.graph!.input! : [valueInfo(part.input, [...previous!.dims])]
+      const path = join(dir, `calibration.${k}.onnx`)
+      const measured = await writePart(g, part, graphInput, new Set(names), path, options.backend)
+      const handoff = part.output === undefined ? undefined : new Handoff(dir, k)
+      if (handoff) handoffs.push(handoff)
+      await runPart(path, part, {count, feed, handoff, measured, ranges}, options.backend)
+      previous?.close()
+      if (handoff) feed = async (i) => ({data: handoff.read(i), dims: handoff.dims})
+      // the part's outputs and the images are garbage (under --expose-gc, as the runner and the bench run)
+      ;(globalThis as {gc?: () => void}).gc?.()
+    }
+  } finally {
+    for (const h of handoffs) h.close()
+  }
+
+  return ranges
+}
+
+/**
+ * Write the model of one part to `path`: its nodes, a ReduceMin and a ReduceMax of each tensor of `names` it makes
+ * (or takes as the model's input), those as outputs with the tensor it passes on (its graph's input is `input`).
+ * Returns the tensors it measures.
+ */
+async function writePart(
+  g: CalibrationGraph,
+  part: CalibrationPart,
+  input: onnxProto.onnx.IValueInfoProto[],
+  names: Set<string>,
+  path: string,
+  backend?: Backend,
+): Promise<string[]> {
+  // the part's input is measured where it is made: in the part before, unless it is the model's input
+  const first = part.input === g.model.graph!.input![0].name
+  const made = [...(first ? [part.input] : []), ...part.nodes.flatMap((n) => n.output!)]
+  const node = [...part.nodes, ...reductions(made, names)]
+  const measured = made.filter((name) => names.has(name))
+  const fetches = [
+    ...measured.flatMap((name) => [`${name}__Min`, `${name}__Max`]),
+    ...(part.output === undefined ? [] : [part.output]),
+  ]
   const output = fetches.map((name) => ({name, type: {tensorType: {elemType: onnx.TensorProto.DataType.FLOAT}}}))
-  const graph = {...g.model.graph, initializer: [], node, output}
-  const path = join(dir, 'calibration.onnx')
-  const external = (options.backend ?? 'native') === 'native'
-  const inits = usedInitializers(g.nodes, g.inits).map((t) => calibrationTensor(t, external))
+  const graph = {...g.model.graph, initializer: [], input, node, output}
+  const external = (backend ?? 'native') === 'native'
+  const inits = usedInitializers(part.nodes, g.inits).map((t) => calibrationTensor(t, external))
   await writeModel({...g.model, graph}, inits, path)
+  return measured
+}
+
+/** What runPart runs on and keeps. */
+interface PartRun {
+  count: number
+  feed: (i: number) => Promise<Feed>
+  handoff?: Handoff
+  /** The tensors the part measures (writePart). */
+  measured: string[]
+  ranges: Map<string, {max: number; min: number}>
+}
+
+/** Run one part's model (writePart) on every image: the ranges of what it measures, what it passes on kept. */
+async function runPart(path: string, part: CalibrationPart, run: PartRun, backend?: Backend): Promise<void> {
   // no memory arena: it keeps each run's activations on top of the next (ResNet-50: +86 MB from the second run on)
   const session = await openSession(
     path,
     {enableCpuMemArena: false, graphOptimizationLevel: 'basic', logSeverityLevel: 3},
-    options.backend,
+    backend,
   )
-  const ranges = new Map(names.map((n) => [n, {max: -Infinity, min: Infinity}]))
   try {
-    const [c, h, w] = options.inputShape
-    const {calibration} = options
-    const count = Array.isArray(calibration) ? calibration.length : calibration.count
-    for (let i = 0; i < count; i++) {
-      const image = Array.isArray(calibration) ? calibration[i] : await calibration.image(i)
-      const out = await session.run({[session.inputNames[0]]: {data: image, dims: [1, c, h, w]}}, fetches)
-      for (const name of names) {
-        const r = ranges.get(name)!
-        r.min = Math.min(r.min, out[`${name}__Min`][0])
-        r.max = Math.max(r.max, out[`${name}__Max`][0])
+    for (let i = 0; i < run.count; i++) {
+      const out = await session.runShaped({[session.inputNames[0]]: await run.feed(i)})
+      for (const name of run.measured) {
+        const r = run.ranges.get(name)!
+        r.min = Math.min(r.min, out[`${name}__Min`].data[0])
+        r.max = Math.max(r.max, out[`${name}__Max`].data[0])
       }
+
+      if (part.output !== undefined) run.handoff!.write(i, out[part.output])
     }
   } finally {
     await session.release()
   }
+}
 
-  return ranges
+/** The tensor one part passes to the next, for every calibration image, in a file (private to the calibration). */
+class Handoff {
+  dims: readonly number[] = []
+  private readonly fd: number
+  private readonly path: string
+  private bytes = 0
+  private closed = false
+
+  constructor(dir: string, k: number) {
+    this.path = join(dir, `handoff.${k}.data`)
+    this.fd = openSync(this.path, 'w+', 0o600)
+  }
+
+  /** Close and remove the file (once; again does nothing). */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    closeSync(this.fd)
+    rmSync(this.path, {force: true})
+  }
+
+  /** The tensor of image `i`. */
+  read(i: number): Float32Array {
+    const out = new Float32Array(this.bytes / 4)
+    readAt(this.fd, new Uint8Array(out.buffer), i * this.bytes)
+    return out
+  }
+
+  /** Keep `t` as the tensor of image `i` (every image's has the same dims). */
+  write(i: number, t: Feed): void {
+    ;[this.dims, this.bytes] = [t.dims, t.data.byteLength]
+    writeAt(this.fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), i * this.bytes)
+  }
+}
+
+/** Write all of `bytes` at `position` of the file `fd`. */
+function writeAt(fd: number, bytes: Uint8Array, position: number): void {
+  let done = 0
+  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done)
+}
+
+/** Fill `out` from `position` of the file `fd` (which this calibration wrote: a short file is a bug); `out`. */
+function readAt(fd: number, out: Uint8Array, position: number): Uint8Array {
+  let got = 0
+  while (got < out.length) {
+    const n = readSync(fd, out, got, out.length - got, position + got)
+    if (n === 0) throw new BugError(`A calibration file ended ${out.length - got} bytes early.`)
+    got += n
+  }
+
+  return out
 }

@@ -20,8 +20,8 @@
  * Memory (docs/performance.md, "Memory"): nothing holds the whole model. The float model is read without its weights
  * (./onnx-lazy.ts), each tensor's bytes read from the file when needed; folded weights, and every other weight the
  * calibration needs, go one at a time to a weights file beside the output (4 KiB aligned), which ONNX Runtime maps
- * as external data; calibration fetches each activation's minimum and maximum (ReduceMin/ReduceMax nodes added to
- * the calibration graph), not the activations; the int8 model is streamed to its file, each weight quantized as it
+ * as external data, one part of the graph at a time; calibration fetches each activation's minimum and maximum
+ * (ReduceMin/ReduceMax nodes added to the calibration graph), not the activations; the int8 model is streamed to its file, each weight quantized as it
  * is written (./onnx-export/write.ts writeModel).
  */
 import {mkdtemp, rename, rm} from 'node:fs/promises'

@@ -49,6 +49,8 @@ export interface ModelSession {
   readonly provider: 'cpu' | 'cuda'
   release(): Promise<void>
   run(feeds: Record<string, Feed>, fetches?: string[]): Promise<Record<string, Float32Array>>
+  /** As run, each output with its dims. */
+  runShaped(feeds: Record<string, Feed>, fetches?: string[]): Promise<Record<string, Feed>>
 }
 
 export interface SessionOptions {
@@ -181,6 +183,15 @@ export async function openSession(
         ? await ort.InferenceSession.create(source, options)
         : await ort.InferenceSession.create(source, options)
   const provider = options.executionProviders?.includes('cuda') ? 'cuda' : 'cpu'
+  const runShaped = async (feeds: Record<string, Feed>, fetches?: string[]): Promise<Record<string, Feed>> => {
+    const tensors: Record<string, Ort.Tensor> = {}
+    for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor('float32', f.data, f.dims)
+    const out = fetches ? await session.run(tensors, fetches) : await session.run(tensors)
+    const shaped: Record<string, Feed> = {}
+    for (const [name, t] of Object.entries(out)) shaped[name] = {data: t.data as Float32Array, dims: t.dims}
+    return shaped
+  }
+
   return {
     backend,
     inputMetadata: session.inputMetadata,
@@ -190,13 +201,10 @@ export async function openSession(
     provider,
     release: () => session.release(),
     async run(feeds, fetches) {
-      const tensors: Record<string, Ort.Tensor> = {}
-      for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor('float32', f.data, f.dims)
-      const out = fetches ? await session.run(tensors, fetches) : await session.run(tensors)
-      const data: Record<string, Float32Array> = {}
-      for (const [name, t] of Object.entries(out)) data[name] = t.data as Float32Array
-      return data
+      const out = await runShaped(feeds, fetches)
+      return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, t.data]))
     },
+    runShaped,
   }
 }
 

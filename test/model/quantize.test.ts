@@ -201,7 +201,8 @@ describe('int8 quantization', function () {
     }
   })
 
-  it('calibrates from a model file whose weights are external data, 4 KiB aligned, for ONNX Runtime to map', async () => {
+  /** Calibrate the RESNET fixture's float model on `images` with `partBytes`; the ranges and the work directory. */
+  async function calibrateFixture(images: Float32Array[], partBytes?: number) {
     const {dir} = await writeModelDir(await tempDir(), RESNET)
     const lazy = readLazyModel((await loadModel(dir, {cacheDir: join(dir, 'cache')})).onnxPath)
     const work = join(dir, 'work')
@@ -211,32 +212,88 @@ describe('int8 quantization', function () {
       const inits = new Map(lazy.inits.map((t) => [t.header.name!, weights.spill(t)]))
       const nodes = lazy.model.graph!.node!
       const names = [...new Set(nodes.filter((n) => n.opType === 'Conv').map((n) => n.input![0]))]
-      const image = Float32Array.from({length: 3 * 64 * 64}, (_, i) => (i * 7) % 255)
       const ranges = await calibrate({inits, model: lazy.model, nodes}, names, work, {
-        calibration: [image],
+        calibration: images,
         inputShape: [3, 64, 64],
+        partBytes,
       })
-      assert.deepEqual([...ranges.keys()], names)
-      for (const [name, {max, min}] of ranges) assert.ok(min < max, `${name}: ${min}..${max}`)
-      const model = onnx.ModelProto.decode(await readFile(join(work, 'calibration.onnx')))
-      const big = model.graph!.initializer!.filter(
-        (t) => lazy.inits.find((i) => i.header.name === t.name)!.rawLength >= 4096,
-      )
-      assert.ok(big.length > 20, `${big.length} big initializers`)
-      for (const t of big) {
+      const weightBytes = new Map(lazy.inits.map((t) => [t.header.name!, t.rawLength]))
+      return {names, ranges, weightBytes, work}
+    } finally {
+      weights.close()
+      lazy.close()
+    }
+  }
+
+  const names = (c: {ranges: Map<string, unknown>}) => [...c.ranges.keys()]
+  const fixtureImage = (seed: number) => Float32Array.from({length: 3 * 64 * 64}, (_, i) => (i * seed) % 255)
+
+  /** The calibration's part models in `work`, in order. */
+  async function partModels(work: string): Promise<onnxProto.onnx.ModelProto[]> {
+    const files = readdirSync(work).filter((f) => /^calibration\.\d+\.onnx$/.test(f))
+    const k = (f: string) => Number(f.split('.')[1])
+    files.sort((a, b) => k(a) - k(b))
+    return Promise.all(files.map(async (f) => onnx.ModelProto.decode(await readFile(join(work, f)))))
+  }
+
+  it('calibrates one part at a time, its weights external data, 4 KiB aligned, for ONNX Runtime to map', async () => {
+    const {names, ranges, weightBytes, work} = await calibrateFixture([fixtureImage(7)])
+    assert.deepEqual([...ranges.keys()], names)
+    for (const [name, {max, min}] of ranges) assert.ok(min < max, `${name}: ${min}..${max}`)
+    const parts = await partModels(work)
+    // ResNet-18's 45 MB of weights in parts of at most a quarter (a unit alone may pass it)
+    assert.ok(parts.length >= 4, `${parts.length} parts`)
+    const total = [...weightBytes.values()].reduce((a, b) => a + b, 0)
+    const big = parts.map((m) => m.graph!.initializer!.filter((t) => weightBytes.get(t.name!)! >= 4096))
+    for (const part of big) {
+      const bytes = part.reduce((sum, t) => sum + weightBytes.get(t.name!)!, 0)
+      assert.ok(bytes < total / 2, `a part maps ${bytes} of ${total} bytes`)
+      for (const t of part) {
         assert.equal(t.dataLocation, onnx.TensorProto.DataLocation.EXTERNAL, t.name!)
         assert.equal(t.rawData!.length, 0, t.name!)
         const at = Object.fromEntries(t.externalData!.map((e) => [e.key, e.value]))
         assert.equal(at.location, 'weights.data')
         assert.equal(Number(at.offset) % 4096, 0, `${t.name} at ${at.offset}`)
       }
-
-      // the activations are measured, not fetched: the only outputs are one minimum and one maximum of each
-      assert.equal(model.graph!.output!.length, 2 * names.length)
-    } finally {
-      weights.close()
-      lazy.close()
     }
+
+    // every Conv's weights (the nodes after the last measured tensor are left out)
+    const convolutions = parts.flatMap((m) => m.graph!.node!).filter((n) => n.opType === 'Conv').length
+    assert.ok(convolutions >= 17, `${convolutions} convolutions`)
+    assert.equal(big.flat().length, convolutions)
+    assert.equal(new Set(big.flat().map((t) => t.name)).size, big.flat().length, 'each weight in one part')
+    // the activations are measured, not fetched: the outputs are one minimum and one maximum of each, and the one
+    // tensor each part passes to the next (whose file is gone when done)
+    const outputs = parts.map((m) => m.graph!.output!.length)
+    assert.equal(
+      outputs.reduce((a, b) => a + b, 0),
+      2 * names.length + parts.length - 1,
+    )
+    assert.deepEqual(
+      readdirSync(work).filter((f) => f.startsWith('handoff')),
+      [],
+    )
+  })
+
+  it('measures in parts what it measures in one part, image by image', async () => {
+    const images = [fixtureImage(7), fixtureImage(13), fixtureImage(29)]
+    const whole = await calibrateFixture(images, Number.MAX_SAFE_INTEGER)
+    const cut = await calibrateFixture(images, 1)
+    assert.equal((await partModels(whole.work)).length, 1)
+    // a part per unit of the ResNet (the stem, 8 units, the end)
+    assert.ok((await partModels(cut.work)).length >= 8, `${(await partModels(cut.work)).length} parts`)
+    // the same, but for the last bits where ONNX Runtime rewrites the graph differently (BatchNorms not folded here)
+    const near = (a: number, b: number, tolerance: number) => Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(b))
+    assert.deepEqual([...cut.ranges.keys()], [...whole.ranges.keys()])
+    for (const [name, {max, min}] of whole.ranges) {
+      const got = cut.ranges.get(name)!
+      assert.ok(near(got.min, min, 1e-5) && near(got.max, max, 1e-5), `${name}: ${got.min}..${got.max}, ${min}..${max}`)
+    }
+
+    // each image counts: the first image alone gives other ranges
+    const first = await calibrateFixture([images[0]], 1)
+    const differ = [...whole.ranges].filter(([name, {max}]) => !near(first.ranges.get(name)!.max, max, 1e-3))
+    assert.ok(differ.length > names(whole).length / 2, `${differ.length} ranges differ`)
   })
 
   it('icc convert-model --quantize int8 calibrates on a directory; without one it says what to pass (exit 2)', async () => {

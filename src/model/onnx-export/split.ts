@@ -1,5 +1,6 @@
 /**
- * A plan cut into parts of about a given size of weights each (./optimize.ts optimises each part on its own).
+ * Cutting a graph into parts of about a given size of weights each: a plan (./optimize.ts optimises each part on its
+ * own) or a node list (../quantize-calibrate.ts calibrates one part at a time).
  */
 import type onnxProto from 'onnx-proto'
 
@@ -8,45 +9,86 @@ import type {Plan} from './types.js'
 import {valueInfo} from './plan.js'
 import {byteLength} from './write.js'
 
+/** Where a node list may be cut (cutPoints). */
+export interface CutGraph {
+  /** The bytes of an initializer; undefined for a tensor that is not one. */
+  initBytes: (name: string) => number | undefined
+  /** The graph's input. */
+  input: string
+  /** Its nodes, in a topological order. */
+  nodes: onnxProto.onnx.INodeProto[]
+  /** Tensors the graph gives out (alive to the end). */
+  outputs: string[]
+  /** Whether a part may end with `tensor` (default: any). */
+  canEnd?: (tensor: string) => boolean
+}
+
+/** A cut after node `end`, where `tensor` alone flows on. */
+export interface Cut {
+  end: number
+  tensor: string
+}
+
 /**
- * The plan cut into consecutive parts of at most `maxBytes` of weights each, at the points where one tensor of known
- * shape alone flows from the nodes before to the nodes after (between the units of a ResNet): each part is a model
- * of its own, whose input is the previous part's output. A part ends at the last such point before its weights
- * would pass `maxBytes`; what lies between two points and alone passes it (a big unit) is a part of its own. A graph
- * without such points stays whole.
+ * Where to cut `g` into consecutive parts of at most `maxBytes` of weights each, at the points where one tensor alone
+ * flows from the nodes before to the nodes after (between the units of a ResNet). A part ends at the last such point
+ * before its weights would pass `maxBytes`; what lies between two points and alone passes it (a big unit) is a part
+ * of its own. A graph without such points is not cut (no cuts).
  */
-export function splitPlan(whole: Plan, maxBytes: number): Plan[] {
-  const graph = whole.model.graph!
-  const nodes = graph.node!
-  const initBytes = new Map(whole.inits.map((t) => [t.name, byteLength(t.dims)]))
-  const isInit = new Set(whole.inits.map((t) => t.name))
+export function cutPoints(g: CutGraph, maxBytes: number): Cut[] {
   const lastUse = new Map<string, number>()
-  for (const [i, n] of nodes.entries()) for (const x of n.input!) if (!isInit.has(x)) lastUse.set(x, i)
-  for (const o of whole.outputNames) lastUse.set(o, nodes.length)
-  const parts: Plan[] = []
-  let start = 0
-  let input = whole.inputName
+  for (const [i, n] of g.nodes.entries()) for (const x of n.input!) if (g.initBytes(x) === undefined) lastUse.set(x, i)
+  for (const o of g.outputs) lastUse.set(o, g.nodes.length)
+  const cuts: Cut[] = []
   let bytes = 0
   // the last point where the part could end, and the part's weights up to it
-  let point: undefined | {bytes: number; i: number; tensor: string}
-  const close = (end: {bytes: number; i: number; tensor: string}) => {
-    parts.push(subPlan(whole, nodes.slice(start, end.i + 1), input, end.tensor))
-    ;[start, input, bytes, point] = [end.i + 1, end.tensor, bytes - end.bytes, undefined]
+  let point: (Cut & {bytes: number}) | undefined
+  const close = (end: Cut & {bytes: number}) => {
+    cuts.push({end: end.end, tensor: end.tensor})
+    ;[bytes, point] = [bytes - end.bytes, undefined]
   }
 
-  const live = new Set([whole.inputName])
-  for (const [i, n] of nodes.entries()) {
-    for (const x of n.input!) bytes += initBytes.get(x) ?? 0
+  const live = new Set([g.input])
+  for (const [i, n] of g.nodes.entries()) {
+    for (const x of n.input!) bytes += g.initBytes(x) ?? 0
     for (const o of n.output!) live.add(o)
     for (const x of live) if ((lastUse.get(x) ?? -1) <= i) live.delete(x)
     const [tensor] = live
-    if (live.size !== 1 || i === nodes.length - 1 || !whole.shapes.has(tensor)) continue
+    if (live.size !== 1 || i === g.nodes.length - 1 || !(g.canEnd?.(tensor) ?? true)) continue
     if (bytes > maxBytes && point) close(point)
-    if (bytes >= maxBytes) close({bytes, i, tensor})
-    else point = {bytes, i, tensor}
+    if (bytes >= maxBytes) close({bytes, end: i, tensor})
+    else point = {bytes, end: i, tensor}
   }
 
-  if (parts.length === 0) return [whole]
+  return cuts
+}
+
+/**
+ * The plan cut into consecutive parts of at most `maxBytes` of weights each (cutPoints, at tensors of known shape):
+ * each part is a model of its own, whose input is the previous part's output. A graph without such points stays
+ * whole.
+ */
+export function splitPlan(whole: Plan, maxBytes: number): Plan[] {
+  const nodes = whole.model.graph!.node!
+  const initBytes = new Map(whole.inits.map((t) => [t.name, byteLength(t.dims)]))
+  const cuts = cutPoints(
+    {
+      canEnd: (tensor) => whole.shapes.has(tensor),
+      initBytes: (name) => initBytes.get(name),
+      input: whole.inputName,
+      nodes,
+      outputs: whole.outputNames,
+    },
+    maxBytes,
+  )
+  if (cuts.length === 0) return [whole]
+  const parts: Plan[] = []
+  let [start, input] = [0, whole.inputName]
+  for (const cut of cuts) {
+    parts.push(subPlan(whole, nodes.slice(start, cut.end + 1), input, cut.tensor))
+    ;[start, input] = [cut.end + 1, cut.tensor]
+  }
+
   parts.push(subPlan(whole, nodes.slice(start), input, undefined))
   return parts
 }
