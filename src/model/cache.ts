@@ -13,7 +13,7 @@ import {readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {dirname, join} from 'node:path'
 
-import {diskError, makeWritableDir} from './disk-errors.js'
+import {type DiskAdvice, diskError, makeWritableDir} from './disk-errors.js'
 
 /** `$ICC_CACHE_DIR`, else `$XDG_CACHE_HOME/icc`, else `~/.cache/icc`. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -46,8 +46,15 @@ export async function atomicWrite(path: string, data: string | Uint8Array): Prom
   await atomicWriteWith(path, (temp) => writeFile(temp, data))
 }
 
-/** Have `write` fill a temporary file in the same directory as `path`, then rename it to `path`. */
-async function atomicWriteWith<T>(path: string, write: (temp: string) => Promise<T>): Promise<T> {
+/**
+ * Have `write` fill a temporary file in the same directory as `path`, then rename it to `path`; a disk's error
+ * says it was writing `what` (default: the cache) with `advice`.
+ */
+export async function atomicWriteWith<T>(
+  path: string,
+  write: (temp: string) => Promise<T>,
+  as?: {advice?: DiskAdvice; what: string},
+): Promise<T> {
   const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
   try {
     const r = await write(temp)
@@ -55,7 +62,7 @@ async function atomicWriteWith<T>(path: string, write: (temp: string) => Promise
     return r
   } catch (error) {
     await rm(temp, {force: true})
-    throw (await diskError(error, dirname(path), CACHE)) ?? error
+    throw (await diskError(error, dirname(path), as?.what ?? CACHE, as?.advice)) ?? error
   }
 }
 

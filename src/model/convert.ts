@@ -1,13 +1,18 @@
 /** `icc convert-model`: write the converted ONNX model, or an int8 one calibrated on images (./quantize.ts). */
-import {copyFile, mkdir, readdir, readFile, stat} from 'node:fs/promises'
+import {copyFile, readdir, readFile, stat} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
 import {spinWhile} from '../aws/progress.js'
 import {UsageError} from '../errors.js'
+import {atomicWriteWith} from './cache.js'
+import {diskError, makeWritableDir, OUTPUT_ADVICE} from './disk-errors.js'
 import {loadModel, type LoadModelOptions} from './load.js'
 import {preprocessImage} from './preprocess.js'
 import {quantizeInt8} from './quantize.js'
 import {resolveRuntime} from './session.js'
+
+/** What the output is, as error messages name it. */
+const OUTPUT = 'the converted model'
 
 export interface ConvertOptions extends LoadModelOptions {
   /** Images (a directory, searched recursively) to calibrate int8 quantization on. */
@@ -76,9 +81,9 @@ export async function convertModel(path: string, output: string, options: Conver
   }
 
   const m = await loadModel(path, options)
-  await mkdir(dirname(output), {recursive: true})
+  await makeWritableDir(dirname(output), OUTPUT, OUTPUT_ADVICE)
   if (!options.quantize) {
-    await copyFile(m.onnxPath, output)
+    await atomicWriteWith(output, async (temp) => copyFile(m.onnxPath, temp), {advice: OUTPUT_ADVICE, what: OUTPUT})
     const bytes = (await stat(output)).size
     return {bytes, classes: m.numClasses, inputShape: m.inputShape, output, warnings: m.warnings}
   }
@@ -103,7 +108,9 @@ export async function convertModel(path: string, output: string, options: Conver
   const {backend} = await resolveRuntime(options.runtime)
   const q = await spinWhile(options.progress ?? false, 'quantizing model (int8)', async () =>
     quantizeInt8(m.onnxPath, output, {backend, calibration, inputShape: m.inputShape}),
-  )
+  ).catch(async (error: unknown) => {
+    throw (await diskError(error, dirname(output), 'the int8 model and its working files', OUTPUT_ADVICE)) ?? error
+  })
   return {
     bytes: q.bytes,
     classes: m.numClasses,

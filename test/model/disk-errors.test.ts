@@ -8,6 +8,7 @@ import {IccError} from '../../src/errors.js'
 import {createArchive, extractArchive} from '../../src/model/archive.js'
 import {icc, unwrap} from '../helpers/cli.js'
 import {tempDir, writeModelDir} from '../helpers/model-fixtures.js'
+import {noiseImage} from '../helpers/serve-host.js'
 
 // Issue 21 item 14: a full or read-only disk says so and where, not CORRUPT_ARCHIVE or `ENOENT mkdir`. Real file
 // systems: a 1 MiB tmpfs and a read-only tmpfs, mounted here (root only; skipped with a printed reason otherwise).
@@ -88,5 +89,40 @@ describe('model/disk-errors: full and read-only disks', function () {
     assert.doesNotMatch(text, /ENOENT/)
     assert.match(text, /ICC_CACHE_DIR/)
     assert.ok(!existsSync(join(work, 'out.onnx')))
+  })
+
+  it('an --output on a read-only or full disk says so and where; nothing partial is left (float and int8)', async () => {
+    const model = join(work, 'model')
+    await writeModelDir(model, {numClasses: 3, numLayers: 8})
+    const env = {ICC_CACHE_DIR: join(work, 'cache')}
+    const ro = await tmpfs('ro-out', 'size=1m,ro')
+    const readOnly = await icc(['convert-model', model, '-o', join(ro, 'models', 'out.onnx')], {env})
+    const roText = unwrap(readOnly.stderr)
+    assert.equal(readOnly.exitCode, 2, roText)
+    assert.match(roText, /OUTPUT_NOT_WRITABLE/)
+    assert.match(
+      roText,
+      new RegExp(`Cannot write the converted model at ${join(ro, 'models')}: .*read-only file system`),
+    )
+    assert.match(roText, /--output in a folder this user can write/)
+
+    const full = await tmpfs('full-out', 'size=256k')
+    const photos = join(work, 'photos')
+    await mkdir(photos)
+    for (let i = 0; i < 3; i++) await writeFile(join(photos, `${i}.jpg`), await noiseImage('jpeg', 64, 48, i + 1))
+    const runs = {
+      float: ['convert-model', model, '-o', join(full, 'out.onnx')],
+      int8: ['convert-model', model, '-o', join(full, 'q.onnx'), '--quantize', 'int8', '--calibration', photos],
+    }
+    for (const [kind, args] of Object.entries(runs)) {
+      const r = await icc(args, {env})
+      const text = unwrap(r.stderr)
+      assert.equal(r.exitCode, 1, `${kind}: ${text}`)
+      assert.match(text, /NO_SPACE/, kind)
+      const what = kind === 'float' ? 'the converted model' : 'the int8 model and its working files'
+      assert.match(text, new RegExp(`No space left on the disk holding ${full} \\(${what}\\)`), kind)
+      assert.match(text, /an --output on a disk with room/, kind)
+      assert.deepEqual(await readdir(full), [], `${kind}: nothing left on the full disk`)
+    }
   })
 })
