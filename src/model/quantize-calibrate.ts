@@ -14,7 +14,7 @@ import onnxProto from 'onnx-proto'
 
 import type {LazyTensor} from './onnx-lazy.js'
 
-import {BugError} from '../errors.js'
+import {BugError, ModelError} from '../errors.js'
 import {
   alignedOffset,
   cutPoints,
@@ -300,6 +300,10 @@ class Handoff {
 
   /** Keep `t` as the tensor of image `i` (every image's has the same dims). */
   write(i: number, t: Feed): void {
+    if (!(t.data instanceof Float32Array)) {
+      throw new ModelError('QUANTIZE_FAILED', `Cannot calibrate in parts: the tensor between two parts is not float32.`)
+    }
+
     ;[this.dims, this.bytes] = [t.dims, t.data.byteLength]
     writeAt(this.fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), i * this.bytes)
   }

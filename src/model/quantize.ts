@@ -109,6 +109,16 @@ function checkCalibration(options: QuantizeOptions): void {
   }
 }
 
+/** Refuse a model without a tensor to quantize (its int8 model would be the float one). */
+function checkSomethingToQuantize(wanted: Set<string>): void {
+  if (wanted.size > 0) return
+  throw new ModelError(
+    'QUANTIZE_FAILED',
+    'Nothing to quantize: int8 quantization works on convolutions (and the additions and max pooling around them), and this model has none.',
+    {suggestions: ['Serve the float32 model as it is.']},
+  )
+}
+
 /** Refuse to quantize a quantized model. */
 function checkFloatModel(nodes: NodeProto[]): void {
   if (nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear')) {
@@ -166,6 +176,7 @@ async function quantizeTo(
 
   // 2. which activations, and their ranges on the calibration images
   const wanted = wantedActivations(edit)
+  checkSomethingToQuantize(wanted)
   for (const t of usedInitializers(edit.nodes, edit.inits)) edit.inits.set(t.header.name!, weights.spill(t))
   const dir = dirname(path)
   // what the caller's conversion and the folding left is garbage: freed before the calibration maps the weights

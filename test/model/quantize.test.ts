@@ -18,6 +18,7 @@ import {calibrate, WeightFile} from '../../src/model/quantize-calibrate.js'
 import {quantizeInt8} from '../../src/model/quantize.js'
 import {icc, SHARED} from '../helpers/cli.js'
 import {type FixtureOptions, tempDir, writeModelDir} from '../helpers/model-fixtures.js'
+import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
 import {inProcessOrt} from '../helpers/runtime.js'
 import {noiseImage} from '../helpers/serve-host.js'
 
@@ -294,6 +295,16 @@ describe('int8 quantization', function () {
     const first = await calibrateFixture([images[0]], 1)
     const differ = [...whole.ranges].filter(([name, {max}]) => !near(first.ranges.get(name)!.max, max, 1e-3))
     assert.ok(differ.length > names(whole).length / 2, `${differ.length} ranges differ`)
+  })
+
+  it('refuses a model with nothing to quantize, and leaves nothing behind', async () => {
+    const dir = await tempDir()
+    const tiny = await writeTinyOnnxModel(join(dir, 'tiny.onnx'))
+    await assert.rejects(
+      quantizeInt8(tiny, join(dir, 'int8.onnx'), {calibration: [fixtureImage(7)], inputShape: [3, 64, 64]}),
+      {code: 'QUANTIZE_FAILED', message: /Nothing to quantize: .*this model has none/},
+    )
+    assert.deepEqual(readdirSync(dir), ['tiny.onnx'])
   })
 
   it('icc convert-model --quantize int8 calibrates on a directory; without one it says what to pass (exit 2)', async () => {
