@@ -3,7 +3,8 @@
  *
  * ./plan.ts infers the shapes, checks the graph (./activations.ts: the memory its tensors need) and converts each
  * node with its operator's handler (./registry.ts, ./ops/ by family; the registry's keys are the supported ops);
- * ./write.ts encodes the plan in memory or streams it to a file; ./split.ts cuts it into parts (./optimize.ts).
+ * ./write.ts encodes the plan in memory or streams it to a file; ./split.ts cuts it into parts (./optimize.ts), or a
+ * node list (../quantize-calibrate.ts).
  */
 import type {MxSymbol} from '../mxnet-symbol.js'
 import type {ExportOptions, ExportResult} from './types.js'
