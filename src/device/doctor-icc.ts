@@ -117,7 +117,7 @@ export async function checkModel(path: string, options: ModelCheckOptions = {}):
         warmupMs: info.warmupMs,
         warnings: info.warnings,
       },
-      fix: over ? memoryLimitSuggestions(peakKb).join(' ') : undefined,
+      fix: over ? memoryLimitSuggestions(peakKb, {model: path}).join(' ') : undefined,
       for: 'icc',
       id: 'model',
       message: over

@@ -127,7 +127,10 @@ export function loadedOverLimit(services: Map<string, Service>, config: (name: s
       return new ModelError(
         'MEMORY_LIMIT_TOO_SMALL',
         `The model of service "${s.name}" cannot be loaded within LocalInferenceServiceMemoryLimitKB=${limitKb}: the runner needed ${peakKb} KB (measured peak) while loading it.`,
-        {details: {limitKb, measuredKb: peakKb}, suggestions: memoryLimitSuggestions(peakKb)},
+        {
+          details: {limitKb, measuredKb: peakKb},
+          suggestions: memoryLimitSuggestions(peakKb, {model: config(s.name).modelPath}),
+        },
       )
     }
   }

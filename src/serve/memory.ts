@@ -154,16 +154,23 @@ export async function tryCgroupCap(
  * What to do when a model's load does not fit LocalInferenceServiceMemoryLimitKB, given what it needed: `needKb` is
  * the measured peak of a complete load (conversion, session, warm-up), or with `lowerBound` what it had reached
  * when it was stopped. A float32 model loads in about its weights plus 100-150 MB (docs/performance.md), so
- * quantizing it to int8 (weights 4x smaller) is what makes a model fit that the limit cannot be raised for.
+ * quantizing it to int8 (weights 4x smaller) is what makes a model fit that the limit cannot be raised for: the
+ * command to run names `model` (the model's path) when given.
  */
-export function memoryLimitSuggestions(needKb: number, lowerBound = false): string[] {
-  const raise = lowerBound
+export function memoryLimitSuggestions(needKb: number, options: {lowerBound?: boolean; model?: string} = {}): string[] {
+  const raise = options.lowerBound
     ? `Raise --memory-limit-kb (LocalInferenceServiceMemoryLimitKB) above ${needKb}: loading was stopped there, so it needs more (try ${Math.ceil(needKb * 1.25)}).`
     : `Raise --memory-limit-kb (LocalInferenceServiceMemoryLimitKB) to at least ${Math.ceil(needKb * 1.1)} (the measured peak of a complete load, plus 10%).`
+  const model = options.model === undefined ? 'MODEL' : shellQuote(options.model)
   return [
     raise,
-    'Or make the model 4x smaller: `icc convert-model --model DIR --output model.int8.onnx --quantize int8 --calibration IMAGES` and serve that file (a model loads in about its weights plus 100-150 MB; docs/performance.md).',
+    `Or make the model 4x smaller: \`icc convert-model ${model} --output model.int8.onnx --quantize int8 --calibration IMAGES\` (IMAGES: a folder of photos like the ones it will see) and serve that file (a model loads in about its weights plus 100-150 MB; docs/performance.md).`,
   ]
+}
+
+/** `s` as one word for a POSIX shell (unchanged when it has nothing the shell would read). */
+function shellQuote(s: string): string {
+  return /^[\w./:@%+=,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`
 }
 
 /** Whether a runner's cgroup v2 group can be made here (made and removed again at once), or why not. */

@@ -505,7 +505,10 @@ export class Service {
       `The model of service "${this.name}" cannot be loaded within ${limit}: ${need}`,
       {
         details: {limitKb: this.options.memoryLimitKb, measuredKb: measuredKb ?? stoppedAtKb, stoppedAtKb},
-        suggestions: memoryLimitSuggestions(measuredKb ?? stoppedAtKb, measuredKb === undefined),
+        suggestions: memoryLimitSuggestions(measuredKb ?? stoppedAtKb, {
+          lowerBound: measuredKb === undefined,
+          model: this.options.modelPath,
+        }),
       },
     )
   }

@@ -260,7 +260,8 @@ describe('device: icc doctor', function () {
     assert.equal(over.for, 'icc')
     // the figure serve's start-up advice gives too (Service.measureLoad): RSS peak, or a memory cgroup's if larger
     assert.ok(over.evidence.peakKb >= over.evidence.peakRssKb && over.evidence.peakKb > limit)
-    assert.equal(over.fix, memoryLimitSuggestions(over.evidence.peakKb).join(' '))
+    assert.equal(over.fix, memoryLimitSuggestions(over.evidence.peakKb, {model: good}).join(' '))
+    assert.ok(over.fix.includes(`icc convert-model ${good} --output`), over.fix)
     assert.match(over.message, new RegExp(`peaked at ${over.evidence.peakKb} KB, over --memory-limit-kb ${limit}`))
     assert.equal(tight.exitCode, 5)
     assert.equal(tight.json.verdicts.icc.ok, false)

@@ -16,6 +16,7 @@ import {loadModel} from '../../src/model/index.js'
 import {readLazyModel} from '../../src/model/onnx-lazy.js'
 import {calibrate, WeightFile} from '../../src/model/quantize-calibrate.js'
 import {quantizeInt8} from '../../src/model/quantize.js'
+import {memoryLimitSuggestions} from '../../src/serve/memory.js'
 import {icc, SHARED} from '../helpers/cli.js'
 import {type FixtureOptions, tempDir, writeModelDir} from '../helpers/model-fixtures.js'
 import {writeTinyOnnxModel} from '../helpers/onnx-tiny.js'
@@ -329,8 +330,11 @@ describe('int8 quantization', function () {
         ...more,
         ...cache,
       ])
-    const r = await quantize(modelDir, out, join(dir, 'photos'), '--json')
-    assert.equal(r.exitCode, 0, r.stderr)
+    // run as the memory advice of serve and doctor writes it (IMAGES: the photos; the output: `out`)
+    const advice = /`icc (convert-model [^`]+)`/.exec(memoryLimitSuggestions(600_000, {model: modelDir})[1])![1]
+    const command = advice.replace('model.int8.onnx', out).replace('IMAGES', join(dir, 'photos'))
+    const r = await icc([...command.split(' '), '--json', ...cache])
+    assert.equal(r.exitCode, 0, `${command}: ${r.stderr}`)
     const result = JSON.parse(r.stdout)
     assert.equal(result.quantization.calibrationImages, 6)
     assert.ok(result.quantization.convolutions > 10)
