@@ -2,7 +2,8 @@
 /**
  * The user's documentation stays true and small: README.md at most 20 KiB (issue 19: the long explanations live
  * in docs/), its exit-code table exactly the codes of src/errors.ts, every command of the CLI in one of its
- * examples with flags that command has, and every relative link of README.md and docs/*.md pointing at a file
+ * examples with flags that command has, every `icc ...` a message or a page tells the user to run with flags its
+ * command has, and every relative link of README.md and docs/*.md pointing at a file
  * (and heading) that exists.
  */
 import assert from 'node:assert/strict'
@@ -100,6 +101,39 @@ describe('documentation (README.md, docs/)', () => {
       if (!command) return [`icc ${id}: no such command`]
       return [...flags].filter((f) => !(f in command.flags)).map((f) => `icc ${id} --${f}: no such flag`)
     })
+    assert.deepEqual(wrong, [])
+  })
+
+  it('every `icc ...` in backticks (messages in src/ and commands/, the docs) has flags its command has', () => {
+    // the commands a message or a page tells the user to run (`icc convert-model MODEL --output ...`) must run
+    const manifest = JSON.parse(read('oclif.manifest.json')) as {commands: Record<string, {flags: object}>}
+    const sources = (dir: string): string[] =>
+      readdirSync(join(REPO_ROOT, dir), {recursive: true, withFileTypes: true})
+        .filter((e) => e.isFile() && e.name.endsWith('.ts'))
+        .map((e) => relative(REPO_ROOT, join(e.parentPath, e.name)))
+    const wrong: string[] = []
+    let checked = 0
+    for (const file of [...sources('src'), ...sources('commands'), ...markdownFiles()]) {
+      // (not a line icc prints, `icc serve: ready ...`; a backslash ends a code span in a template literal)
+      for (const [, code] of read(file).matchAll(/`icc ([a-z][a-z-]*(?![a-z:-])[^`\n]*)/g)) {
+        const words = code.replace(/\\$/, '')
+        const [first, second] = words.split(/\s+/)
+        const id = [`${first}:${second}`, first].find((c) => c in manifest.commands)
+        const topic = Object.keys(manifest.commands).some((c) => c.startsWith(`${first}:`))
+        if (!id && topic && second === undefined) continue
+        if (!id) {
+          wrong.push(`${file}: \`icc ${words}\`: no such command`)
+          continue
+        }
+
+        checked++
+        for (const [, flag] of words.matchAll(/(?:^|\s)--([a-z][a-z0-9-]*)/g)) {
+          if (!(flag in manifest.commands[id].flags)) wrong.push(`${file}: \`icc ${words}\`: no flag --${flag}`)
+        }
+      }
+    }
+
+    assert.ok(checked > 20, `${checked} commands checked`)
     assert.deepEqual(wrong, [])
   })
 
