@@ -40,6 +40,9 @@ export default [
       'no-control-regex': 'off',
       'new-cap': 'off',
       camelcase: 'off',
+      // a file's first comment says what it owns: a comment ends a run of imports to sort, so the sorter never
+      // moves an import above it
+      'perfectionist/sort-imports': ['error', {order: 'asc', partitionByComment: true, type: 'natural'}],
       'perfectionist/sort-objects': 'off',
       'perfectionist/sort-object-types': 'off',
       'perfectionist/sort-interfaces': 'off',

@@ -1,5 +1,3 @@
-import type {DescribeTrainingJobCommandOutput} from '@aws-sdk/client-sagemaker'
-
 /**
  * `icc check-job`: is the SageMaker training job one the Image Classification connector can serve?
  *
@@ -8,6 +6,8 @@ import type {DescribeTrainingJobCommandOutput} from '@aws-sdk/client-sagemaker'
  * connector relies on (num_classes, num_layers, image_shape), and its model artifact exists in S3 (HeadObject,
  * with its size). Every problem comes with a fix.
  */
+import type {DescribeTrainingJobCommandOutput} from '@aws-sdk/client-sagemaker'
+
 import {HeadObjectCommand} from '@aws-sdk/client-s3'
 
 import {parseTrainingJobArn, type TrainingJobArn} from '../aws/arn.js'

@@ -1,5 +1,5 @@
-import type {ConnectorVersion, PlatformId} from '../connector/catalog.js'
 /** The shapes of `icc doctor`: its options, checks and result, shared by ./doctor.ts, its checks and its rendering. */
+import type {ConnectorVersion, PlatformId} from '../connector/catalog.js'
 import type {Runtime} from '../model/session.js'
 import type {DetectedPlatform} from './platform.js'
 

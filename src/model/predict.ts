@@ -1,6 +1,6 @@
+/** `icc predict`: one-shot inference on image files, in batches, with the connector's output per image. */
 import type {ResizeMode} from './types.js'
 
-/** `icc predict`: one-shot inference on image files, in batches, with the connector's output per image. */
 import {UsageError} from '../errors.js'
 import {formatFloat32, formatProbabilities, topK} from './format.js'
 import {loadModel, type LoadModelOptions} from './load.js'

@@ -1,5 +1,3 @@
-import {type FastifyInstance} from 'fastify'
-import {chmod} from 'node:fs/promises'
 /**
  * The listeners of the `icc serve` host: the node:http servers every request arrives on (the unix socket and the
  * optional TCP port), each with the client limits of ./http-io.ts, the invocation route first (the hot path,
@@ -7,6 +5,8 @@ import {chmod} from 'node:fs/promises'
  * the fail-fast check that a TCP port is free before any runner starts, and the listeners' warm-up before the
  * host says it is ready.
  */
+import {type FastifyInstance} from 'fastify'
+import {chmod} from 'node:fs/promises'
 import {type IncomingMessage, request, type Server, type ServerResponse} from 'node:http'
 import {createServer} from 'node:net'
 

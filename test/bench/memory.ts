@@ -1,4 +1,3 @@
-import {execa} from 'execa'
 /**
  * `npm run bench -- --memory`: how memory and load time grow with the model (a benchmark, never part of `npm test`).
  *
@@ -15,6 +14,7 @@ import {execa} from 'execa'
  * Usage: npm run bench -- --memory [--depths 18,34,50,101,152,200] [--no-int8 | --no-float] [--runs 20] [--doc]
  * (--no-float: only the int8 rows; --doc replaces only the rows measured, by model and kind, keeping the others)
  */
+import {execa} from 'execa'
 import {existsSync} from 'node:fs'
 import {mkdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'

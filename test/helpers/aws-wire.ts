@@ -1,5 +1,3 @@
-import type {AddressInfo} from 'node:net'
-
 /**
  * A loopback AWS endpoint for tests: a real HTTP server on 127.0.0.1 that real SDK v3 clients talk to through
  * `endpoint` / `--endpoint-url`. It recognises three wire protocols and records every request for assertions:
@@ -12,6 +10,8 @@ import type {AddressInfo} from 'node:net'
  * else (e.g. S3). `throttle(op, n)` answers the protocol's throttling error n times before the handler runs.
  * Unhandled "other" requests can be forwarded to another server (`proxyTo`), e.g. s3rver.
  */
+import type {AddressInfo} from 'node:net'
+
 import {once} from 'node:events'
 import {createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 

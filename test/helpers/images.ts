@@ -1,8 +1,8 @@
-import {deflateSync} from 'node:zlib'
 /**
  * Test helpers: real encoded images built with sharp (solid colours, split images, every PNG/JPEG flavour) and
  * hand-made hostile files (PNG decompression bomb, GIF), for the preprocessing, predict and serve tests.
  */
+import {deflateSync} from 'node:zlib'
 import sharp from 'sharp'
 
 export interface Rgb {

@@ -1,11 +1,11 @@
-import type * as ort from 'onnxruntime-node'
-
 /**
  * Conversion that holds one copy of the weights, and the model optimised ahead of time in parts
  * (src/model/onnx-export.ts writeOnnx/splitPlan, src/model/optimize.ts): the streamed file is the in-memory
  * encoding's model, its weights come straight from the params file's bytes, and the joined optimised parts compute
  * what the plain model computes. Memory figures themselves are in `npm run bench -- --memory`.
  */
+import type * as ort from 'onnxruntime-node'
+
 import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
 import {readdir, readFile, writeFile} from 'node:fs/promises'

@@ -1,4 +1,3 @@
-import {execa} from 'execa'
 /**
  * The host's young-generation hold (src/serve/tuning.ts, holdHostYoungGeneration), in real Node processes: set at
  * run time, it keeps V8's new space small under an allocation pattern that makes it grow otherwise (objects that
@@ -6,6 +5,7 @@ import {execa} from 'execa'
  * processes' lower interrupt budget (tierUpServingCode): set at run time, a request-shaped function reaches TurboFan
  * after far fewer calls.
  */
+import {execa} from 'execa'
 import assert from 'node:assert/strict'
 import {join} from 'node:path'
 
