@@ -37,18 +37,23 @@ const GRAPH = 7 // ModelProto.graph
 const INITIALIZER = 5 // GraphProto.initializer
 const RAW_DATA = 9 // TensorProto.raw_data
 
+/** Fill `out` from `position` of the file `fd`, as far as the file goes; how many bytes were read. */
+export function readAt(fd: number, out: Uint8Array, position: number): number {
+  let done = 0
+  while (done < out.length) {
+    const n = readSync(fd, out, done, out.length - done, position + done)
+    if (n === 0) break
+    done += n
+  }
+
+  return done
+}
+
 function fileSource(fd: number): Source {
   return {
     read(offset, length) {
       const out = new Uint8Array(length)
-      let done = 0
-      while (done < length) {
-        const n = readSync(fd, out, done, length - done, offset + done)
-        if (n === 0) break
-        done += n
-      }
-
-      return out.subarray(0, done)
+      return out.subarray(0, readAt(fd, out, offset))
     },
     size: fstatSync(fd).size,
   }

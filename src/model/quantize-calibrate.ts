@@ -3,27 +3,26 @@
  * the calibration's initializers lie in (appended one tensor at a time, 4 KiB aligned, so that ONNX Runtime maps
  * them rather than copying them); the calibration graph (the float graph up to the last tensor to measure, plus a
  * ReduceMin and a ReduceMax of each) cut into parts of at most a quarter of the weights (./onnx-export/split.ts
- * cutPoints), each streamed to a file and run by a session of its own on every calibration image, so that one
+ * cutGraph), each streamed to a file and run by a session of its own on every calibration image, so that one
  * part's weights are mapped at a time (ResNet-200: one session mapped all 247 MB of them, a 408 MB peak; now at
  * most 32 MB at a time, and the float conversion before it is the peak); the tensor one part passes to the next,
  * kept for every image in a file; and each tensor's lowest and highest value.
  */
-import {closeSync, openSync, readSync, rmSync, writeSync} from 'node:fs'
+import {closeSync, openSync, rmSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
 import onnxProto from 'onnx-proto'
-
-import type {LazyTensor} from './onnx-lazy.js'
 
 import {BugError, ModelError} from '../errors.js'
 import {
   alignedOffset,
-  cutPoints,
+  cutGraph,
   EXTERNAL_MIN_BYTES,
   externalHeader,
   type StreamedTensor,
   valueInfo,
   writeModel,
 } from './onnx-export/index.js'
+import {type LazyTensor, readAt} from './onnx-lazy.js'
 import {partBytesFor} from './optimize.js'
 import {type Backend, type Feed, openSession} from './session.js'
 
@@ -43,27 +42,45 @@ export interface SpilledTensor extends LazyTensor {
   offset: number
 }
 
-/** The calibration model's weights file in the directory `dir` (private to this quantization). */
+/**
+ * A file of tensors in the directory `dir` (private to this quantization): the calibration model's weights
+ * (`weights.data`), or what one part passes to the next. Tensors are appended 4 KiB aligned and read back when asked.
+ */
 export class WeightFile {
+  private closed = false
   private readonly fd: number
   private length = 0
+  private readonly path: string
 
-  constructor(dir: string) {
-    this.fd = openSync(join(dir, WEIGHTS), 'w+', 0o600)
+  constructor(dir: string, name = WEIGHTS) {
+    this.path = join(dir, name)
+    this.fd = openSync(this.path, 'w+', 0o600)
   }
 
-  close(): void {
+  /** Close the file (once; again does nothing), and with `remove` delete it. */
+  close(remove = false): void {
+    if (this.closed) return
+    this.closed = true
     closeSync(this.fd)
+    if (remove) rmSync(this.path, {force: true})
   }
 
   /** Append `bytes` (the raw data of a tensor of `header`); the tensor, read back from the file when asked. */
   put(header: onnxProto.onnx.ITensorProto, bytes: Uint8Array): SpilledTensor {
     const offset = alignedOffset(this.length) // the page size ONNX Runtime maps at
-    writeAt(this.fd, bytes, offset)
+    let done = 0
+    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, offset + done)
     const {length} = bytes // not `bytes`: the tensor must not keep them alive
     this.length = offset + length
     const {fd} = this
-    return {header, offset, raw: () => readAt(fd, new Uint8Array(length), offset), rawLength: length}
+    const raw = () => {
+      const out = new Uint8Array(length)
+      // a file this quantization wrote: short is a bug
+      if (readAt(fd, out, offset) < length) throw new BugError(`${this.path} ended early.`)
+      return out
+    }
+
+    return {header, offset, raw, rawLength: length}
   }
 
   /** `t` in the file (as it is if there already, or small, or without raw data). */
@@ -144,23 +161,16 @@ interface CalibrationPart {
   output?: string
 }
 
-/** The nodes leading to `names`, cut into parts of at most `partBytes` of weights (cutPoints). */
+/** The nodes leading to `names`, cut into parts of at most `partBytes` of weights (cutGraph). */
 function calibrationParts(g: CalibrationGraph, names: Set<string>, partBytes?: number): CalibrationPart[] {
   const nodes = neededNodes(g.nodes, names)
   const input = g.model.graph!.input![0].name!
   const weights = usedInitializers(nodes, g.inits).reduce((sum, t) => sum + t.rawLength, 0)
-  const cuts = cutPoints(
+  const spans = cutGraph(
     {initBytes: (name) => g.inits.get(name)?.rawLength, input, nodes, outputs: []},
     partBytes ?? partBytesFor(weights),
   )
-  const parts: CalibrationPart[] = []
-  let [start, from] = [0, input]
-  for (const cut of [...cuts, {end: nodes.length - 1, tensor: undefined}]) {
-    parts.push({input: from, nodes: nodes.slice(start, cut.end + 1), output: cut.tensor})
-    if (cut.tensor !== undefined) [start, from] = [cut.end + 1, cut.tensor]
-  }
-
-  return parts
+  return spans.map((p) => ({input: p.input, nodes: nodes.slice(p.start, p.end), output: p.output}))
 }
 
 /**
@@ -186,11 +196,12 @@ export async function calibrate(
   })
   const handoffs: Handoff[] = []
   try {
-    for (const [k, part] of calibrationParts(g, new Set(names), options.partBytes).entries()) {
+    const wanted = new Set(names)
+    for (const [k, part] of calibrationParts(g, wanted, options.partBytes).entries()) {
       const previous = handoffs.at(-1)
       const graphInput = k === 0 ? g.model.graph!.input! : [valueInfo(part.input, [...previous!.dims])]
       const path = join(dir, `calibration.${k}.onnx`)
-      const measured = await writePart(g, part, graphInput, new Set(names), path, options.backend)
+      const measured = await writePart(g, part, graphInput, wanted, path, options.backend)
       const handoff = part.output === undefined ? undefined : new Handoff(dir, k)
       if (handoff) handoffs.push(handoff)
       await runPart(path, part, {count, feed, handoff, measured, ranges}, options.backend)
@@ -263,66 +274,41 @@ async function runPart(path: string, part: CalibrationPart, run: PartRun, backen
         r.max = Math.max(r.max, out[`${name}__Max`].data[0])
       }
 
-      if (part.output !== undefined) run.handoff!.write(i, out[part.output])
+      if (part.output !== undefined) run.handoff!.write(out[part.output])
     }
   } finally {
     await session.release()
   }
 }
 
-/** The tensor one part passes to the next, for every calibration image, in a file (private to the calibration). */
+/** The tensor one part passes to the next, for every calibration image, in a WeightFile of its own. */
 class Handoff {
   dims: readonly number[] = []
-  private readonly fd: number
-  private readonly path: string
-  private bytes = 0
-  private closed = false
+  private readonly file: WeightFile
+  private readonly images: LazyTensor[] = []
 
   constructor(dir: string, k: number) {
-    this.path = join(dir, `handoff.${k}.data`)
-    this.fd = openSync(this.path, 'w+', 0o600)
+    this.file = new WeightFile(dir, `handoff.${k}.data`)
   }
 
   /** Close and remove the file (once; again does nothing). */
   close(): void {
-    if (this.closed) return
-    this.closed = true
-    closeSync(this.fd)
-    rmSync(this.path, {force: true})
+    this.file.close(true)
   }
 
   /** The tensor of image `i`. */
   read(i: number): Float32Array {
-    const out = new Float32Array(this.bytes / 4)
-    readAt(this.fd, new Uint8Array(out.buffer), i * this.bytes)
-    return out
+    const bytes = this.images[i].raw!()
+    return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4)
   }
 
-  /** Keep `t` as the tensor of image `i` (every image's has the same dims). */
-  write(i: number, t: Feed): void {
+  /** Keep `t` as the next image's tensor (every image's has the same dims). */
+  write(t: Feed): void {
     if (!(t.data instanceof Float32Array)) {
       throw new ModelError('QUANTIZE_FAILED', `Cannot calibrate in parts: the tensor between two parts is not float32.`)
     }
 
-    ;[this.dims, this.bytes] = [t.dims, t.data.byteLength]
-    writeAt(this.fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), i * this.bytes)
+    this.dims = t.dims
+    this.images.push(this.file.put({}, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)))
   }
-}
-
-/** Write all of `bytes` at `position` of the file `fd`. */
-function writeAt(fd: number, bytes: Uint8Array, position: number): void {
-  let done = 0
-  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done)
-}
-
-/** Fill `out` from `position` of the file `fd` (which this calibration wrote: a short file is a bug); `out`. */
-function readAt(fd: number, out: Uint8Array, position: number): Uint8Array {
-  let got = 0
-  while (got < out.length) {
-    const n = readSync(fd, out, got, out.length - got, position + got)
-    if (n === 0) throw new BugError(`A calibration file ended ${out.length - got} bytes early.`)
-    got += n
-  }
-
-  return out
 }

@@ -183,13 +183,10 @@ export async function openSession(
         ? await ort.InferenceSession.create(source, options)
         : await ort.InferenceSession.create(source, options)
   const provider = options.executionProviders?.includes('cuda') ? 'cuda' : 'cpu'
-  const runShaped = async (feeds: Record<string, Feed>, fetches?: string[]): Promise<Record<string, Feed>> => {
+  const runOrt = async (feeds: Record<string, Feed>, fetches?: string[]) => {
     const tensors: Record<string, Ort.Tensor> = {}
     for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor('float32', f.data, f.dims)
-    const out = fetches ? await session.run(tensors, fetches) : await session.run(tensors)
-    const shaped: Record<string, Feed> = {}
-    for (const [name, t] of Object.entries(out)) shaped[name] = {data: t.data as Float32Array, dims: t.dims}
-    return shaped
+    return fetches ? session.run(tensors, fetches) : session.run(tensors)
   }
 
   return {
@@ -201,10 +198,18 @@ export async function openSession(
     provider,
     release: () => session.release(),
     async run(feeds, fetches) {
-      const out = await runShaped(feeds, fetches)
-      return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, t.data]))
+      const data: Record<string, Float32Array> = {}
+      for (const [name, t] of Object.entries(await runOrt(feeds, fetches))) data[name] = t.data as Float32Array
+      return data
     },
-    runShaped,
+    async runShaped(feeds, fetches) {
+      const shaped: Record<string, Feed> = {}
+      for (const [name, t] of Object.entries(await runOrt(feeds, fetches))) {
+        shaped[name] = {data: t.data as Float32Array, dims: t.dims}
+      }
+
+      return shaped
+    },
   }
 }
 

@@ -16,7 +16,7 @@ import {encodePlan, writePlan} from './write.js'
 export {type ActivationPeak, checkActivations, DEFAULT_ACTIVATION_BYTES} from './activations.js'
 export {activationBound, CONVERTER_VERSION, OPSET, plan, valueInfo} from './plan.js'
 export {SUPPORTED_OPS} from './registry.js'
-export {type Cut, type CutGraph, cutPoints, splitPlan} from './split.js'
+export {cutGraph, type CutGraph, type Span, splitPlan} from './split.js'
 export type {ExportOptions, ExportParam, ExportResult, Plan} from './types.js'
 export {
   alignedOffset,

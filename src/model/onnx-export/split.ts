@@ -9,7 +9,7 @@ import type {Plan} from './types.js'
 import {valueInfo} from './plan.js'
 import {byteLength} from './write.js'
 
-/** Where a node list may be cut (cutPoints). */
+/** A graph to cut (cutGraph). */
 export interface CutGraph {
   /** The bytes of an initializer; undefined for a tensor that is not one. */
   initBytes: (name: string) => number | undefined
@@ -23,29 +23,32 @@ export interface CutGraph {
   canEnd?: (tensor: string) => boolean
 }
 
-/** A cut after node `end`, where `tensor` alone flows on. */
-export interface Cut {
+/** One part of a cut graph: nodes `start` up to (not including) `end`, its input, the tensor it passes on. */
+export interface Span {
   end: number
-  tensor: string
+  input: string
+  /** The one tensor that flows on to the next part; undefined for the last part. */
+  output?: string
+  start: number
 }
 
 /**
- * Where to cut `g` into consecutive parts of at most `maxBytes` of weights each, at the points where one tensor alone
- * flows from the nodes before to the nodes after (between the units of a ResNet). A part ends at the last such point
- * before its weights would pass `maxBytes`; what lies between two points and alone passes it (a big unit) is a part
- * of its own. A graph without such points is not cut (no cuts).
+ * `g` cut into consecutive parts of at most `maxBytes` of weights each, at the points where one tensor alone flows
+ * from the nodes before to the nodes after (between the units of a ResNet): each part's input is the previous part's
+ * output. A part ends at the last such point before its weights would pass `maxBytes`; what lies between two points
+ * and alone passes it (a big unit) is a part of its own. A graph without such points is one part.
  */
-export function cutPoints(g: CutGraph, maxBytes: number): Cut[] {
+export function cutGraph(g: CutGraph, maxBytes: number): Span[] {
   const lastUse = new Map<string, number>()
   for (const [i, n] of g.nodes.entries()) for (const x of n.input!) if (g.initBytes(x) === undefined) lastUse.set(x, i)
   for (const o of g.outputs) lastUse.set(o, g.nodes.length)
-  const cuts: Cut[] = []
-  let bytes = 0
+  const spans: Span[] = []
+  let [start, input, bytes] = [0, g.input, 0]
   // the last point where the part could end, and the part's weights up to it
-  let point: (Cut & {bytes: number}) | undefined
-  const close = (end: Cut & {bytes: number}) => {
-    cuts.push({end: end.end, tensor: end.tensor})
-    ;[bytes, point] = [bytes - end.bytes, undefined]
+  let point: undefined | {bytes: number; i: number; tensor: string}
+  const close = (end: {bytes: number; i: number; tensor: string}) => {
+    spans.push({end: end.i + 1, input, output: end.tensor, start})
+    ;[start, input, bytes, point] = [end.i + 1, end.tensor, bytes - end.bytes, undefined]
   }
 
   const live = new Set([g.input])
@@ -56,22 +59,22 @@ export function cutPoints(g: CutGraph, maxBytes: number): Cut[] {
     const [tensor] = live
     if (live.size !== 1 || i === g.nodes.length - 1 || !(g.canEnd?.(tensor) ?? true)) continue
     if (bytes > maxBytes && point) close(point)
-    if (bytes >= maxBytes) close({bytes, end: i, tensor})
-    else point = {bytes, end: i, tensor}
+    if (bytes >= maxBytes) close({bytes, i, tensor})
+    else point = {bytes, i, tensor}
   }
 
-  return cuts
+  return [...spans, {end: g.nodes.length, input, start}]
 }
 
 /**
- * The plan cut into consecutive parts of at most `maxBytes` of weights each (cutPoints, at tensors of known shape):
+ * The plan cut into consecutive parts of at most `maxBytes` of weights each (cutGraph, at tensors of known shape):
  * each part is a model of its own, whose input is the previous part's output. A graph without such points stays
  * whole.
  */
 export function splitPlan(whole: Plan, maxBytes: number): Plan[] {
   const nodes = whole.model.graph!.node!
   const initBytes = new Map(whole.inits.map((t) => [t.name, byteLength(t.dims)]))
-  const cuts = cutPoints(
+  const spans = cutGraph(
     {
       canEnd: (tensor) => whole.shapes.has(tensor),
       initBytes: (name) => initBytes.get(name),
@@ -81,16 +84,8 @@ export function splitPlan(whole: Plan, maxBytes: number): Plan[] {
     },
     maxBytes,
   )
-  if (cuts.length === 0) return [whole]
-  const parts: Plan[] = []
-  let [start, input] = [0, whole.inputName]
-  for (const cut of cuts) {
-    parts.push(subPlan(whole, nodes.slice(start, cut.end + 1), input, cut.tensor))
-    ;[start, input] = [cut.end + 1, cut.tensor]
-  }
-
-  parts.push(subPlan(whole, nodes.slice(start), input, undefined))
-  return parts
+  if (spans.length === 1) return [whole]
+  return spans.map((p) => subPlan(whole, nodes.slice(p.start, p.end), p.input, p.output))
 }
 
 function subPlan(whole: Plan, nodes: onnxProto.onnx.INodeProto[], input: string, output: string | undefined): Plan {

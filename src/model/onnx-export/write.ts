@@ -116,8 +116,7 @@ export async function writeModel(
   const data = external && headers.some((h) => h.offset !== undefined) ? await open(external.path, 'w') : undefined
   let length = 0
   const write = async (bytes: Uint8Array) => {
-    let done = 0
-    while (done < bytes.length) done += (await file.write(bytes, done, bytes.length - done)).bytesWritten
+    await writeAt(file, bytes, length)
     length += bytes.length
   }
 
