@@ -6,8 +6,9 @@
  * The dependencies come either from the npm registry (`npm ci --omit=dev --os=linux --cpu=<cpu> --ignore-scripts`
  * in a temporary copy: nothing is built or run for a foreign CPU) or, for this machine's own CPU, from the local
  * `node_modules` (the packages `npm ls --omit=dev` lists). onnxruntime-node ships its binaries for every platform;
- * all but the target's are dropped, and of onnxruntime-web only what Node loads is kept. Bundles are cached under the cache directory, keyed by the hash of everything
- * that goes into them, so a second export (or test) reuses the archive.
+ * all but the target's are dropped, and of onnxruntime-web only what Node loads is kept. Bundles are cached under
+ * the cache directory, keyed by the hash of everything that goes into them, so a second export (or test) reuses the
+ * archive.
  */
 import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'

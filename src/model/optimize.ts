@@ -1,13 +1,13 @@
 /**
- * ONNX Runtime's CPU graph optimisation done ahead of time, in parts, and kept beside the conversion cache, so
- * that loading a model for `icc serve` costs about one copy of its weights.
+ * ONNX Runtime's CPU graph optimisation done ahead of time, in parts, and kept beside the conversion cache, so that
+ * loading a model for `icc serve` costs about one copy of its weights.
  *
  * Why: creating a session from the converted model parses it, optimises the graph (the NCHWc transform writes a
- * reordered copy of every convolution's weights) and copies the result into ONNX Runtime's own tensors: a peak of
- * about twice the weights, plus the runtime (ResNet-152: 575 MB for 236 MB of weights; docs/performance.md). A model
- * saved after optimisation, its weights in an external file, loads with optimisation off and its weights mapped
- * from that file: about the weights plus 100 MB. Saving it costs the same double peak once, so it is made part by
- * part (./onnx-export/split.ts splitPlan: at most partBytesFor's weights each, cut where one tensor alone flows on), each
+ * reordered copy of every convolution's weights) and copies the result into ONNX Runtime's own tensors: a peak of about
+ * twice the weights, plus the runtime (ResNet-152: 575 MB for 236 MB of weights; docs/performance.md). A model saved
+ * after optimisation, its weights in an external file, loads with optimisation off and its weights mapped from that
+ * file: about the weights plus 100 MB. Saving it costs the same double peak once, so it is made part by part
+ * (./onnx-export/split.ts splitPlan: at most partBytesFor's weights each, cut where one tensor alone flows on), each
  * part optimised and saved by a session of its own, and the parts joined into one model. The optimised model is
  * specific to this machine's CPU and ONNX Runtime version (its cache key says so).
  */

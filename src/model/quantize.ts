@@ -21,8 +21,8 @@
  * (./onnx-lazy.ts), each tensor's bytes read from the file when needed; folded weights, and every other weight the
  * calibration needs, go one at a time to a weights file beside the output (4 KiB aligned), which ONNX Runtime maps
  * as external data, one part of the graph at a time; calibration fetches each activation's minimum and maximum
- * (ReduceMin/ReduceMax nodes added to the calibration graph), not the activations; the int8 model is streamed to its file, each weight quantized as it
- * is written (./onnx-export/write.ts writeModel).
+ * (ReduceMin/ReduceMax nodes added to the calibration graph), not the activations; the int8 model is streamed to
+ * its file, each weight quantized as it is written (./onnx-export/write.ts writeModel).
  */
 import {mkdtemp, rename, rm} from 'node:fs/promises'
 import {dirname, join} from 'node:path'

@@ -1,10 +1,9 @@
 /**
- * The runner's malloc settings for the commands that convert a model outside `icc serve` (`convert-model`,
- * `predict` on a cold cache): a conversion frees as much as a load does, and with glibc's default thresholds
- * that memory stays in the heap (ResNet-50 `icc convert-model --quantize int8`: 265 MiB peak without the settings,
- * 247-249 MiB with them). glibc reads them only when a process starts, so the command runs again in a child process that has
- * them; `bin/run.js` calls this before oclif loads. Settings already in the environment are kept, and then nothing
- * runs twice.
+ * The runner's malloc settings for the commands that convert a model outside `icc serve` (`convert-model`, `predict` on
+ * a cold cache): a conversion frees as much as a load does, and with glibc's default thresholds that memory stays in
+ * the heap (ResNet-50 `icc convert-model --quantize int8`: 265 MiB peak without the settings, 247-249 MiB with them).
+ * glibc reads them only when a process starts, so the command runs again in a child process that has them; `bin/run.js`
+ * calls this before oclif loads. Settings already in the environment are kept, and then nothing runs twice.
  */
 import {constants} from 'node:os'
 
