@@ -2,6 +2,7 @@
  * Test helper: write generated SageMaker-style MXNet models (symbol, params, model-shapes.json, labels) to a
  * folder or a model.tar.gz, using the MXNet writer of src/model/writer.ts.
  */
+import {rmSync} from 'node:fs'
 import {mkdir, mkdtemp, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -30,8 +31,27 @@ export interface Fixture {
   weights: NamedArray[]
 }
 
+/** The folders tempDir made in this process. */
+const made: string[] = []
+
+// removed when the test process exits (a suite run left ~1 GB of models and photos in /tmp each time, and filled a
+// disk); ICC_KEEP_TEST_DIRS=1 keeps them to look into
+process.on('exit', () => {
+  if (process.env.ICC_KEEP_TEST_DIRS === '1') return
+  for (const dir of made) {
+    try {
+      rmSync(dir, {force: true, recursive: true})
+    } catch {
+      // e.g. a file system still mounted there: left for the system's /tmp cleaning
+    }
+  }
+})
+
+/** A new folder under the system's temporary folder, removed when the test process exits. */
 export async function tempDir(prefix = 'icc-model-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix))
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  made.push(dir)
+  return dir
 }
 
 export async function writeModelDir(dir: string, options: FixtureOptions = {}): Promise<Fixture> {
